@@ -1,0 +1,305 @@
+#!/usr/bin/env bash
+# Local Kubernetes control plane for end-to-end tests: a real etcd and a real
+# kube-apiserver on 127.0.0.1 (free ports), like controller-runtime's envtest.
+# No scheduler, controller-manager or kubelet: pods stay Pending, namespaces
+# never finish deleting, no ServiceAccount tokens are minted.
+#
+# Usage: e2e/controlplane.sh start   start (building binaries first if needed),
+#                                    wait for /readyz, write $STATE_DIR/kubeconfig
+#        e2e/controlplane.sh stop    stop both processes by recorded PID
+#        e2e/controlplane.sh env     print shell `export` lines (KUBECONFIG, ...)
+#        e2e/controlplane.sh status  exit 0 if both processes are alive and /readyz ok
+#
+# Env:   E2E_STATE_DIR       state dir (default <repo>/target/e2e-controlplane);
+#                            holds kubeconfig, certs/, logs/, *.pid, env
+#        E2E_READY_TIMEOUT   seconds to wait for /readyz (default 90)
+#        KUBE_APISERVER_BIN, ETCD_BIN, KUBECTL_BIN   use these binaries instead of
+#                            the ones e2e/build-controlplane.sh builds/caches
+#        E2E_NO_BUILD=1      never build; fail if the binaries are missing
+#        E2E_APISERVER_ARGS  extra kube-apiserver flags (word-split)
+#
+# A harness does:  e2e/controlplane.sh start && export KUBECONFIG=$STATE_DIR/kubeconfig
+#                  ... ; trap 'e2e/controlplane.sh stop' EXIT
+# start/stop print only to stderr, and the servers never inherit the caller's
+# stdout/stderr (they log to $STATE_DIR/logs/), so capturing output does not hang.
+set -euo pipefail
+
+e2e_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo_dir="$(cd "$e2e_dir/.." && pwd)"
+STATE_DIR="${E2E_STATE_DIR:-$repo_dir/target/e2e-controlplane}"
+READY_TIMEOUT="${E2E_READY_TIMEOUT:-90}"
+SERVICE_CIDR="10.0.0.0/24"
+
+log() { echo "controlplane: $*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# ---------------------------------------------------------------- processes --
+
+# pid_alive <name>: the PID in $STATE_DIR/<name>.pid runs and is ours (its
+# command line mentions our state dir), so a recycled PID is never signalled.
+pid_alive() {
+  local f="$STATE_DIR/$1.pid" pid
+  [[ -s "$f" ]] || return 1
+  pid="$(<"$f")"
+  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+  kill -0 "$pid" 2>/dev/null || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$STATE_DIR" || return 1
+  echo "$pid"
+}
+
+stop_one() { # <name>
+  local name="$1" pid i
+  if pid="$(pid_alive "$name")"; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 100; i++)); do # 10 s grace
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+      log "$name (pid $pid) did not exit on TERM, sending KILL"
+      kill -KILL "$pid" 2>/dev/null || true
+      for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    fi
+    log "stopped $name (pid $pid)"
+  fi
+  rm -f "$STATE_DIR/$name.pid"
+}
+
+cmd_stop() {
+  # apiserver first so it does not log etcd connection errors while exiting.
+  stop_one kube-apiserver
+  stop_one etcd
+}
+
+# ------------------------------------------------------------------ helpers --
+
+free_ports() { # <n>: n distinct free TCP ports on 127.0.0.1, one per line
+  python3 - "$1" <<'PY'
+import socket, sys
+socks = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    socks.append(s)
+for s in socks:
+    print(s.getsockname()[1])
+    s.close()
+PY
+}
+
+find_binaries() {
+  if [[ -z "${KUBE_APISERVER_BIN:-}" || -z "${ETCD_BIN:-}" || -z "${KUBECTL_BIN:-}" ]]; then
+    local line
+    while IFS= read -r line; do
+      local k="${line%%=*}" v="${line#*=}"
+      [[ -n "${!k:-}" ]] || printf -v "$k" '%s' "$v"
+    done < <("$e2e_dir/build-controlplane.sh" --print-env)
+  fi
+  if [[ ! -x "$KUBE_APISERVER_BIN" || ! -x "$ETCD_BIN" ]]; then
+    [[ "${E2E_NO_BUILD:-0}" != 1 ]] || die "binaries missing ($KUBE_APISERVER_BIN, $ETCD_BIN) and E2E_NO_BUILD=1; run e2e/build-controlplane.sh"
+    log "control plane binaries missing, building them (cold build takes 15-25 min)"
+    "$e2e_dir/build-controlplane.sh" >&2
+  fi
+  [[ -x "$KUBE_APISERVER_BIN" ]] || die "no kube-apiserver at $KUBE_APISERVER_BIN"
+  [[ -x "$ETCD_BIN" ]] || die "no etcd at $ETCD_BIN"
+}
+
+make_certs() { # <dir>
+  local d="$1"
+  mkdir -p "$d"
+  (
+    cd "$d"
+    exec >certs.log 2>&1
+    # CA
+    openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days 2 \
+      -keyout ca.key -out ca.crt -subj "/CN=kube-harden-e2e-ca" \
+      -addext "basicConstraints=critical,CA:TRUE" \
+      -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature"
+    # kube-apiserver serving cert
+    openssl req -newkey rsa:2048 -nodes -sha256 -keyout apiserver.key -out apiserver.csr \
+      -subj "/CN=kube-apiserver"
+    cat >apiserver.ext <<'EOF'
+basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=serverAuth
+subjectAltName=IP:127.0.0.1,DNS:localhost,IP:10.0.0.1,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc
+EOF
+    openssl x509 -req -sha256 -days 2 -in apiserver.csr -CA ca.crt -CAkey ca.key \
+      -CAcreateserial -extfile apiserver.ext -out apiserver.crt
+    # admin client cert (system:masters bypasses RBAC)
+    openssl req -newkey rsa:2048 -nodes -sha256 -keyout admin.key -out admin.csr \
+      -subj "/O=system:masters/CN=kube-harden-e2e-admin"
+    cat >admin.ext <<'EOF'
+basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=clientAuth
+EOF
+    openssl x509 -req -sha256 -days 2 -in admin.csr -CA ca.crt -CAkey ca.key \
+      -CAcreateserial -extfile admin.ext -out admin.crt
+    # service-account token signing key pair
+    openssl genrsa -out sa.key 2048
+    openssl rsa -in sa.key -pubout -out sa.pub
+    rm -f ./*.csr ./*.ext
+    chmod 600 ./*.key
+  ) || { cat "$d/certs.log" >&2; die "openssl failed"; }
+}
+
+b64() { base64 -w0 <"$1"; }
+
+write_kubeconfig() { # <server url>
+  local f="$STATE_DIR/kubeconfig" c="$STATE_DIR/certs"
+  umask 077
+  cat >"$f.tmp" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: kube-harden-e2e
+  cluster:
+    server: $1
+    certificate-authority-data: $(b64 "$c/ca.crt")
+users:
+- name: kube-harden-e2e-admin
+  user:
+    client-certificate-data: $(b64 "$c/admin.crt")
+    client-key-data: $(b64 "$c/admin.key")
+contexts:
+- name: kube-harden-e2e
+  context:
+    cluster: kube-harden-e2e
+    user: kube-harden-e2e-admin
+current-context: kube-harden-e2e
+EOF
+  mv -f "$f.tmp" "$f"
+}
+
+readyz() { # <url>
+  curl -sf --max-time 5 --cacert "$STATE_DIR/certs/ca.crt" \
+    --cert "$STATE_DIR/certs/admin.crt" --key "$STATE_DIR/certs/admin.key" \
+    "$1/readyz" >/dev/null 2>&1
+}
+
+dump_logs() {
+  local f
+  for f in "$STATE_DIR"/logs/*.log; do
+    [[ -f "$f" ]] || continue
+    echo "----- last 40 lines of $f -----" >&2
+    tail -n 40 "$f" >&2
+  done
+}
+
+# -------------------------------------------------------------------- start --
+
+cmd_start() {
+  if pid_alive etcd >/dev/null || pid_alive kube-apiserver >/dev/null; then
+    die "already running in $STATE_DIR (run: $0 stop)"
+  fi
+  command -v openssl >/dev/null || die "openssl not found"
+  command -v curl >/dev/null || die "curl not found"
+  command -v python3 >/dev/null || die "python3 not found"
+  find_binaries
+
+  local t0=$SECONDS
+  # Fresh state each start: new certs, empty etcd.
+  # (only our own entries are removed, in case E2E_STATE_DIR points somewhere shared)
+  mkdir -p "$STATE_DIR"
+  (cd "$STATE_DIR" && rm -rf certs logs etcd-data apiserver-certs kubeconfig env ./*.pid)
+  mkdir -p "$STATE_DIR/logs"
+  make_certs "$STATE_DIR/certs"
+
+  # From here on, anything that fails must not leave a process behind.
+  local started=0
+  trap '[[ $started == 1 ]] || { cmd_stop; }' EXIT
+  trap 'exit 130' INT TERM
+
+  local ports etcd_port peer_port api_port
+  mapfile -t ports < <(free_ports 3)
+  etcd_port="${ports[0]}" peer_port="${ports[1]}" api_port="${ports[2]}"
+  local etcd_url="http://127.0.0.1:$etcd_port" api_url="https://127.0.0.1:$api_port"
+
+  "$ETCD_BIN" \
+    --name=e2e \
+    --data-dir="$STATE_DIR/etcd-data" \
+    --listen-client-urls="$etcd_url" \
+    --advertise-client-urls="$etcd_url" \
+    --listen-peer-urls="http://127.0.0.1:$peer_port" \
+    --initial-advertise-peer-urls="http://127.0.0.1:$peer_port" \
+    --initial-cluster="e2e=http://127.0.0.1:$peer_port" \
+    --initial-cluster-state=new \
+    --unsafe-no-fsync \
+    --log-level=warn \
+    </dev/null >"$STATE_DIR/logs/etcd.log" 2>&1 &
+  echo $! >"$STATE_DIR/etcd.pid"
+
+  local deadline=$((SECONDS + READY_TIMEOUT))
+  until curl -sf --max-time 2 "$etcd_url/health" >/dev/null 2>&1; do
+    pid_alive etcd >/dev/null || { dump_logs; die "etcd exited during start-up"; }
+    ((SECONDS < deadline)) || { dump_logs; die "etcd not healthy after ${READY_TIMEOUT}s"; }
+    sleep 0.2
+  done
+
+  local c="$STATE_DIR/certs"
+  # shellcheck disable=SC2086
+  "$KUBE_APISERVER_BIN" \
+    --advertise-address=127.0.0.1 \
+    --bind-address=127.0.0.1 \
+    --secure-port="$api_port" \
+    --etcd-servers="$etcd_url" \
+    --cert-dir="$STATE_DIR/apiserver-certs" \
+    --tls-cert-file="$c/apiserver.crt" \
+    --tls-private-key-file="$c/apiserver.key" \
+    --client-ca-file="$c/ca.crt" \
+    --service-account-issuer="$api_url" \
+    --service-account-key-file="$c/sa.pub" \
+    --service-account-signing-key-file="$c/sa.key" \
+    --service-cluster-ip-range="$SERVICE_CIDR" \
+    --authorization-mode=RBAC \
+    --enable-admission-plugins=MutatingAdmissionWebhook,ValidatingAdmissionWebhook,PodSecurity \
+    --disable-admission-plugins=ServiceAccount \
+    --endpoint-reconciler-type=none \
+    --allow-privileged=true \
+    --profiling=false \
+    ${E2E_APISERVER_ARGS:-} \
+    </dev/null >"$STATE_DIR/logs/kube-apiserver.log" 2>&1 &
+  echo $! >"$STATE_DIR/kube-apiserver.pid"
+
+  until readyz "$api_url"; do
+    pid_alive kube-apiserver >/dev/null || { dump_logs; die "kube-apiserver exited during start-up"; }
+    ((SECONDS < deadline)) || { dump_logs; die "kube-apiserver not ready after ${READY_TIMEOUT}s"; }
+    sleep 0.5
+  done
+
+  write_kubeconfig "$api_url"
+  cat >"$STATE_DIR/env" <<EOF
+export KUBECONFIG='$STATE_DIR/kubeconfig'
+export E2E_STATE_DIR='$STATE_DIR'
+export E2E_APISERVER_URL='$api_url'
+export E2E_ETCD_URL='$etcd_url'
+export E2E_CA_FILE='$c/ca.crt'
+export KUBECTL_BIN='${KUBECTL_BIN:-}'
+EOF
+  started=1
+  trap - EXIT INT TERM
+  log "ready in $((SECONDS - t0)) s: $api_url (etcd $etcd_url), kubeconfig $STATE_DIR/kubeconfig"
+}
+
+cmd_env() {
+  [[ -f "$STATE_DIR/env" ]] || die "not started ($STATE_DIR/env missing)"
+  cat "$STATE_DIR/env"
+}
+
+cmd_status() {
+  local url
+  pid_alive etcd >/dev/null || { log "etcd not running"; return 1; }
+  pid_alive kube-apiserver >/dev/null || { log "kube-apiserver not running"; return 1; }
+  url="$(sed -n "s/^export E2E_APISERVER_URL='\(.*\)'$/\1/p" "$STATE_DIR/env" 2>/dev/null)"
+  if [[ -z "$url" ]] || ! readyz "$url"; then log "kube-apiserver not ready"; return 1; fi
+  log "running: $url"
+}
+
+case "${1:-}" in
+  start) cmd_start ;;
+  stop) cmd_stop ;;
+  env) cmd_env ;;
+  status) cmd_status ;;
+  *) echo "usage: $0 start|stop|env|status" >&2; exit 2 ;;
+esac

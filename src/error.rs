@@ -1,0 +1,69 @@
+//! The crate's error type for start-up, I/O and transport. A rule that cannot apply is not an
+//! error: it is a [`Change`](crate::harden::Change) with a skip reason.
+
+use std::path::PathBuf;
+
+use crate::harden::{HardenError, PolicyError};
+
+/// Everything that can stop a command.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The policy file is invalid.
+    #[error("{path}: {source}")]
+    Policy {
+        /// The policy file.
+        path: PathBuf,
+        /// What is wrong with it.
+        #[source]
+        source: PolicyError,
+    },
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file (`-` for stdin/stdout).
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An input document is not valid YAML/JSON.
+    #[error("{source_name}: document {document} (line {line}): {message}")]
+    Manifest {
+        /// The input file.
+        source_name: String,
+        /// 1-based document number in the stream.
+        document: usize,
+        /// 1-based line where the problem is (or where the document starts).
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// A workload cannot be hardened (e.g. a field of the wrong type).
+    #[error("{source_name}: document {document} (line {line}): {source}")]
+    Harden {
+        /// The input file.
+        source_name: String,
+        /// 1-based document number in the stream.
+        document: usize,
+        /// 1-based line where the document starts.
+        line: usize,
+        /// The rule error.
+        #[source]
+        source: HardenError,
+    },
+}
+
+impl Error {
+    /// A short, stable label for the `kube_harden_errors_total{reason}` metric.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Policy { .. } => "policy",
+            Error::Io { .. } => "io",
+            Error::Manifest { .. } => "manifest",
+            Error::Harden { .. } => "harden",
+        }
+    }
+}
+
+/// Result with the crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,439 @@
+//! Container-level rules: `securityContext`, the /tmp and writable-path mounts, `TMPDIR`, and
+//! default resources. Applied alike to init containers (native sidecars included), containers
+//! and ephemeral containers.
+//!
+//! See <https://kubernetes.io/docs/tasks/configure-pod-container/security-context/> and
+//! <https://kubernetes.io/docs/concepts/configuration/manage-resources-containers/>.
+
+use std::cmp::Ordering;
+
+use serde_json::{Value, json};
+
+use super::json::{self, Object};
+use super::pod::{PodIdentity, present, record};
+use super::quantity::Quantity;
+use super::volumes::{self, TMP_PATH, VolumePlan};
+use super::{Change, ChangeName, Context, HardenError, Outcome, Scope, SkipReason};
+
+/// What the pod-level pass needs to know about a container before anything changes.
+#[derive(Debug)]
+pub(crate) struct ContainerFacts {
+    /// `containers`, `initContainers` or `ephemeralContainers`.
+    pub list: &'static str,
+    /// Position in that list.
+    pub index: usize,
+    /// The container's name.
+    pub name: String,
+    /// `securityContext.privileged: true`.
+    pub privileged: bool,
+    /// `securityContext.capabilities.add` has SYS_ADMIN.
+    pub sys_admin: bool,
+    /// The container's own `securityContext.runAsUser`.
+    pub run_as_user: Option<i64>,
+    /// Whether the rules may change this container.
+    pub in_scope: bool,
+}
+
+impl ContainerFacts {
+    /// Reads the facts of container `index` of `list`.
+    pub fn read(
+        list: &'static str,
+        index: usize,
+        c: &Object,
+        ctx: &Context<'_>,
+    ) -> Result<Self, HardenError> {
+        let name = json::string(c, "name", || format!("spec.{list}[{index}].name"))?
+            .unwrap_or_default()
+            .to_owned();
+        let path = |field: &str| format!("spec.{list}[{name}].securityContext{field}");
+        let sc = json::object(c, "securityContext", || path(""))?;
+        let (privileged, run_as_user, sys_admin) = match sc {
+            None => (false, None, false),
+            Some(sc) => {
+                let adds = json::object(sc, "capabilities", || path(".capabilities"))?
+                    .map(|caps| json::array(caps, "add", || path(".capabilities.add")))
+                    .transpose()?
+                    .flatten();
+                (
+                    json::boolean(sc, "privileged", || path(".privileged"))? == Some(true),
+                    json::integer(sc, "runAsUser", || path(".runAsUser"))?,
+                    adds.is_some_and(|adds| {
+                        adds.iter()
+                            .filter_map(Value::as_str)
+                            .any(|cap| matches!(cap, "SYS_ADMIN" | "CAP_SYS_ADMIN"))
+                    }),
+                )
+            }
+        };
+        let in_scope = match ctx.scope {
+            Scope::Pod => true,
+            Scope::NewEphemeral(existing) => {
+                list == "ephemeralContainers" && !existing.contains(name.as_str())
+            }
+        };
+        Ok(Self {
+            list,
+            index,
+            name,
+            privileged,
+            sys_admin,
+            run_as_user,
+            in_scope,
+        })
+    }
+
+    /// Why this container keeps running as root, if it does: it is privileged, or it sets
+    /// `runAsUser: 0` itself.
+    pub fn exempt(&self) -> Option<SkipReason> {
+        if self.privileged {
+            Some(SkipReason::Privileged)
+        } else if self.run_as_user == Some(0) {
+            Some(SkipReason::RunsAsRoot)
+        } else {
+            None
+        }
+    }
+}
+
+/// The pod-wide facts the container rules use.
+pub(crate) struct Env<'a> {
+    pub ctx: &'a Context<'a>,
+    pub windows: bool,
+    pub identity: PodIdentity,
+    /// The pod sets pod-level `resources`, so containers get no defaults.
+    pub pod_resources: bool,
+}
+
+impl Env<'_> {
+    /// Why a Linux-only change is not made: Windows, or switched off.
+    fn linux_only(&self, name: ChangeName) -> Option<SkipReason> {
+        if self.windows {
+            Some(SkipReason::Windows)
+        } else {
+            self.ctx.switched_off(name)
+        }
+    }
+}
+
+/// Hardens one container in place.
+pub(crate) fn harden_container(
+    c: &mut Object,
+    facts: &ContainerFacts,
+    env: &Env<'_>,
+    plan: &mut VolumePlan,
+    changes: &mut Vec<Change>,
+) -> Result<(), HardenError> {
+    harden_security_context(c, facts, env, changes)?;
+    harden_writable_mounts(c, facts, env, plan, changes)?;
+    harden_resources(c, facts, env, changes)
+}
+
+fn harden_security_context(
+    c: &mut Object,
+    facts: &ContainerFacts,
+    env: &Env<'_>,
+    changes: &mut Vec<Change>,
+) -> Result<(), HardenError> {
+    let name = Some(facts.name.as_str());
+    let path = |field: &str| format!("spec.{}[{}].securityContext.{field}", facts.list, facts.name);
+    let empty = Object::new();
+    let sc = json::object(c, "securityContext", || path("").trim_end_matches('.').into())?
+        .unwrap_or(&empty);
+    let mut adds: Vec<(&'static str, Value)> = Vec::new();
+    let mut drop_all = false;
+    let privileged = facts.privileged.then_some(SkipReason::Privileged);
+
+    // allowPrivilegeEscalation: false is rejected with privileged: true or SYS_ADMIN.
+    let outcome = match json::boolean(sc, "allowPrivilegeEscalation", || {
+        path("allowPrivilegeEscalation")
+    })? {
+        Some(value) => present(!value),
+        None => match env.linux_only(ChangeName::AllowPrivilegeEscalation) {
+            Some(reason) => Outcome::Skipped(reason),
+            None if facts.privileged || facts.sys_admin => Outcome::Skipped(SkipReason::Privileged),
+            None => {
+                adds.push(("allowPrivilegeEscalation", false.into()));
+                Outcome::Applied
+            }
+        },
+    };
+    record(changes, ChangeName::AllowPrivilegeEscalation, name, outcome);
+
+    // capabilities.drop gains ALL; an `add` list (e.g. NET_BIND_SERVICE) stays and still applies.
+    let caps = json::object(sc, "capabilities", || path("capabilities"))?;
+    let drops = caps
+        .map(|caps| json::array(caps, "drop", || path("capabilities.drop")))
+        .transpose()?
+        .flatten();
+    let outcome = if drops.is_some_and(|d| d.iter().any(|cap| cap == "ALL")) {
+        Outcome::AlreadySet
+    } else if let Some(reason) = env.linux_only(ChangeName::Capabilities).or(privileged) {
+        Outcome::Skipped(reason)
+    } else {
+        drop_all = true;
+        Outcome::Applied
+    };
+    record(changes, ChangeName::Capabilities, name, outcome);
+
+    // readOnlyRootFilesystem: a privileged node agent keeps its writable root.
+    let outcome = match json::boolean(sc, "readOnlyRootFilesystem", || {
+        path("readOnlyRootFilesystem")
+    })? {
+        Some(value) => present(value),
+        None => match env.linux_only(ChangeName::ReadOnlyRootFilesystem).or(privileged) {
+            Some(reason) => Outcome::Skipped(reason),
+            None => {
+                adds.push(("readOnlyRootFilesystem", true.into()));
+                Outcome::Applied
+            }
+        },
+    };
+    record(changes, ChangeName::ReadOnlyRootFilesystem, name, outcome);
+
+    if env.identity.per_container {
+        identity_rules(sc, facts, env, &path, &mut adds, changes)?;
+    }
+
+    if adds.is_empty() && !drop_all {
+        return Ok(());
+    }
+    let sc = json::object_entry(c, "securityContext", || path("").trim_end_matches('.').into())?;
+    sc.extend(adds.into_iter().map(|(k, v)| (k.to_owned(), v)));
+    if drop_all {
+        let caps = json::object_entry(sc, "capabilities", || path("capabilities"))?;
+        json::array_entry(caps, "drop", || path("capabilities.drop"))?.push("ALL".into());
+    }
+    Ok(())
+}
+
+/// Per-container `runAsUser`, `runAsGroup`, `runAsNonRoot`, used when some container of the pod
+/// keeps running as root (or for new ephemeral containers). A field the pod sets is inherited.
+fn identity_rules(
+    sc: &Object,
+    facts: &ContainerFacts,
+    env: &Env<'_>,
+    path: &impl Fn(&str) -> String,
+    adds: &mut Vec<(&'static str, Value)>,
+    changes: &mut Vec<Change>,
+) -> Result<(), HardenError> {
+    let name = Some(facts.name.as_str());
+    let policy = env.ctx.policy;
+    let pod = env.identity;
+    let exempt = facts.exempt();
+    let gate = |change: ChangeName| exempt.or_else(|| env.linux_only(change));
+
+    let mut user = facts.run_as_user.or(pod.run_as_user);
+    match facts.run_as_user {
+        Some(uid) => record(changes, ChangeName::RunAsUser, name, present(uid != 0)),
+        None if pod.run_as_user.is_some() => {}
+        None => {
+            let outcome = match gate(ChangeName::RunAsUser) {
+                Some(reason) => Outcome::Skipped(reason),
+                None => {
+                    adds.push(("runAsUser", policy.run_as_user.into()));
+                    user = Some(policy.run_as_user);
+                    Outcome::Applied
+                }
+            };
+            record(changes, ChangeName::RunAsUser, name, outcome);
+        }
+    }
+
+    match json::integer(sc, "runAsGroup", || path("runAsGroup"))? {
+        Some(gid) => record(changes, ChangeName::RunAsGroup, name, present(gid != 0)),
+        None if pod.has_run_as_group => {}
+        None => {
+            let outcome = match gate(ChangeName::RunAsGroup) {
+                Some(reason) => Outcome::Skipped(reason),
+                None if user == Some(0) => Outcome::Skipped(SkipReason::RunsAsRoot),
+                None => {
+                    adds.push(("runAsGroup", policy.run_as_group.into()));
+                    Outcome::Applied
+                }
+            };
+            record(changes, ChangeName::RunAsGroup, name, outcome);
+        }
+    }
+
+    match json::boolean(sc, "runAsNonRoot", || path("runAsNonRoot"))? {
+        Some(value) => record(changes, ChangeName::RunAsNonRoot, name, present(value)),
+        None if pod.has_run_as_non_root => {}
+        None => {
+            let outcome = match gate(ChangeName::RunAsNonRoot) {
+                Some(reason) => Outcome::Skipped(reason),
+                None if !user.is_some_and(|uid| uid != 0) => {
+                    Outcome::Skipped(SkipReason::RunsAsRoot)
+                }
+                None => {
+                    adds.push(("runAsNonRoot", true.into()));
+                    Outcome::Applied
+                }
+            };
+            record(changes, ChangeName::RunAsNonRoot, name, outcome);
+        }
+    }
+    Ok(())
+}
+
+/// The /tmp mount, `TMPDIR`, and the annotation's writable paths.
+fn harden_writable_mounts(
+    c: &mut Object,
+    facts: &ContainerFacts,
+    env: &Env<'_>,
+    plan: &mut VolumePlan,
+    changes: &mut Vec<Change>,
+) -> Result<(), HardenError> {
+    let name = Some(facts.name.as_str());
+    let path = |field: &str| format!("spec.{}[{}].{field}", facts.list, facts.name);
+    let mounted: Vec<String> = json::array(c, "volumeMounts", || path("volumeMounts"))?
+        .map(|mounts| {
+            mounts
+                .iter()
+                .filter_map(|m| m.get("mountPath").and_then(Value::as_str))
+                .map(|p| volumes::normalize(p).to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut new_mounts: Vec<Value> = Vec::new();
+
+    let mut mount = |target: &str, change: ChangeName, plan: &mut VolumePlan| {
+        if mounted.iter().any(|m| m == target) {
+            return Outcome::AlreadySet;
+        }
+        if let Some(reason) = env.linux_only(change) {
+            return Outcome::Skipped(reason);
+        }
+        match plan.mount(target) {
+            Some(volume) => {
+                new_mounts.push(json!({"name": volume, "mountPath": target}));
+                Outcome::Applied
+            }
+            None => Outcome::Skipped(SkipReason::NotApplicable),
+        }
+    };
+
+    let tmp = mount(TMP_PATH, ChangeName::TmpVolume, plan);
+    record(changes, ChangeName::TmpVolume, name, tmp);
+    for target in &env.ctx.writable_paths {
+        let outcome = mount(target, ChangeName::WritablePaths, plan);
+        changes.push(Change {
+            name: ChangeName::WritablePaths,
+            container: name.map(str::to_owned),
+            outcome,
+            detail: Some(target.clone()),
+        });
+    }
+
+    // TMPDIR=/tmp, where the container has a /tmp mount and does not set TMPDIR. With envFrom
+    // the variable may come from a ConfigMap or Secret, and an `env` entry would override it.
+    let env_list = json::array(c, "env", || path("env"))?;
+    let tmpdir = env_list.and_then(|list| {
+        list.iter()
+            .find(|e| e.get("name").and_then(Value::as_str) == Some("TMPDIR"))
+    });
+    let tmp_mounted = matches!(tmp, Outcome::Applied | Outcome::AlreadySet);
+    let outcome = match tmpdir {
+        Some(entry) => present(entry.get("value").and_then(Value::as_str) == Some(TMP_PATH)),
+        None if env.windows => Outcome::Skipped(SkipReason::Windows),
+        None if !tmp_mounted => Outcome::Skipped(SkipReason::NotApplicable),
+        None if json::is_set(c, "envFrom") => Outcome::Skipped(SkipReason::ExplicitValue),
+        None => match env.ctx.switched_off(ChangeName::TmpdirEnv) {
+            Some(reason) => Outcome::Skipped(reason),
+            None => Outcome::Applied,
+        },
+    };
+    record(changes, ChangeName::TmpdirEnv, name, outcome);
+
+    if outcome == Outcome::Applied {
+        json::array_entry(c, "env", || path("env"))?
+            .push(json!({"name": "TMPDIR", "value": TMP_PATH}));
+    }
+    if !new_mounts.is_empty() {
+        json::array_entry(c, "volumeMounts", || path("volumeMounts"))?.extend(new_mounts);
+    }
+    Ok(())
+}
+
+/// Default requests and limits. Never a limit below an existing request; a container that sets
+/// only a limit gets no request (the API server defaults the request to the limit, and a smaller
+/// default would change its QoS class).
+fn harden_resources(
+    c: &mut Object,
+    facts: &ContainerFacts,
+    env: &Env<'_>,
+    changes: &mut Vec<Change>,
+) -> Result<(), HardenError> {
+    let name = Some(facts.name.as_str());
+    let path = |field: &str| format!("spec.{}[{}].resources{field}", facts.list, facts.name);
+    if facts.list == "ephemeralContainers" {
+        // Ephemeral containers may not set resources.
+        return Ok(());
+    }
+    let defaults = &env.ctx.policy.resources;
+    let resources = json::object(c, "resources", || path(""))?;
+    let requests = resources
+        .map(|r| json::object(r, "requests", || path(".requests")))
+        .transpose()?
+        .flatten();
+    let limits = resources
+        .map(|r| json::object(r, "limits", || path(".limits")))
+        .transpose()?
+        .flatten();
+
+    let mut new_requests: Vec<(&str, Value)> = Vec::new();
+    let mut new_limits: Vec<(&str, Value)> = Vec::new();
+    for (resource, request, limit, want_limit) in [
+        ("cpu", &defaults.cpu_request, &defaults.cpu_limit, defaults.cpu_limits),
+        ("memory", &defaults.memory_request, &defaults.memory_limit, true),
+    ] {
+        let current_request = requests.and_then(|r| r.get(resource)).filter(|v| !v.is_null());
+        let current_limit = limits.and_then(|l| l.get(resource)).filter(|v| !v.is_null());
+        match (current_request, current_limit) {
+            (None, None) => {
+                new_requests.push((resource, request.as_str().into()));
+                if want_limit {
+                    new_limits.push((resource, limit.as_str().into()));
+                }
+            }
+            (Some(existing), None) if want_limit => {
+                let text = quantity_text(existing).ok_or_else(|| HardenError::WrongType {
+                    path: path(&format!(".requests.{resource}")),
+                    expected: "a quantity",
+                })?;
+                // A request above the default limit becomes the limit itself.
+                let above = Quantity::cmp_str(&text, limit) == Some(Ordering::Greater);
+                let value = if above { existing.clone() } else { limit.as_str().into() };
+                new_limits.push((resource, value));
+            }
+            _ => {}
+        }
+    }
+
+    let outcome = if new_requests.is_empty() && new_limits.is_empty() {
+        Outcome::AlreadySet
+    } else if env.pod_resources {
+        Outcome::Skipped(SkipReason::ExplicitValue)
+    } else if let Some(reason) = env.ctx.switched_off(ChangeName::Resources) {
+        Outcome::Skipped(reason)
+    } else {
+        let resources = json::object_entry(c, "resources", || path(""))?;
+        for (key, new) in [("requests", new_requests), ("limits", new_limits)] {
+            if !new.is_empty() {
+                let map = json::object_entry(resources, key, || path(&format!(".{key}")))?;
+                map.extend(new.into_iter().map(|(k, v)| (k.to_owned(), v)));
+            }
+        }
+        Outcome::Applied
+    };
+    record(changes, ChangeName::Resources, name, outcome);
+    Ok(())
+}
+
+/// A quantity as text: Kubernetes accepts strings and plain numbers.
+fn quantity_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) if Quantity::parse(s).is_ok() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}

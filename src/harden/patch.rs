@@ -1,0 +1,204 @@
+//! Turns "original + hardened" into an RFC 6902 patch made only of `add` operations
+//! (<https://www.rfc-editor.org/rfc/rfc6902>).
+//!
+//! The diff walks only the pod spec, not the whole object, and refuses anything but additions:
+//! a rule that would change or remove a value is a bug, reported as
+//! [`HardenError::NotAdditive`](super::HardenError::NotAdditive) instead of being patched.
+
+use json_patch::{AddOperation, PatchOperation};
+use json_patch::jsonptr::PointerBuf;
+use serde_json::{Map, Value};
+
+use super::HardenError;
+
+/// A JSON pointer from object keys.
+pub(crate) fn pointer(path: &[&str]) -> PointerBuf {
+    PointerBuf::from_tokens(path.iter().copied())
+}
+
+/// The `add` operations that turn `original` into `hardened`, with paths under `base`.
+///
+/// `hardened` must contain everything `original` has: object members may be added, arrays may
+/// grow at their end, and a `null` may become a value. Anything else is an error.
+pub fn additions(
+    original: &Value,
+    hardened: &Value,
+    base: &PointerBuf,
+) -> Result<Vec<PatchOperation>, HardenError> {
+    let mut ops = Vec::new();
+    diff(original, hardened, &mut base.clone(), &mut ops)?;
+    Ok(ops)
+}
+
+fn diff(
+    original: &Value,
+    hardened: &Value,
+    at: &mut PointerBuf,
+    ops: &mut Vec<PatchOperation>,
+) -> Result<(), HardenError> {
+    match (original, hardened) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (key, old) in a {
+                let new = b.get(key).ok_or_else(|| not_additive(at, key))?;
+                at.push_back(key.as_str());
+                diff(old, new, at, ops)?;
+                at.pop_back();
+            }
+            for (key, new) in b.iter().filter(|(k, _)| !a.contains_key(*k)) {
+                ops.push(add(at.with_trailing_token(key.as_str()), new.clone()));
+            }
+            Ok(())
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            if b.len() < a.len() {
+                return Err(not_additive(at, ""));
+            }
+            for (i, (old, new)) in a.iter().zip(b).enumerate() {
+                at.push_back(i.to_string());
+                diff(old, new, at, ops)?;
+                at.pop_back();
+            }
+            for (i, new) in b.iter().enumerate().skip(a.len()) {
+                ops.push(add(at.with_trailing_token(i.to_string()), new.clone()));
+            }
+            Ok(())
+        }
+        (Value::Null, new) if !new.is_null() => {
+            ops.push(add(at.clone(), new.clone()));
+            Ok(())
+        }
+        (old, new) if old == new => Ok(()),
+        _ => Err(HardenError::NotAdditive {
+            path: at.to_string(),
+        }),
+    }
+}
+
+fn not_additive(at: &PointerBuf, key: &str) -> HardenError {
+    HardenError::NotAdditive {
+        path: at.with_trailing_token(key).to_string(),
+    }
+}
+
+fn add(path: PointerBuf, value: Value) -> PatchOperation {
+    PatchOperation::Add(AddOperation { path, value })
+}
+
+/// An operation that sets annotation `key` on the metadata at `meta_path`, creating
+/// `metadata` or `annotations` when missing. `value` receives the current value, if any.
+pub(crate) fn annotation_op(
+    meta_path: &[&str],
+    meta: Option<&Value>,
+    key: &str,
+    value: impl FnOnce(Option<&str>) -> String,
+) -> PatchOperation {
+    let annotations = meta.and_then(|m| m.get("annotations")).filter(|a| a.is_object());
+    let current = annotations.and_then(|a| a.get(key)).and_then(Value::as_str);
+    let value = Value::String(value(current));
+    let mut path = pointer(meta_path);
+    match (meta.filter(|m| m.is_object()), annotations) {
+        (None, _) => {
+            let mut annotations = Map::new();
+            annotations.insert(key.to_owned(), value);
+            let mut metadata = Map::new();
+            metadata.insert("annotations".to_owned(), Value::Object(annotations));
+            add(path, Value::Object(metadata))
+        }
+        (Some(_), None) => {
+            let mut annotations = Map::new();
+            annotations.insert(key.to_owned(), value);
+            path.push_back("annotations");
+            add(path, Value::Object(annotations))
+        }
+        (Some(_), Some(_)) => {
+            path.push_back("annotations");
+            path.push_back(key);
+            add(path, value)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn apply(mut doc: Value, ops: Vec<PatchOperation>) -> Value {
+        json_patch::patch(&mut doc, &ops).unwrap();
+        doc
+    }
+
+    #[test]
+    fn additions_rebuild_the_hardened_value() {
+        let original = json!({"a": {"b": 1, "list": [1, {"x": 1}]}, "n": null, "k/~": {}});
+        let hardened = json!({
+            "a": {"b": 1, "list": [1, {"x": 1, "y": 2}, 3], "c": {"d": true}},
+            "n": {"set": 1},
+            "k/~": {"e": "f"}
+        });
+        let ops = additions(&original, &hardened, &pointer(&[])).unwrap();
+        assert_eq!(ops.len(), 5, "{ops:?}");
+        assert_eq!(apply(original, ops), hardened);
+    }
+
+    #[test]
+    fn paths_are_under_the_base_and_escaped() {
+        let ops = additions(
+            &json!({}),
+            &json!({"a/b": 1}),
+            &pointer(&["spec", "template"]),
+        )
+        .unwrap();
+        let path = match &ops[0] {
+            PatchOperation::Add(op) => op.path.to_string(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(path, "/spec/template/a~1b");
+    }
+
+    #[test]
+    fn refuses_changes_and_removals() {
+        let cases = [
+            (json!({"a": 1}), json!({"a": 2})),
+            (json!({"a": 1}), json!({})),
+            (json!([1, 2]), json!([1])),
+            (json!([1, 2]), json!([2, 1, 3])),
+            (json!({"a": "x"}), json!({"a": {"x": 1}})),
+            (json!({"a": false}), json!({"a": null})),
+        ];
+        for (original, hardened) in cases {
+            assert!(
+                matches!(
+                    additions(&original, &hardened, &pointer(&[])),
+                    Err(HardenError::NotAdditive { .. })
+                ),
+                "{original} -> {hardened}"
+            );
+        }
+    }
+
+    #[test]
+    fn annotation_op_creates_what_is_missing() {
+        let cases = [
+            (json!({}), json!({"metadata": {"annotations": {"k": "v"}}})),
+            (
+                json!({"metadata": {"name": "x"}}),
+                json!({"metadata": {"name": "x", "annotations": {"k": "v"}}}),
+            ),
+            (
+                json!({"metadata": {"annotations": {"o": "1"}}}),
+                json!({"metadata": {"annotations": {"o": "1", "k": "v"}}}),
+            ),
+            (
+                json!({"metadata": {"annotations": {"k": "old"}}}),
+                json!({"metadata": {"annotations": {"k": "old+v"}}}),
+            ),
+        ];
+        for (object, expected) in cases {
+            let op = annotation_op(&["metadata"], object.get("metadata"), "k", |old| {
+                old.map_or("v".to_owned(), |o| format!("{o}+v"))
+            });
+            assert_eq!(apply(object, vec![op]), expected);
+        }
+    }
+}
