@@ -232,7 +232,7 @@ mod tests {
         let input = "apiVersion: v1\nkind: Pod\n---\napiVersion: v1\nkind: [unclosed\n";
         let err = harden_documents(input, "in.yaml", &Policy::default()).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.starts_with("in.yaml: document 2 (line 5)"), "{msg}");
+        assert!(msg.starts_with("in.yaml: document 2 (line 6)"), "{msg}");
     }
 
     #[test]

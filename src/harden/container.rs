@@ -334,11 +334,10 @@ fn harden_writable_mounts(
     let tmp_mounted = matches!(tmp, Outcome::Applied | Outcome::AlreadySet);
     let outcome = match tmpdir {
         Some(entry) => present(entry.get("value").and_then(Value::as_str) == Some(TMP_PATH)),
-        None if env.windows => Outcome::Skipped(SkipReason::Windows),
-        None if !tmp_mounted => Outcome::Skipped(SkipReason::NotApplicable),
-        None if json::is_set(c, "envFrom") => Outcome::Skipped(SkipReason::ExplicitValue),
-        None => match env.ctx.switched_off(ChangeName::TmpdirEnv) {
+        None => match env.linux_only(ChangeName::TmpdirEnv) {
             Some(reason) => Outcome::Skipped(reason),
+            None if !tmp_mounted => Outcome::Skipped(SkipReason::NotApplicable),
+            None if json::is_set(c, "envFrom") => Outcome::Skipped(SkipReason::ExplicitValue),
             None => Outcome::Applied,
         },
     };

@@ -442,3 +442,6 @@ fn merge_hardened_names(old: Option<&str>, applied: &[ChangeName]) -> String {
         .join(",")
 }
 
+
+#[cfg(test)]
+mod tests;
