@@ -1,0 +1,342 @@
+//! Property tests over generated pod specs: hardening never removes or changes an input value,
+//! is idempotent, its patch applies, and it never produces a combination that the API server
+//! rejects or the kubelet refuses to start.
+
+use std::collections::HashSet;
+
+use kube_harden::harden::quantity::Quantity;
+use kube_harden::harden::{Policy, WorkloadKind, harden_object};
+use proptest::prelude::*;
+use serde_json::{Map, Value, json};
+
+fn maybe<T: Clone + std::fmt::Debug + 'static>(
+    s: impl Strategy<Value = T> + 'static,
+) -> BoxedStrategy<Option<T>> {
+    prop_oneof![Just(None), s.prop_map(Some)].boxed()
+}
+
+fn set(map: &mut Map<String, Value>, key: &str, value: Option<Value>) {
+    if let Some(v) = value {
+        map.insert(key.to_owned(), v);
+    }
+}
+
+fn uid() -> impl Strategy<Value = Value> {
+    prop_oneof![Just(json!(0)), Just(json!(1000)), Just(Value::Null)]
+}
+
+fn quantity(values: &'static [&'static str]) -> impl Strategy<Value = Value> {
+    prop::sample::select(values).prop_map(|s| json!(s))
+}
+
+fn container_sc() -> impl Strategy<Value = Option<Value>> {
+    maybe(
+        (
+            maybe(any::<bool>()),
+            maybe(uid()),
+            maybe(any::<bool>()),
+            maybe(any::<bool>()),
+            maybe(any::<bool>()),
+            maybe(prop::sample::subsequence(vec!["SYS_ADMIN", "NET_BIND_SERVICE"], 0..=2)),
+            maybe(prop::sample::subsequence(vec!["NET_RAW", "ALL"], 0..=2)),
+            maybe(Just(json!({"hostProcess": false}))),
+        )
+            .prop_map(|(privileged, user, non_root, ape, rofs, add, drop, win)| {
+                let mut sc = Map::new();
+                set(&mut sc, "privileged", privileged.map(Value::from));
+                set(&mut sc, "runAsUser", user);
+                set(&mut sc, "runAsNonRoot", non_root.map(Value::from));
+                set(&mut sc, "allowPrivilegeEscalation", ape.map(Value::from));
+                set(&mut sc, "readOnlyRootFilesystem", rofs.map(Value::from));
+                set(&mut sc, "windowsOptions", win);
+                if add.is_some() || drop.is_some() {
+                    let mut caps = Map::new();
+                    set(&mut caps, "add", add.map(|a| json!(a)));
+                    set(&mut caps, "drop", drop.map(|d| json!(d)));
+                    sc.insert("capabilities".into(), Value::Object(caps));
+                }
+                Value::Object(sc)
+            }),
+    )
+}
+
+fn resources() -> impl Strategy<Value = Option<Value>> {
+    maybe(
+        (
+            maybe(quantity(&["50m", "250m", "2"])),
+            maybe(quantity(&["64Mi", "1Gi"])),
+            maybe(quantity(&["300m", "4"])),
+            maybe(quantity(&["256Mi", "2Gi"])),
+        )
+            .prop_map(|(rc, rm, lc, lm)| {
+                let mut requests = Map::new();
+                set(&mut requests, "cpu", rc);
+                set(&mut requests, "memory", rm);
+                let mut limits = Map::new();
+                set(&mut limits, "cpu", lc);
+                set(&mut limits, "memory", lm);
+                json!({"requests": requests, "limits": limits})
+            }),
+    )
+}
+
+fn container(name: String) -> impl Strategy<Value = Value> {
+    (
+        container_sc(),
+        resources(),
+        maybe(prop::sample::select(vec!["TMPDIR", "FOO"])),
+        any::<bool>(),
+        maybe(prop::sample::select(vec!["/tmp", "/tmp/", "/data"])),
+        any::<bool>(),
+    )
+        .prop_map(move |(sc, res, env, env_from, mount, unknown)| {
+            let mut c = Map::new();
+            c.insert("name".into(), json!(name));
+            c.insert("image".into(), json!("registry.example/app:1"));
+            set(&mut c, "securityContext", sc);
+            set(&mut c, "resources", res);
+            set(&mut c, "env", env.map(|n| json!([{"name": n, "value": "/x"}])));
+            if env_from {
+                c.insert("envFrom".into(), json!([{"configMapRef": {"name": "cm"}}]));
+            }
+            set(
+                &mut c,
+                "volumeMounts",
+                mount.map(|p| json!([{"name": "data", "mountPath": p}])),
+            );
+            if unknown {
+                c.insert("futureField".into(), json!({"nested": [1, "two"]}));
+            }
+            Value::Object(c)
+        })
+}
+
+fn containers(prefix: &'static str, range: std::ops::RangeInclusive<usize>) -> BoxedStrategy<Vec<Value>> {
+    range
+        .prop_flat_map(move |n| {
+            (0..n)
+                .map(|i| container(format!("{prefix}{i}")).boxed())
+                .collect::<Vec<_>>()
+        })
+        .boxed()
+}
+
+fn pod_spec() -> impl Strategy<Value = Value> {
+    (
+        maybe(
+            (maybe(any::<bool>()), maybe(uid()), maybe(uid()), maybe(uid()),
+             maybe(prop::sample::select(vec!["RuntimeDefault", "Unconfined", "Localhost"])))
+                .prop_map(|(non_root, user, group, fs, seccomp)| {
+                    let mut sc = Map::new();
+                    set(&mut sc, "runAsNonRoot", non_root.map(Value::from));
+                    set(&mut sc, "runAsUser", user);
+                    set(&mut sc, "runAsGroup", group);
+                    set(&mut sc, "fsGroup", fs);
+                    set(&mut sc, "seccompProfile", seccomp.map(|t| json!({"type": t})));
+                    Value::Object(sc)
+                }),
+        ),
+        prop::sample::select(vec!["linux", "windows", "none"]),
+        prop::sample::subsequence(
+            vec![
+                json!({"name": "data", "emptyDir": {}}),
+                json!({"name": "kube-harden-tmp", "configMap": {"name": "c"}}),
+                json!({"name": "kube-harden-var-run", "emptyDir": {}}),
+            ],
+            0..=3,
+        ),
+        containers("c", 1..=3),
+        containers("i", 0..=2),
+        containers("e", 0..=1),
+        maybe(Just(json!({"limits": {"cpu": "1"}}))),
+    )
+        .prop_map(|(sc, os, volumes, containers, inits, ephemeral, pod_resources)| {
+            let mut spec = Map::new();
+            set(&mut spec, "securityContext", sc);
+            if os != "none" {
+                spec.insert("os".into(), json!({"name": os}));
+            }
+            spec.insert("volumes".into(), json!(volumes));
+            spec.insert("containers".into(), json!(containers));
+            if !inits.is_empty() {
+                spec.insert("initContainers".into(), json!(inits));
+            }
+            if !ephemeral.is_empty() {
+                spec.insert("ephemeralContainers".into(), json!(ephemeral));
+            }
+            set(&mut spec, "resources", pod_resources);
+            Value::Object(spec)
+        })
+}
+
+fn object() -> impl Strategy<Value = Value> {
+    (
+        pod_spec(),
+        prop::sample::select(vec!["Pod", "Deployment", "CronJob"]),
+        maybe(prop::sample::select(vec!["true", "resources,capabilities", "runAsUser"])),
+        maybe(Just("/var/run,/var/cache/nginx")),
+    )
+        .prop_map(|(spec, kind, skip, writable)| {
+            let mut annotations = Map::new();
+            set(&mut annotations, "kube-harden.io/skip", skip.map(Value::from));
+            set(&mut annotations, "kube-harden.io/writable-paths", writable.map(Value::from));
+            let metadata = json!({"name": "x", "annotations": annotations});
+            match kind {
+                "Pod" => json!({"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}),
+                "Deployment" => json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                    "metadata": metadata, "spec": {"template": {"spec": spec}}}),
+                _ => json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": metadata,
+                    "spec": {"jobTemplate": {"spec": {"template": {"metadata": {}, "spec": spec}}}}}),
+            }
+        })
+}
+
+/// Every value of `original` is in `hardened`, unchanged (arrays may only grow at their end).
+fn contains(original: &Value, hardened: &Value, path: &str) -> Result<(), String> {
+    match (original, hardened) {
+        (Value::Object(a), Value::Object(b)) => a.iter().try_for_each(|(k, v)| {
+            let other = b.get(k).ok_or(format!("{path}/{k} removed"))?;
+            contains(v, other, &format!("{path}/{k}"))
+        }),
+        (Value::Array(a), Value::Array(b)) => a
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, v)| contains(v, b.get(i).ok_or(format!("{path}/{i} removed"))?, &format!("{path}/{i}"))),
+        // `null` means "not set" in Kubernetes: the one value hardening may fill in.
+        (Value::Null, _) => Ok(()),
+        (a, b) if a == b => Ok(()),
+        (a, b) => Err(format!("{path} changed from {a} to {b}")),
+    }
+}
+
+fn spec_of(object: &Value) -> &Value {
+    let kind = WorkloadKind::of_object(object).unwrap();
+    kind.pod_spec_path().iter().fold(object, |v, k| &v[*k])
+}
+
+fn all_containers(spec: &Value) -> Vec<&Value> {
+    ["initContainers", "containers", "ephemeralContainers"]
+        .iter()
+        .filter_map(|l| spec.get(*l).and_then(Value::as_array))
+        .flatten()
+        .collect()
+}
+
+fn effective<'a>(spec: &'a Value, c: &'a Value, field: &str) -> Option<&'a Value> {
+    let get = |v: &'a Value| v.pointer(&format!("/securityContext/{field}")).filter(|v| !v.is_null());
+    get(c).or_else(|| get(spec))
+}
+
+const LINUX_ONLY: &[&str] = &[
+    "seccompProfile", "capabilities", "allowPrivilegeEscalation", "readOnlyRootFilesystem",
+    "privileged", "runAsUser", "runAsGroup", "fsGroup", "fsGroupChangePolicy", "procMount",
+    "seLinuxOptions",
+];
+
+/// The checks the API server and kubelet make that hardening could break.
+fn check_valid(before: &Value, after: &Value) -> Result<(), String> {
+    let (b, a) = (spec_of(before), spec_of(after));
+    let mut names = HashSet::new();
+    for v in a["volumes"].as_array().into_iter().flatten() {
+        if !names.insert(v["name"].as_str().unwrap_or_default()) {
+            return Err(format!("duplicate volume {v}"));
+        }
+    }
+    let windows = a.pointer("/os/name") == Some(&json!("windows"));
+    if windows {
+        for field in LINUX_ONLY {
+            let path = format!("/securityContext/{field}");
+            if a.pointer(&path) != b.pointer(&path) {
+                return Err(format!("Linux-only pod field {field} added to a Windows pod"));
+            }
+        }
+    }
+    for (cb, ca) in all_containers(b).into_iter().zip(all_containers(a)) {
+        let name = &ca["name"];
+        let mut paths = HashSet::new();
+        for m in ca["volumeMounts"].as_array().into_iter().flatten() {
+            let p = m["mountPath"].as_str().unwrap_or_default().trim_end_matches('/');
+            if !paths.insert(p) && m != &json!({"name": "data", "mountPath": p}) {
+                return Err(format!("{name}: duplicate mount path {p}"));
+            }
+            if !names.contains(m["name"].as_str().unwrap_or_default()) && m["name"] != "data" {
+                return Err(format!("{name}: mount of a missing volume {m}"));
+            }
+        }
+        let mut env = HashSet::new();
+        for e in ca["env"].as_array().into_iter().flatten() {
+            if !env.insert(e["name"].as_str().unwrap_or_default()) {
+                return Err(format!("{name}: duplicate env {e}"));
+            }
+        }
+        let privileged = ca.pointer("/securityContext/privileged") == Some(&json!(true));
+        let sys_admin = ca
+            .pointer("/securityContext/capabilities/add")
+            .and_then(Value::as_array)
+            .is_some_and(|a| a.contains(&json!("SYS_ADMIN")));
+        let ape_added = cb.pointer("/securityContext/allowPrivilegeEscalation").is_none()
+            && ca.pointer("/securityContext/allowPrivilegeEscalation") == Some(&json!(false));
+        if ape_added && (privileged || sys_admin) {
+            return Err(format!("{name}: allowPrivilegeEscalation=false on a privileged container"));
+        }
+        let non_root_added = effective(b, cb, "runAsNonRoot").is_none()
+            && effective(a, ca, "runAsNonRoot") == Some(&json!(true));
+        if non_root_added {
+            match effective(a, ca, "runAsUser").and_then(Value::as_i64) {
+                Some(uid) if uid != 0 => {}
+                other => return Err(format!("{name}: runAsNonRoot added with runAsUser {other:?}")),
+            }
+        }
+        if privileged {
+            for field in ["runAsUser", "runAsNonRoot"] {
+                if effective(b, cb, field) != effective(a, ca, field) {
+                    return Err(format!("{name}: privileged container got {field}"));
+                }
+            }
+        }
+        if windows {
+            for field in LINUX_ONLY {
+                let path = format!("/securityContext/{field}");
+                if cb.pointer(&path) != ca.pointer(&path) {
+                    return Err(format!("{name}: Linux-only {field} added on Windows"));
+                }
+            }
+        }
+        for resource in ["cpu", "memory"] {
+            let get = |c: &Value, kind: &str| c.pointer(&format!("/resources/{kind}/{resource}")).cloned();
+            let (req, lim) = (get(ca, "requests"), get(ca, "limits"));
+            let added = req != get(cb, "requests") || lim != get(cb, "limits");
+            if let (true, Some(req), Some(lim)) = (added, req, lim) {
+                let q = |v: &Value| Quantity::parse(v.as_str().unwrap_or_default()).unwrap();
+                if q(&req) > q(&lim) {
+                    return Err(format!("{name}: {resource} limit {lim} below request {req}"));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn hardening_only_adds_is_idempotent_and_valid(object in object()) {
+        let policy = Policy::default();
+        let first = harden_object(&object, &policy).expect("generated objects are well-formed");
+        let mut hardened = object.clone();
+        json_patch::patch(&mut hardened, &first.patch).expect("the patch applies");
+        contains(&object, &hardened, "").map_err(TestCaseError::fail)?;
+        check_valid(&object, &hardened).map_err(TestCaseError::fail)?;
+
+        let second = harden_object(&hardened, &policy).expect("hardened objects are well-formed");
+        prop_assert!(second.patch.0.is_empty(), "not idempotent: {:?}", second.patch);
+
+        let skip_all = object.pointer("/metadata/annotations/kube-harden.io~1skip") == Some(&json!("true"));
+        if skip_all {
+            prop_assert!(first.patch.0.is_empty());
+        }
+        let annotated = hardened.pointer("/metadata/annotations/kube-harden.io~1hardened").is_some();
+        prop_assert_eq!(annotated, !first.patch.0.is_empty());
+    }
+}

@@ -1,0 +1,5 @@
+//! Integration tests, one binary (so they build once). See ../shared/STYLE.md.
+
+mod it {
+    mod properties;
+}
