@@ -203,12 +203,15 @@ fn document_start_lines(input: &str) -> Vec<usize> {
     let mut seen_content = false;
     for (n, line) in input.lines().enumerate() {
         if line == "---" || line.starts_with("--- ") {
+            // Content after the marker on the same line starts the document there.
+            let inline = line.len() > 4;
+            let start = if inline { n + 1 } else { n + 2 };
             if seen_content {
-                starts.push(n + 1);
+                starts.push(start);
             } else if let Some(first) = starts.last_mut() {
-                *first = n + 1;
+                *first = start;
             }
-            seen_content = line.len() > 4;
+            seen_content = inline;
         } else if !line.trim().is_empty() && !line.trim_start().starts_with('#') {
             seen_content = true;
         }
@@ -222,9 +225,10 @@ mod tests {
 
     #[test]
     fn document_lines_follow_markers() {
-        assert_eq!(document_start_lines("a: 1\n---\nb: 2\n"), vec![1, 2]);
-        assert_eq!(document_start_lines("---\na: 1\n---\nb: 2\n"), vec![1, 3]);
-        assert_eq!(document_start_lines("# c\n---\na: 1\n"), vec![2]);
+        assert_eq!(document_start_lines("a: 1\n---\nb: 2\n"), vec![1, 3]);
+        assert_eq!(document_start_lines("---\na: 1\n---\nb: 2\n"), vec![2, 4]);
+        assert_eq!(document_start_lines("# c\n---\na: 1\n"), vec![3]);
+        assert_eq!(document_start_lines("--- {a: 1}\n--- {b: 2}\n"), vec![1, 2]);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Integration tests, one binary (so they build once). See ../shared/STYLE.md.
 
 mod it {
+    mod harden_cli;
     mod properties;
 }

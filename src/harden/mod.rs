@@ -264,6 +264,23 @@ pub enum HardenError {
     },
 }
 
+impl HardenError {
+    /// The rules name fields from the pod spec as `spec.…`; this puts them under the pod spec's
+    /// real path (`spec.template.spec.…` for a Deployment).
+    fn under(self, spec_path: &[&str]) -> Self {
+        match self {
+            HardenError::WrongType { path, expected } => HardenError::WrongType {
+                path: match path.strip_prefix("spec") {
+                    Some(rest) => format!("{}{rest}", spec_path.join(".")),
+                    None => path,
+                },
+                expected,
+            },
+            other => other,
+        }
+    }
+}
+
 /// Which containers of a pod spec the rules may touch.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Scope<'a> {
@@ -369,7 +386,7 @@ fn harden_kind(
     };
     let mut spec = original_map.clone();
     let mut changes = Vec::new();
-    pod::harden_pod_spec(&mut spec, &ctx, &mut changes)?;
+    pod::harden_pod_spec(&mut spec, &ctx, &mut changes).map_err(|e| e.under(spec_path))?;
 
     let spec_pointer = patch::pointer(spec_path);
     let mut ops = patch::additions(original_spec, &Value::Object(spec), &spec_pointer)?;

@@ -1,0 +1,177 @@
+//! The offline `kube-harden harden` command, run as a user runs it: the real binary, real files.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::{Value, json};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_kube-harden"))
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn examples() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("examples"))
+        .expect("examples/ exists")
+        .map(|e| e.expect("readable").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 5, "examples/ holds the legacy manifests");
+    files
+}
+
+fn harden(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = bin()
+        .arg("harden")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary runs");
+    let mut pipe = child.stdin.take().expect("stdin");
+    pipe.write_all(stdin.unwrap_or_default().as_bytes()).expect("write stdin");
+    drop(pipe);
+    child.wait_with_output().expect("binary exits")
+}
+
+fn ok_stdout(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+fn json_stream(text: &str) -> Vec<Value> {
+    serde_json::Deserializer::from_str(text)
+        .into_iter::<Value>()
+        .collect::<Result<_, _>>()
+        .expect("JSON output")
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// kubectl, an independent RFC 6902 implementation, applies our patch to each example and must
+/// produce exactly what `harden -o json` prints.
+#[test]
+fn kubectl_applies_the_patch_to_the_same_result() {
+    for file in examples() {
+        let patch = ok_stdout(harden(&["-f", path(&file), "-o", "patch"], None));
+        let ours = json_stream(&ok_stdout(harden(&["-f", path(&file), "-o", "json"], None)));
+        assert_eq!(patch.lines().count(), 1, "{file:?} holds one document");
+        let out = Command::new("kubectl")
+            .args(["patch", "--local", "-f", path(&file), "--type", "json", "-o", "json", "-p"])
+            .arg(patch.trim())
+            .output()
+            .expect("kubectl is installed (see .ci/run)");
+        assert!(out.status.success(), "kubectl: {}", String::from_utf8_lossy(&out.stderr));
+        let theirs: Value = serde_json::from_slice(&out.stdout).expect("kubectl JSON");
+        assert_eq!(theirs, ours[0], "{file:?}");
+        assert!(patch.trim() != "[]", "{file:?} is a legacy manifest: something must change");
+    }
+}
+
+#[test]
+fn yaml_stream_keeps_order_and_passes_other_kinds_through() {
+    let input = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {k: v}\n---\n\
+                 apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - {name: a, image: a}\n\
+                 ---\n---\napiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 80}]}\n";
+    let patches = ok_stdout(harden(&["-f", "-", "-o", "patch"], Some(input)));
+    let lines: Vec<&str> = patches.lines().collect();
+    assert_eq!(lines.len(), 3, "{patches}");
+    assert_eq!(lines[0], "[]");
+    assert_ne!(lines[1], "[]");
+    assert_eq!(lines[2], "[]");
+
+    let yaml = ok_stdout(harden(&["-f", "-"], Some(input)));
+    let docs: Vec<Value> = serde_yaml::Deserializer::from_str(&yaml)
+        .map(|d| serde::Deserialize::deserialize(d).expect("YAML output"))
+        .collect();
+    let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["ConfigMap", "Pod", "Service"]);
+    assert_eq!(docs[0], json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"k": "v"}}));
+    assert_eq!(docs[1]["spec"]["securityContext"]["runAsNonRoot"], true);
+}
+
+#[test]
+fn json_list_items_are_hardened_with_patches_under_items() {
+    let list = json!({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}},
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+         "spec": {"template": {"spec": {"containers": [{"name": "a", "image": "a"}]}}}}
+    ]});
+    let input = list.to_string();
+    let patch = ok_stdout(harden(&["-f", "-", "-o", "patch"], Some(&input)));
+    let patch: Value = serde_json::from_str(patch.trim()).unwrap();
+    assert!(patch.as_array().unwrap().iter().all(|op| op["path"].as_str().unwrap().starts_with("/items/1/")));
+    let out = json_stream(&ok_stdout(harden(&["-f", "-", "-o", "json"], Some(&input))));
+    assert_eq!(out.len(), 1);
+    let mut patched = list.clone();
+    let patch: json_patch::Patch = serde_json::from_value(patch).unwrap();
+    json_patch::patch(&mut patched, &patch).unwrap();
+    assert_eq!(out[0], patched);
+    assert_eq!(out[0]["items"][0], list["items"][0]);
+}
+
+#[test]
+fn malformed_input_fails_with_document_and_line_and_prints_nothing() {
+    let cases = [
+        ("apiVersion: v1\nkind: Pod\nspec: {containers: []}\n---\nkind: [oops\n", "document 2 (line"),
+        ("{\"kind\": \"Pod\",", "document 1 (line 1)"),
+        (
+            "apiVersion: v1\nkind: Pod\nspec: {}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  template:\n    spec:\n      containers: {}\n",
+            "document 2 (line 5): spec.template.spec.containers: expected a list",
+        ),
+        ("- just\n- a list\n", "document 1"),
+    ];
+    for (input, expected) in cases {
+        let out = harden(&["-f", "-"], Some(input));
+        assert!(!out.status.success(), "{input:?} should fail");
+        assert!(out.stdout.is_empty(), "nothing half-written for {input:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(expected), "{input:?}: {stderr}");
+    }
+}
+
+#[test]
+fn policy_file_is_used_and_validated() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("policy.yaml");
+    std::fs::write(&good, "runAsUser: 12345\nresources: {cpuLimits: false}\n").unwrap();
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: a, image: a}]}\n";
+    let out = json_stream(&ok_stdout(harden(&["-f", "-", "-o", "json", "--config", path(&good)], Some(pod))));
+    assert_eq!(out[0]["spec"]["securityContext"]["runAsUser"], 12345);
+    assert!(out[0]["spec"]["containers"][0]["resources"]["limits"].get("cpu").is_none());
+
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "resources:\n  memoryLimit: lots\n").unwrap();
+    let out = harden(&["-f", "-", "--config", path(&bad)], Some(pod));
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("resources.memoryLimit"), "{stderr}");
+    assert!(out.stdout.is_empty());
+
+    let missing = harden(&["-f", "/nonexistent/file.yaml"], None);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/file.yaml"));
+}
+
+#[test]
+fn explain_reports_decisions_on_stderr() {
+    let file = root().join("examples/daemonset-node-agent.yaml");
+    let out = harden(&["-f", path(&file), "--explain"], None);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("allowPrivilegeEscalation (container agent): skipped (privileged)"), "{stderr}");
+    assert!(stderr.contains("runAsNonRoot (container metrics): applied"), "{stderr}");
+}
