@@ -17,6 +17,9 @@
 #                            the ones e2e/build-controlplane.sh builds/caches
 #        E2E_NO_BUILD=1      never build; fail if the binaries are missing
 #        E2E_APISERVER_ARGS  extra kube-apiserver flags (word-split)
+#        E2E_WATCH_PID=<pid> also start a watchdog that runs `stop` once <pid>
+#                            exits (e.g. the test runner's PID), so a killed
+#                            harness leaves no servers behind
 #
 # A harness does:  e2e/controlplane.sh start && export KUBECONFIG=$STATE_DIR/kubeconfig
 #                  ... ; trap 'e2e/controlplane.sh stop' EXIT
@@ -66,6 +69,9 @@ stop_one() { # <name>
 }
 
 cmd_stop() {
+  # The watchdog ends by exec'ing `stop` itself; it must not signal itself.
+  [[ "${E2E_FROM_WATCHDOG:-0}" == 1 ]] || stop_one watchdog
+  rm -f "$STATE_DIR/watchdog.pid"
   # apiserver first so it does not log etcd connection errors while exiting.
   stop_one kube-apiserver
   stop_one etcd
@@ -190,7 +196,7 @@ dump_logs() {
 # -------------------------------------------------------------------- start --
 
 cmd_start() {
-  if pid_alive etcd >/dev/null || pid_alive kube-apiserver >/dev/null; then
+  if pid_alive etcd >/dev/null || pid_alive kube-apiserver >/dev/null || pid_alive watchdog >/dev/null; then
     die "already running in $STATE_DIR (run: $0 stop)"
   fi
   command -v openssl >/dev/null || die "openssl not found"
@@ -277,6 +283,15 @@ export E2E_ETCD_URL='$etcd_url'
 export E2E_CA_FILE='$c/ca.crt'
 export KUBECTL_BIN='${KUBECTL_BIN:-}'
 EOF
+  if [[ -n "${E2E_WATCH_PID:-}" ]]; then
+    kill -0 "$E2E_WATCH_PID" 2>/dev/null || die "E2E_WATCH_PID=$E2E_WATCH_PID is not a running process"
+    # shellcheck disable=SC2016
+    bash -c 'while kill -0 "$2" 2>/dev/null && [[ -f "$1/watchdog.pid" ]]; do sleep 1; done
+             [[ -f "$1/watchdog.pid" ]] && E2E_FROM_WATCHDOG=1 E2E_STATE_DIR="$1" exec "$3" stop' \
+      controlplane-watchdog "$STATE_DIR" "$E2E_WATCH_PID" "$e2e_dir/controlplane.sh" \
+      </dev/null >>"$STATE_DIR/logs/watchdog.log" 2>&1 &
+    echo $! >"$STATE_DIR/watchdog.pid"
+  fi
   started=1
   trap - EXIT INT TERM
   log "ready in $((SECONDS - t0)) s: $api_url (etcd $etcd_url), kubeconfig $STATE_DIR/kubeconfig"

@@ -17,6 +17,7 @@ pub mod config;
 pub mod error;
 pub mod harden;
 pub mod offline;
+pub mod psa;
 
 use std::io::{Read, Write};
 use std::path::Path;

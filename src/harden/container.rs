@@ -261,7 +261,7 @@ fn identity_rules(
         None => {
             let outcome = match gate(ChangeName::RunAsNonRoot) {
                 Some(reason) => Outcome::Skipped(reason),
-                None if !user.is_some_and(|uid| uid != 0) => {
+                None if user.is_none_or(|uid| uid == 0) => {
                     Outcome::Skipped(SkipReason::RunsAsRoot)
                 }
                 None => {
