@@ -13,6 +13,7 @@
 //!
 //! The rules in [`harden`] are pure; I/O lives in [`offline`] (and the server).
 
+pub mod admission;
 pub mod config;
 pub mod error;
 pub mod harden;

@@ -3,4 +3,5 @@
 mod it {
     mod harden_cli;
     mod properties;
+    mod psa_checks;
 }
