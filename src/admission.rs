@@ -11,21 +11,24 @@
 //! AdmissionReview gets an `invalid` AdmissionResponse. An object the rules cannot read is
 //! admitted unchanged with a warning (fail-open, matching `failurePolicy: Ignore`): kube-harden
 //! adds protection and must never become the reason a workload cannot be deployed.
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use std::borrow::Cow;
 use std::collections::HashSet;
 
+use base64::prelude::{BASE64_STANDARD, Engine as _};
 use kube::core::GroupVersionKind;
 use kube::core::admission::{AdmissionResponse, Operation};
-use base64::prelude::{BASE64_STANDARD, Engine as _};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::harden::{
-    self, Change, Hardened, Outcome, Policy, SKIP_ANNOTATION, WorkloadKind,
-};
+use crate::harden::{self, Change, Hardened, Outcome, Policy, SKIP_ANNOTATION, WorkloadKind};
 
 /// The AdmissionReview API version this webhook speaks.
 pub const API_VERSION: &str = "admission.k8s.io/v1";
@@ -182,7 +185,11 @@ pub fn review(body: &[u8], mode: Mode, policy: &Policy) -> Reviewed {
     let parsed: ReviewIn = match serde_json::from_slice(body) {
         Ok(parsed) => parsed,
         Err(e) if e.is_data() => {
-            return invalid(report, "not_admission_review", format!("not an AdmissionReview: {e}"));
+            return invalid(
+                report,
+                "not_admission_review",
+                format!("not an AdmissionReview: {e}"),
+            );
         }
         Err(e) => {
             let message = format!("request body is not JSON: {e}");
@@ -205,7 +212,11 @@ pub fn review(body: &[u8], mode: Mode, policy: &Policy) -> Reviewed {
         return invalid(report, "wrong_api_version", message);
     }
     let Some(req) = parsed.request else {
-        return invalid(report, "missing_request", "AdmissionReview has no request".into());
+        return invalid(
+            report,
+            "missing_request",
+            "AdmissionReview has no request".into(),
+        );
     };
     report.uid = req.uid;
     report.operation = operation_label(&req.operation);
@@ -299,7 +310,10 @@ fn respond(mut report: Report, mode: Mode, hardened: Hardened) -> Reviewed {
             (RequestOutcome::Patched, Some(hardened.patch))
         }
         (Mode::Audit, true) => {
-            warnings.insert(0, format!("kube-harden (audit) would add: {}", names.join(", ")));
+            warnings.insert(
+                0,
+                format!("kube-harden (audit) would add: {}", names.join(", ")),
+            );
             (RequestOutcome::WouldPatch, None)
         }
     };

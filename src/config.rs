@@ -32,7 +32,13 @@ pub struct HardenArgs {
     #[arg(short = 'f', long = "filename", env = "KUBE_HARDEN_FILE")]
     pub file: PathBuf,
     /// Output: the hardened documents (yaml, json) or one JSON patch per document (patch).
-    #[arg(short = 'o', long, value_enum, default_value = "yaml", env = "KUBE_HARDEN_OUTPUT")]
+    #[arg(
+        short = 'o',
+        long,
+        value_enum,
+        default_value = "yaml",
+        env = "KUBE_HARDEN_OUTPUT"
+    )]
     pub output: OutputFormat,
     /// Print every decision (applied, already set, skipped and why) to stderr.
     #[arg(long, env = "KUBE_HARDEN_EXPLAIN")]

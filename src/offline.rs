@@ -50,16 +50,17 @@ pub fn harden_documents(input: &str, source_name: &str, policy: &Policy) -> Resu
         .into_iter()
         .enumerate()
         .map(|(i, (value, line))| {
-            harden_document(value, policy).map_err(|source| Error::Harden {
-                source_name: source_name.to_owned(),
-                document: i + 1,
-                line,
-                source,
-            })
-            .map(|mut doc| {
-                doc.line = line;
-                doc
-            })
+            harden_document(value, policy)
+                .map_err(|source| Error::Harden {
+                    source_name: source_name.to_owned(),
+                    document: i + 1,
+                    line,
+                    source,
+                })
+                .map(|mut doc| {
+                    doc.line = line;
+                    doc
+                })
         })
         .collect()
 }
@@ -93,13 +94,22 @@ pub fn render(documents: &[Document], format: OutputFormat) -> Result<String, se
 pub fn explain(documents: &[Document]) -> String {
     let mut out = String::new();
     for (i, doc) in documents.iter().enumerate() {
-        let kind = doc.original.get("kind").and_then(Value::as_str).unwrap_or("?");
+        let kind = doc
+            .original
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or("?");
         let name = doc
             .original
             .pointer("/metadata/name")
             .and_then(Value::as_str)
             .unwrap_or("?");
-        let _ = writeln!(out, "# document {} (line {}): {kind}/{name}", i + 1, doc.line);
+        let _ = writeln!(
+            out,
+            "# document {} (line {}): {kind}/{name}",
+            i + 1,
+            doc.line
+        );
         for change in &doc.changes {
             let _ = writeln!(out, "#   {change}");
         }
@@ -119,10 +129,13 @@ fn harden_document(original: Value, policy: &Policy) -> Result<Document, harden:
         for (i, item) in items.into_iter().flatten().enumerate() {
             let item_result = harden::harden_object(item, policy)?;
             let prefix = PointerBuf::from_tokens(["items".to_owned(), i.to_string()]);
-            result
-                .patch
-                .0
-                .extend(item_result.patch.0.into_iter().map(|op| rebase(op, &prefix)));
+            result.patch.0.extend(
+                item_result
+                    .patch
+                    .0
+                    .into_iter()
+                    .map(|op| rebase(op, &prefix)),
+            );
             result.changes.extend(item_result.changes);
             result.warnings.extend(item_result.warnings);
         }
@@ -130,8 +143,10 @@ fn harden_document(original: Value, policy: &Policy) -> Result<Document, harden:
         result = harden::harden_object(&original, policy)?;
     }
     let mut hardened = original.clone();
-    json_patch::patch(&mut hardened, &result.patch).map_err(|e| harden::HardenError::NotAdditive {
-        path: e.to_string(),
+    json_patch::patch(&mut hardened, &result.patch).map_err(|e| {
+        harden::HardenError::NotAdditive {
+            path: e.to_string(),
+        }
     })?;
     Ok(Document {
         original,
@@ -167,8 +182,8 @@ fn parse_documents(input: &str, source_name: &str) -> Result<Vec<(Value, usize)>
     };
     let trimmed = input.trim_start();
     if trimmed.starts_with('{') || trimmed.starts_with('[') {
-        let value: Value = serde_json::from_str(input)
-            .map_err(|e| manifest_error(1, e.line(), e.to_string()))?;
+        let value: Value =
+            serde_json::from_str(input).map_err(|e| manifest_error(1, e.line(), e.to_string()))?;
         return match value {
             Value::Object(_) => Ok(vec![(value, 1)]),
             _ => Err(manifest_error(1, 1, "expected a JSON object".into())),
@@ -251,6 +266,9 @@ mod tests {
     fn wrong_types_name_the_field() {
         let input = "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec:\n  containers: nope\n";
         let err = harden_documents(input, "in.yaml", &Policy::default()).unwrap_err();
-        assert!(err.to_string().contains("spec.containers: expected a list"), "{err}");
+        assert!(
+            err.to_string().contains("spec.containers: expected a list"),
+            "{err}"
+        );
     }
 }

@@ -4,4 +4,5 @@ mod it {
     mod harden_cli;
     mod properties;
     mod psa_checks;
+    mod psa_fixtures;
 }

@@ -135,10 +135,17 @@ fn harden_security_context(
     changes: &mut Vec<Change>,
 ) -> Result<(), HardenError> {
     let name = Some(facts.name.as_str());
-    let path = |field: &str| format!("spec.{}[{}].securityContext.{field}", facts.list, facts.name);
+    let path = |field: &str| {
+        format!(
+            "spec.{}[{}].securityContext.{field}",
+            facts.list, facts.name
+        )
+    };
     let empty = Object::new();
-    let sc = json::object(c, "securityContext", || path("").trim_end_matches('.').into())?
-        .unwrap_or(&empty);
+    let sc = json::object(c, "securityContext", || {
+        path("").trim_end_matches('.').into()
+    })?
+    .unwrap_or(&empty);
     let mut adds: Vec<(&'static str, Value)> = Vec::new();
     let mut drop_all = false;
     let privileged = facts.privileged.then_some(SkipReason::Privileged);
@@ -180,7 +187,10 @@ fn harden_security_context(
         path("readOnlyRootFilesystem")
     })? {
         Some(value) => present(value),
-        None => match env.linux_only(ChangeName::ReadOnlyRootFilesystem).or(privileged) {
+        None => match env
+            .linux_only(ChangeName::ReadOnlyRootFilesystem)
+            .or(privileged)
+        {
             Some(reason) => Outcome::Skipped(reason),
             None => {
                 adds.push(("readOnlyRootFilesystem", true.into()));
@@ -197,7 +207,9 @@ fn harden_security_context(
     if adds.is_empty() && !drop_all {
         return Ok(());
     }
-    let sc = json::object_entry(c, "securityContext", || path("").trim_end_matches('.').into())?;
+    let sc = json::object_entry(c, "securityContext", || {
+        path("").trim_end_matches('.').into()
+    })?;
     sc.extend(adds.into_iter().map(|(k, v)| (k.to_owned(), v)));
     if drop_all {
         let caps = json::object_entry(sc, "capabilities", || path("capabilities"))?;
@@ -261,9 +273,7 @@ fn identity_rules(
         None => {
             let outcome = match gate(ChangeName::RunAsNonRoot) {
                 Some(reason) => Outcome::Skipped(reason),
-                None if user.is_none_or(|uid| uid == 0) => {
-                    Outcome::Skipped(SkipReason::RunsAsRoot)
-                }
+                None if user.is_none_or(|uid| uid == 0) => Outcome::Skipped(SkipReason::RunsAsRoot),
                 None => {
                     adds.push(("runAsNonRoot", true.into()));
                     Outcome::Applied
@@ -382,11 +392,25 @@ fn harden_resources(
     let mut new_requests: Vec<(&str, Value)> = Vec::new();
     let mut new_limits: Vec<(&str, Value)> = Vec::new();
     for (resource, request, limit, want_limit) in [
-        ("cpu", &defaults.cpu_request, &defaults.cpu_limit, defaults.cpu_limits),
-        ("memory", &defaults.memory_request, &defaults.memory_limit, true),
+        (
+            "cpu",
+            &defaults.cpu_request,
+            &defaults.cpu_limit,
+            defaults.cpu_limits,
+        ),
+        (
+            "memory",
+            &defaults.memory_request,
+            &defaults.memory_limit,
+            true,
+        ),
     ] {
-        let current_request = requests.and_then(|r| r.get(resource)).filter(|v| !v.is_null());
-        let current_limit = limits.and_then(|l| l.get(resource)).filter(|v| !v.is_null());
+        let current_request = requests
+            .and_then(|r| r.get(resource))
+            .filter(|v| !v.is_null());
+        let current_limit = limits
+            .and_then(|l| l.get(resource))
+            .filter(|v| !v.is_null());
         match (current_request, current_limit) {
             (None, None) => {
                 new_requests.push((resource, request.as_str().into()));
@@ -401,7 +425,11 @@ fn harden_resources(
                 })?;
                 // A request above the default limit becomes the limit itself.
                 let above = Quantity::cmp_str(&text, limit) == Some(Ordering::Greater);
-                let value = if above { existing.clone() } else { limit.as_str().into() };
+                let value = if above {
+                    existing.clone()
+                } else {
+                    limit.as_str().into()
+                };
                 new_limits.push((resource, value));
             }
             _ => {}

@@ -67,7 +67,8 @@ pub(crate) fn array_entry<'a>(
     if slot.is_null() {
         *slot = Value::Array(Vec::new());
     }
-    slot.as_array_mut().ok_or_else(|| wrong_type(path, "a list"))
+    slot.as_array_mut()
+        .ok_or_else(|| wrong_type(path, "a list"))
 }
 
 /// `map[key]` as a bool; `None` when missing or null.
@@ -91,7 +92,10 @@ pub(crate) fn integer(
 ) -> Result<Option<i64>, HardenError> {
     match map.get(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(v) => v.as_i64().map(Some).ok_or_else(|| wrong_type(path, "an integer")),
+        Some(v) => v
+            .as_i64()
+            .map(Some)
+            .ok_or_else(|| wrong_type(path, "an integer")),
     }
 }
 

@@ -339,7 +339,12 @@ pub fn harden_new_ephemeral_containers(
     existing: &HashSet<&str>,
     policy: &Policy,
 ) -> Result<Hardened, HardenError> {
-    harden_kind(pod, WorkloadKind::Pod, policy, Scope::NewEphemeral(existing))
+    harden_kind(
+        pod,
+        WorkloadKind::Pod,
+        policy,
+        Scope::NewEphemeral(existing),
+    )
 }
 
 fn harden_kind(
@@ -372,12 +377,11 @@ fn harden_kind(
     };
 
     let spec_path = kind.pod_spec_path();
-    let original_spec = workload::lookup(object, spec_path).ok_or_else(|| {
-        HardenError::MissingPodSpec {
+    let original_spec =
+        workload::lookup(object, spec_path).ok_or_else(|| HardenError::MissingPodSpec {
             kind,
             path: spec_path.join("."),
-        }
-    })?;
+        })?;
     let Value::Object(original_map) = original_spec else {
         return Err(HardenError::WrongType {
             path: spec_path.join("."),
@@ -402,9 +406,12 @@ fn harden_kind(
             metas.push((path, template_meta));
         }
         for (path, meta) in metas {
-            ops.push(patch::annotation_op(path, meta, HARDENED_ANNOTATION, |old| {
-                merge_hardened_names(old, &names)
-            }));
+            ops.push(patch::annotation_op(
+                path,
+                meta,
+                HARDENED_ANNOTATION,
+                |old| merge_hardened_names(old, &names),
+            ));
         }
     }
     hardened.patch = json_patch::Patch(ops);
@@ -458,7 +465,6 @@ fn merge_hardened_names(old: Option<&str>, applied: &[ChangeName]) -> String {
         .collect::<Vec<_>>()
         .join(",")
 }
-
 
 #[cfg(test)]
 mod tests;

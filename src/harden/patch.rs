@@ -5,8 +5,8 @@
 //! a rule that would change or remove a value is a bug, reported as
 //! [`HardenError::NotAdditive`](super::HardenError::NotAdditive) instead of being patched.
 
-use json_patch::{AddOperation, PatchOperation};
 use json_patch::jsonptr::PointerBuf;
+use json_patch::{AddOperation, PatchOperation};
 use serde_json::{Map, Value};
 
 use super::HardenError;
@@ -92,7 +92,9 @@ pub(crate) fn annotation_op(
     key: &str,
     value: impl FnOnce(Option<&str>) -> String,
 ) -> PatchOperation {
-    let annotations = meta.and_then(|m| m.get("annotations")).filter(|a| a.is_object());
+    let annotations = meta
+        .and_then(|m| m.get("annotations"))
+        .filter(|a| a.is_object());
     let current = annotations.and_then(|a| a.get(key)).and_then(Value::as_str);
     let value = Value::String(value(current));
     let mut path = pointer(meta_path);

@@ -13,7 +13,8 @@ use super::volumes::VolumePlan;
 use super::{Change, ChangeName, Context, HardenError, Outcome, Scope, SkipReason};
 
 /// The container lists of a pod spec, in the order the kubelet starts them.
-pub(crate) const CONTAINER_LISTS: [&str; 3] = ["initContainers", "containers", "ephemeralContainers"];
+pub(crate) const CONTAINER_LISTS: [&str; 3] =
+    ["initContainers", "containers", "ephemeralContainers"];
 
 /// The pod's own identity after the pod-level rules; containers without their own value inherit it.
 #[derive(Debug, Clone, Copy, Default)]
@@ -168,7 +169,8 @@ fn harden_pod_security_context(
 ) -> Result<PodIdentity, HardenError> {
     let path = |field: &str| format!("spec.securityContext.{field}");
     let empty = Object::new();
-    let sc = json::object(spec, "securityContext", || "spec.securityContext".into())?.unwrap_or(&empty);
+    let sc =
+        json::object(spec, "securityContext", || "spec.securityContext".into())?.unwrap_or(&empty);
     // Fields to add, inserted once every field has been read.
     let mut adds: Vec<(&'static str, Value)> = Vec::new();
     let policy = ctx.policy;
@@ -191,7 +193,12 @@ fn harden_pod_security_context(
         Some(uid) => record(changes, ChangeName::RunAsUser, None, present(uid != 0)),
         None if any_exempt => {} // decided per container
         None => match linux_only(ChangeName::RunAsUser) {
-            Some(reason) => record(changes, ChangeName::RunAsUser, None, Outcome::Skipped(reason)),
+            Some(reason) => record(
+                changes,
+                ChangeName::RunAsUser,
+                None,
+                Outcome::Skipped(reason),
+            ),
             None => {
                 adds.push(("runAsUser", policy.run_as_user.into()));
                 identity.run_as_user = Some(policy.run_as_user);

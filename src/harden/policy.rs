@@ -109,7 +109,10 @@ impl Policy {
             ("fsGroup", self.fs_group),
         ] {
             if !(1..=MAX_ID).contains(&id) {
-                return invalid(field, format!("{id} must be a non-root ID from 1 to {MAX_ID}"));
+                return invalid(
+                    field,
+                    format!("{id} must be a non-root ID from 1 to {MAX_ID}"),
+                );
             }
         }
         let quantity = |field: &'static str, value: &str| -> Result<Quantity, PolicyError> {
@@ -140,7 +143,10 @@ impl Policy {
         if memory_request > memory_limit {
             return invalid(
                 "resources.memoryRequest",
-                format!("{} is above memoryLimit {}", r.memory_request, r.memory_limit),
+                format!(
+                    "{} is above memoryLimit {}",
+                    r.memory_request, r.memory_limit
+                ),
             );
         }
         Ok(())

@@ -56,7 +56,9 @@ impl Quantity {
         let mut mantissa: i128 = if digits.is_empty() {
             0
         } else {
-            digits.parse().map_err(|_| err("expected a decimal number"))?
+            digits
+                .parse()
+                .map_err(|_| err("expected a decimal number"))?
         };
         let mut exp10: i32 = -(frac_part.len() as i32);
         let mut exp2: u32 = 0;

@@ -44,7 +44,9 @@ const ALREADY: Option<Outcome> = Some(Outcome::AlreadySet);
 
 #[test]
 fn legacy_pod_gets_every_field() {
-    let (h, out) = run(&pod(json!({"containers": [{"name": "app", "image": "app:1"}]})));
+    let (h, out) = run(&pod(
+        json!({"containers": [{"name": "app", "image": "app:1"}]}),
+    ));
     let spec = &out["spec"];
     assert_eq!(
         spec["securityContext"],
@@ -57,7 +59,10 @@ fn legacy_pod_gets_every_field() {
         json!({"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
                "capabilities": {"drop": ["ALL"]}})
     );
-    assert_eq!(c["volumeMounts"], json!([{"name": "kube-harden-tmp", "mountPath": "/tmp"}]));
+    assert_eq!(
+        c["volumeMounts"],
+        json!([{"name": "kube-harden-tmp", "mountPath": "/tmp"}])
+    );
     assert_eq!(c["env"], json!([{"name": "TMPDIR", "value": "/tmp"}]));
     assert_eq!(
         c["resources"],
@@ -73,7 +78,11 @@ fn legacy_pod_gets_every_field() {
         out["metadata"]["annotations"][HARDENED_ANNOTATION],
         applied.join(",")
     );
-    assert_eq!(applied.len(), ChangeName::ALL.len() - 1, "all but writablePaths");
+    assert_eq!(
+        applied.len(),
+        ChangeName::ALL.len() - 1,
+        "all but writablePaths"
+    );
     assert!(h.warnings.is_empty());
 }
 
@@ -100,8 +109,14 @@ fn explicit_values_are_never_changed() {
     assert_eq!(outcome(&h, ChangeName::SeccompProfile, None), explicit);
     assert_eq!(outcome(&h, ChangeName::FsGroupChangePolicy, None), explicit);
     assert_eq!(outcome(&h, ChangeName::RunAsGroup, None), explicit);
-    assert_eq!(outcome(&h, ChangeName::ReadOnlyRootFilesystem, Some("app")), explicit);
-    assert_eq!(outcome(&h, ChangeName::AllowPrivilegeEscalation, Some("app")), explicit);
+    assert_eq!(
+        outcome(&h, ChangeName::ReadOnlyRootFilesystem, Some("app")),
+        explicit
+    );
+    assert_eq!(
+        outcome(&h, ChangeName::AllowPrivilegeEscalation, Some("app")),
+        explicit
+    );
 }
 
 #[test]
@@ -130,7 +145,10 @@ fn container_running_as_root_keeps_root_and_others_get_identity_per_container() 
     ]}));
     let (h, out) = run(&input);
     let sc = &out["spec"]["securityContext"];
-    assert!(sc.get("runAsUser").is_none() && sc.get("runAsNonRoot").is_none(), "{sc}");
+    assert!(
+        sc.get("runAsUser").is_none() && sc.get("runAsNonRoot").is_none(),
+        "{sc}"
+    );
     assert!(sc.get("runAsGroup").is_none(), "{sc}");
     assert_eq!(sc["seccompProfile"]["type"], "RuntimeDefault");
     let root = &out["spec"]["containers"][0]["securityContext"];
@@ -140,8 +158,14 @@ fn container_running_as_root_keeps_root_and_others_get_identity_per_container() 
     assert_eq!(app["runAsUser"], 2866);
     assert_eq!(app["runAsGroup"], 2866);
     assert_eq!(app["runAsNonRoot"], true);
-    assert_eq!(outcome(&h, ChangeName::RunAsUser, Some("root")), skipped(SkipReason::ExplicitValue));
-    assert_eq!(outcome(&h, ChangeName::RunAsNonRoot, Some("root")), skipped(SkipReason::RunsAsRoot));
+    assert_eq!(
+        outcome(&h, ChangeName::RunAsUser, Some("root")),
+        skipped(SkipReason::ExplicitValue)
+    );
+    assert_eq!(
+        outcome(&h, ChangeName::RunAsNonRoot, Some("root")),
+        skipped(SkipReason::RunsAsRoot)
+    );
     assert_eq!(outcome(&h, ChangeName::RunAsNonRoot, Some("app")), APPLIED);
 }
 
@@ -152,15 +176,27 @@ fn pod_running_as_root_gets_no_run_as_non_root() {
     let (h, out) = run(&input);
     let sc = &out["spec"]["securityContext"];
     assert_eq!(sc["runAsUser"], 0);
-    assert!(sc.get("runAsNonRoot").is_none() && sc.get("runAsGroup").is_none(), "{sc}");
-    assert_eq!(outcome(&h, ChangeName::RunAsNonRoot, None), skipped(SkipReason::RunsAsRoot));
-    assert_eq!(outcome(&h, ChangeName::RunAsGroup, None), skipped(SkipReason::RunsAsRoot));
+    assert!(
+        sc.get("runAsNonRoot").is_none() && sc.get("runAsGroup").is_none(),
+        "{sc}"
+    );
+    assert_eq!(
+        outcome(&h, ChangeName::RunAsNonRoot, None),
+        skipped(SkipReason::RunsAsRoot)
+    );
+    assert_eq!(
+        outcome(&h, ChangeName::RunAsGroup, None),
+        skipped(SkipReason::RunsAsRoot)
+    );
     // A container with its own non-root UID does not make the pod-level choice safe.
     let input = pod(json!({"securityContext": {"runAsUser": 0}, "containers": [
         {"name": "a", "image": "a", "securityContext": {"runAsUser": 5}},
         {"name": "b", "image": "b"}]}));
     let (h, _) = run(&input);
-    assert_eq!(outcome(&h, ChangeName::RunAsNonRoot, None), skipped(SkipReason::RunsAsRoot));
+    assert_eq!(
+        outcome(&h, ChangeName::RunAsNonRoot, None),
+        skipped(SkipReason::RunsAsRoot)
+    );
 }
 
 #[test]
@@ -194,12 +230,17 @@ fn privileged_container_stays_privileged_and_root() {
 
 #[test]
 fn sys_admin_blocks_allow_privilege_escalation_but_capabilities_grow() {
-    let input = pod(json!({"containers": [{"name": "app", "image": "a", "securityContext": {
-        "capabilities": {"add": ["SYS_ADMIN", "NET_BIND_SERVICE"], "drop": ["NET_RAW"]}}}]}));
+    let input = pod(
+        json!({"containers": [{"name": "app", "image": "a", "securityContext": {
+        "capabilities": {"add": ["SYS_ADMIN", "NET_BIND_SERVICE"], "drop": ["NET_RAW"]}}}]}),
+    );
     let (h, out) = run(&input);
     let sc = &out["spec"]["containers"][0]["securityContext"];
     assert!(sc.get("allowPrivilegeEscalation").is_none(), "{sc}");
-    assert_eq!(sc["capabilities"]["add"], json!(["SYS_ADMIN", "NET_BIND_SERVICE"]));
+    assert_eq!(
+        sc["capabilities"]["add"],
+        json!(["SYS_ADMIN", "NET_BIND_SERVICE"])
+    );
     assert_eq!(sc["capabilities"]["drop"], json!(["NET_RAW", "ALL"]));
     assert_eq!(
         outcome(&h, ChangeName::AllowPrivilegeEscalation, Some("app")),
@@ -219,13 +260,26 @@ fn windows_pods_get_no_linux_only_fields() {
     for spec in specs {
         let (h, out) = run(&pod(spec.clone()));
         let hardened = &out["spec"];
-        assert_eq!(hardened.get("securityContext"), spec.get("securityContext"), "{spec}");
+        assert_eq!(
+            hardened.get("securityContext"),
+            spec.get("securityContext"),
+            "{spec}"
+        );
         let c = &hardened["containers"][0];
         assert!(c.get("securityContext").is_none(), "{c}");
-        assert!(c.get("volumeMounts").is_none() && c.get("env").is_none(), "{c}");
+        assert!(
+            c.get("volumeMounts").is_none() && c.get("env").is_none(),
+            "{c}"
+        );
         assert!(hardened.get("volumes").is_none());
-        assert_eq!(c["resources"]["limits"]["cpu"], "500m", "resources still apply");
-        assert_eq!(outcome(&h, ChangeName::SeccompProfile, None), skipped(SkipReason::Windows));
+        assert_eq!(
+            c["resources"]["limits"]["cpu"], "500m",
+            "resources still apply"
+        );
+        assert_eq!(
+            outcome(&h, ChangeName::SeccompProfile, None),
+            skipped(SkipReason::Windows)
+        );
         assert_eq!(
             outcome(&h, ChangeName::ReadOnlyRootFilesystem, Some("w")),
             skipped(SkipReason::Windows)
@@ -242,7 +296,11 @@ fn skip_true_leaves_the_object_untouched() {
     let (h, out) = run(&input);
     assert!(!h.is_changed());
     assert_eq!(out, input);
-    assert!(h.changes.iter().all(|c| c.outcome == Outcome::Skipped(SkipReason::OptedOut)));
+    assert!(
+        h.changes
+            .iter()
+            .all(|c| c.outcome == Outcome::Skipped(SkipReason::OptedOut))
+    );
     assert!(!h.changes.is_empty());
 }
 
@@ -258,24 +316,42 @@ fn skip_list_skips_just_those_and_warns_on_unknown_names() {
     assert!(c.get("resources").is_none());
     assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
     let o = skipped(SkipReason::OptedOut);
-    assert_eq!(outcome(&h, ChangeName::ReadOnlyRootFilesystem, Some("app")), o);
+    assert_eq!(
+        outcome(&h, ChangeName::ReadOnlyRootFilesystem, Some("app")),
+        o
+    );
     assert_eq!(outcome(&h, ChangeName::Resources, Some("app")), o);
     assert_eq!(h.warnings.len(), 1);
     assert!(h.warnings[0].contains("bogus"), "{:?}", h.warnings);
-    let names = out["metadata"]["annotations"][HARDENED_ANNOTATION].as_str().unwrap();
+    let names = out["metadata"]["annotations"][HARDENED_ANNOTATION]
+        .as_str()
+        .unwrap();
     assert!(!names.contains("resources") && !names.contains("readOnlyRootFilesystem"));
 }
 
 #[test]
 fn policy_disabled_list_and_cpu_limit_switch() {
-    let policy = Policy::from_yaml("disabled: [seccompProfile]\nresources: {cpuLimits: false}")
-        .unwrap();
-    let (h, out) = run_with(&pod(json!({"containers": [{"name": "a", "image": "a"}]})), &policy);
-    assert!(out["spec"]["securityContext"].get("seccompProfile").is_none());
-    assert_eq!(outcome(&h, ChangeName::SeccompProfile, None), skipped(SkipReason::Disabled));
+    let policy =
+        Policy::from_yaml("disabled: [seccompProfile]\nresources: {cpuLimits: false}").unwrap();
+    let (h, out) = run_with(
+        &pod(json!({"containers": [{"name": "a", "image": "a"}]})),
+        &policy,
+    );
+    assert!(
+        out["spec"]["securityContext"]
+            .get("seccompProfile")
+            .is_none()
+    );
+    assert_eq!(
+        outcome(&h, ChangeName::SeccompProfile, None),
+        skipped(SkipReason::Disabled)
+    );
     let resources = &out["spec"]["containers"][0]["resources"];
     assert_eq!(resources["limits"], json!({"memory": "512Mi"}));
-    assert_eq!(resources["requests"], json!({"cpu": "100m", "memory": "128Mi"}));
+    assert_eq!(
+        resources["requests"],
+        json!({"cpu": "100m", "memory": "128Mi"})
+    );
 }
 
 #[test]
@@ -287,7 +363,10 @@ fn tmp_volume_name_never_clashes() {
     }));
     let (_, out) = run(&input);
     assert_eq!(out["spec"]["volumes"][2]["name"], "kube-harden-tmp-3");
-    assert_eq!(out["spec"]["containers"][0]["volumeMounts"][0]["name"], "kube-harden-tmp-3");
+    assert_eq!(
+        out["spec"]["containers"][0]["volumeMounts"][0]["name"],
+        "kube-harden-tmp-3"
+    );
 }
 
 #[test]
@@ -304,7 +383,10 @@ fn existing_tmp_mounts_are_respected() {
     assert_eq!(has["volumeMounts"].as_array().unwrap().len(), 1);
     assert_eq!(outcome(&h, ChangeName::TmpVolume, Some("has")), ALREADY);
     assert_eq!(outcome(&h, ChangeName::TmpdirEnv, Some("has")), APPLIED);
-    assert_eq!(out["spec"]["containers"][1]["volumeMounts"][0]["name"], "kube-harden-tmp");
+    assert_eq!(
+        out["spec"]["containers"][1]["volumeMounts"][0]["name"],
+        "kube-harden-tmp"
+    );
     assert_eq!(out["spec"]["volumes"].as_array().unwrap().len(), 2);
 }
 
@@ -315,10 +397,19 @@ fn tmpdir_is_not_overridden() {
         {"name": "from", "image": "b", "envFrom": [{"configMapRef": {"name": "env"}}]}
     ]}));
     let (h, out) = run(&input);
-    assert_eq!(out["spec"]["containers"][0]["env"], json!([{"name": "TMPDIR", "value": "/var/tmp"}]));
+    assert_eq!(
+        out["spec"]["containers"][0]["env"],
+        json!([{"name": "TMPDIR", "value": "/var/tmp"}])
+    );
     assert!(out["spec"]["containers"][1].get("env").is_none());
-    assert_eq!(outcome(&h, ChangeName::TmpdirEnv, Some("set")), skipped(SkipReason::ExplicitValue));
-    assert_eq!(outcome(&h, ChangeName::TmpdirEnv, Some("from")), skipped(SkipReason::ExplicitValue));
+    assert_eq!(
+        outcome(&h, ChangeName::TmpdirEnv, Some("set")),
+        skipped(SkipReason::ExplicitValue)
+    );
+    assert_eq!(
+        outcome(&h, ChangeName::TmpdirEnv, Some("from")),
+        skipped(SkipReason::ExplicitValue)
+    );
 }
 
 #[test]
@@ -343,7 +434,10 @@ fn writable_paths_get_their_own_volumes() {
         .iter()
         .map(|v| v["name"].as_str().unwrap())
         .collect();
-    assert_eq!(volumes, ["run", "kube-harden-tmp", "kube-harden-var-cache-nginx"]);
+    assert_eq!(
+        volumes,
+        ["run", "kube-harden-tmp", "kube-harden-var-cache-nginx"]
+    );
     assert_eq!(h.warnings.len(), 1, "{:?}", h.warnings);
 }
 
@@ -351,7 +445,10 @@ fn writable_paths_get_their_own_volumes() {
 fn resource_defaults_never_contradict_what_is_there() {
     let cases = [
         // (resources in, resources out)
-        (json!({"limits": {"cpu": "2", "memory": "1Gi"}}), json!({"limits": {"cpu": "2", "memory": "1Gi"}})),
+        (
+            json!({"limits": {"cpu": "2", "memory": "1Gi"}}),
+            json!({"limits": {"cpu": "2", "memory": "1Gi"}}),
+        ),
         (
             json!({"requests": {"cpu": "2", "memory": "64Mi"}}),
             json!({"requests": {"cpu": "2", "memory": "64Mi"}, "limits": {"cpu": "2", "memory": "512Mi"}}),
@@ -371,13 +468,21 @@ fn resource_defaults_never_contradict_what_is_there() {
         ),
     ];
     for (resources, expected) in cases {
-        let (_, out) = run(&pod(json!({"containers": [{"name": "a", "image": "a", "resources": resources}]})));
-        assert_eq!(out["spec"]["containers"][0]["resources"], expected, "{resources}");
+        let (_, out) = run(&pod(
+            json!({"containers": [{"name": "a", "image": "a", "resources": resources}]}),
+        ));
+        assert_eq!(
+            out["spec"]["containers"][0]["resources"], expected,
+            "{resources}"
+        );
     }
     let (h, out) = run(&pod(json!({"resources": {"limits": {"cpu": "1"}},
                                     "containers": [{"name": "a", "image": "a"}]})));
     assert!(out["spec"]["containers"][0].get("resources").is_none());
-    assert_eq!(outcome(&h, ChangeName::Resources, Some("a")), skipped(SkipReason::ExplicitValue));
+    assert_eq!(
+        outcome(&h, ChangeName::Resources, Some("a")),
+        skipped(SkipReason::ExplicitValue)
+    );
 }
 
 #[test]
@@ -389,12 +494,21 @@ fn init_containers_sidecars_and_ephemeral_containers_are_hardened() {
         "ephemeralContainers": [{"name": "debug", "image": "d"}]
     }));
     let (h, out) = run(&input);
-    for (list, i) in [("initContainers", 0), ("initContainers", 1), ("containers", 0), ("ephemeralContainers", 0)] {
+    for (list, i) in [
+        ("initContainers", 0),
+        ("initContainers", 1),
+        ("containers", 0),
+        ("ephemeralContainers", 0),
+    ] {
         let c = &out["spec"][list][i];
         assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true, "{c}");
         assert_eq!(c["volumeMounts"][0]["mountPath"], "/tmp", "{c}");
     }
-    assert!(out["spec"]["ephemeralContainers"][0].get("resources").is_none());
+    assert!(
+        out["spec"]["ephemeralContainers"][0]
+            .get("resources")
+            .is_none()
+    );
     assert_eq!(out["spec"]["initContainers"][1]["restartPolicy"], "Always");
     assert_eq!(outcome(&h, ChangeName::Resources, Some("sidecar")), APPLIED);
     assert_eq!(out["spec"]["volumes"].as_array().unwrap().len(), 1);
@@ -412,23 +526,45 @@ fn new_ephemeral_containers_only() {
     let h = harden_new_ephemeral_containers(&with_debug, &existing, &Policy::default()).unwrap();
     let mut out = with_debug.clone();
     json_patch::patch(&mut out, &h.patch).unwrap();
-    assert_eq!(out["spec"]["ephemeralContainers"][0], with_debug["spec"]["ephemeralContainers"][0]);
+    assert_eq!(
+        out["spec"]["ephemeralContainers"][0],
+        with_debug["spec"]["ephemeralContainers"][0]
+    );
     let debug = &out["spec"]["ephemeralContainers"][1];
     assert_eq!(debug["securityContext"]["allowPrivilegeEscalation"], false);
-    assert_eq!(debug["volumeMounts"], json!([{"name": "kube-harden-tmp", "mountPath": "/tmp"}]));
+    assert_eq!(
+        debug["volumeMounts"],
+        json!([{"name": "kube-harden-tmp", "mountPath": "/tmp"}])
+    );
     assert!(debug.get("resources").is_none());
-    assert!(debug["securityContext"].get("runAsUser").is_none(), "inherited from the pod");
-    assert_eq!(out["spec"]["securityContext"], with_debug["spec"]["securityContext"]);
+    assert!(
+        debug["securityContext"].get("runAsUser").is_none(),
+        "inherited from the pod"
+    );
+    assert_eq!(
+        out["spec"]["securityContext"],
+        with_debug["spec"]["securityContext"]
+    );
     assert_eq!(out["spec"]["volumes"], with_debug["spec"]["volumes"]);
-    assert!(h.changes.iter().all(|c| c.container.as_deref() == Some("debug")));
+    assert!(
+        h.changes
+            .iter()
+            .all(|c| c.container.as_deref() == Some("debug"))
+    );
 
     // A pod that was never hardened: no volume to mount; identity per container.
     let mut plain = pod(json!({"containers": [{"name": "app", "image": "a"}]}));
     plain["spec"]["ephemeralContainers"] = json!([{"name": "debug", "image": "busybox"}]);
     let none = HashSet::new();
     let h = harden_new_ephemeral_containers(&plain, &none, &Policy::default()).unwrap();
-    assert_eq!(outcome(&h, ChangeName::TmpVolume, Some("debug")), skipped(SkipReason::NotApplicable));
-    assert_eq!(outcome(&h, ChangeName::RunAsNonRoot, Some("debug")), APPLIED);
+    assert_eq!(
+        outcome(&h, ChangeName::TmpVolume, Some("debug")),
+        skipped(SkipReason::NotApplicable)
+    );
+    assert_eq!(
+        outcome(&h, ChangeName::RunAsNonRoot, Some("debug")),
+        APPLIED
+    );
     let mut out = plain.clone();
     json_patch::patch(&mut out, &h.patch).unwrap();
     assert!(out["spec"].get("volumes").is_none());
@@ -457,8 +593,14 @@ fn workload_templates_are_hardened_and_annotated() {
         let meta_path = kind.template_metadata_path().unwrap();
         let meta = workload::lookup(&out, meta_path).unwrap();
         assert_eq!(meta["labels"]["app"], "x");
-        assert!(meta["annotations"][HARDENED_ANNOTATION].is_string(), "{kind}");
-        assert!(out["metadata"]["annotations"][HARDENED_ANNOTATION].is_string(), "{kind}");
+        assert!(
+            meta["annotations"][HARDENED_ANNOTATION].is_string(),
+            "{kind}"
+        );
+        assert!(
+            out["metadata"]["annotations"][HARDENED_ANNOTATION].is_string(),
+            "{kind}"
+        );
         assert!(h.is_changed());
     }
 }
@@ -466,7 +608,11 @@ fn workload_templates_are_hardened_and_annotated() {
 #[test]
 fn other_kinds_pass_through_and_broken_workloads_are_errors() {
     let service = json!({"apiVersion": "v1", "kind": "Service", "spec": {"ports": []}});
-    assert!(!harden_object(&service, &Policy::default()).unwrap().is_changed());
+    assert!(
+        !harden_object(&service, &Policy::default())
+            .unwrap()
+            .is_changed()
+    );
     let no_template = json!({"apiVersion": "apps/v1", "kind": "Deployment", "spec": {}});
     assert!(matches!(
         harden_object(&no_template, &Policy::default()),
@@ -474,7 +620,10 @@ fn other_kinds_pass_through_and_broken_workloads_are_errors() {
     ));
     let bad = pod(json!({"containers": [{"name": "a", "securityContext": {"runAsUser": "root"}}]}));
     let err = harden_object(&bad, &Policy::default()).unwrap_err();
-    assert_eq!(err.to_string(), "spec.containers[a].securityContext.runAsUser: expected an integer");
+    assert_eq!(
+        err.to_string(),
+        "spec.containers[a].securityContext.runAsUser: expected an integer"
+    );
 }
 
 #[test]
@@ -524,8 +673,15 @@ fn legacy_seccomp_annotation_counts_as_explicit() {
         json!({"containers": [{"name": "a", "image": "a"}]}),
     );
     let (h, out) = run(&input);
-    assert!(out["spec"]["securityContext"].get("seccompProfile").is_none());
-    assert_eq!(outcome(&h, ChangeName::SeccompProfile, None), skipped(SkipReason::ExplicitValue));
+    assert!(
+        out["spec"]["securityContext"]
+            .get("seccompProfile")
+            .is_none()
+    );
+    assert_eq!(
+        outcome(&h, ChangeName::SeccompProfile, None),
+        skipped(SkipReason::ExplicitValue)
+    );
 }
 
 #[test]
@@ -535,7 +691,10 @@ fn nulls_count_as_missing() {
                                            "env": null, "resources": null}]}));
     let (_, out) = run(&input);
     assert_eq!(out["spec"]["securityContext"]["runAsNonRoot"], true);
-    assert_eq!(out["spec"]["containers"][0]["securityContext"]["readOnlyRootFilesystem"], true);
+    assert_eq!(
+        out["spec"]["containers"][0]["securityContext"]["readOnlyRootFilesystem"],
+        true
+    );
     assert_eq!(out["spec"]["volumes"][0]["name"], "kube-harden-tmp");
 }
 
@@ -549,5 +708,8 @@ fn unknown_fields_survive() {
     assert_eq!(out["spec"]["futurePodField"], json!({"x": [1, 2]}));
     assert_eq!(out["spec"]["securityContext"]["futureSecurity"], true);
     assert_eq!(out["spec"]["containers"][0]["futureContainerField"], "keep");
-    assert_eq!(out["spec"]["containers"][0]["securityContext"]["futureBool"], false);
+    assert_eq!(
+        out["spec"]["containers"][0]["securityContext"]["futureBool"],
+        false
+    );
 }

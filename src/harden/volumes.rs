@@ -172,9 +172,9 @@ pub(crate) fn parse_writable_paths(value: Option<&str>, warnings: &mut Vec<Strin
             None
         };
         match problem {
-            Some(problem) => {
-                warnings.push(format!("{WRITABLE_PATHS_ANNOTATION}: {raw:?} {problem}, ignored"))
-            }
+            Some(problem) => warnings.push(format!(
+                "{WRITABLE_PATHS_ANNOTATION}: {raw:?} {problem}, ignored"
+            )),
             None if !paths.iter().any(|p| p == path) => paths.push(path.to_owned()),
             None => {}
         }

@@ -138,7 +138,11 @@ mod tests {
     fn kinds_from_manifests() {
         let cases = [
             ("v1", "Pod", Some(WorkloadKind::Pod)),
-            ("v1", "ReplicationController", Some(WorkloadKind::ReplicationController)),
+            (
+                "v1",
+                "ReplicationController",
+                Some(WorkloadKind::ReplicationController),
+            ),
             ("apps/v1", "Deployment", Some(WorkloadKind::Deployment)),
             ("apps/v1", "StatefulSet", Some(WorkloadKind::StatefulSet)),
             ("apps/v1", "DaemonSet", Some(WorkloadKind::DaemonSet)),
@@ -151,7 +155,11 @@ mod tests {
         ];
         for (api_version, kind, expected) in cases {
             let object = json!({"apiVersion": api_version, "kind": kind});
-            assert_eq!(WorkloadKind::of_object(&object), expected, "{api_version} {kind}");
+            assert_eq!(
+                WorkloadKind::of_object(&object),
+                expected,
+                "{api_version} {kind}"
+            );
         }
         assert_eq!(WorkloadKind::of_object(&json!({"kind": "Pod"})), None);
     }

@@ -35,7 +35,8 @@ fn harden(args: &[&str], stdin: Option<&str>) -> Output {
         .spawn()
         .expect("binary runs");
     let mut pipe = child.stdin.take().expect("stdin");
-    pipe.write_all(stdin.unwrap_or_default().as_bytes()).expect("write stdin");
+    pipe.write_all(stdin.unwrap_or_default().as_bytes())
+        .expect("write stdin");
     drop(pipe);
     child.wait_with_output().expect("binary exits")
 }
@@ -70,14 +71,31 @@ fn kubectl_applies_the_patch_to_the_same_result() {
         let ours = json_stream(&ok_stdout(harden(&["-f", path(&file), "-o", "json"], None)));
         assert_eq!(patch.lines().count(), 1, "{file:?} holds one document");
         let out = Command::new("kubectl")
-            .args(["patch", "--local", "-f", path(&file), "--type", "json", "-o", "json", "-p"])
+            .args([
+                "patch",
+                "--local",
+                "-f",
+                path(&file),
+                "--type",
+                "json",
+                "-o",
+                "json",
+                "-p",
+            ])
             .arg(patch.trim())
             .output()
             .expect("kubectl is installed (see .ci/run)");
-        assert!(out.status.success(), "kubectl: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "kubectl: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let theirs: Value = serde_json::from_slice(&out.stdout).expect("kubectl JSON");
         assert_eq!(theirs, ours[0], "{file:?}");
-        assert!(patch.trim() != "[]", "{file:?} is a legacy manifest: something must change");
+        assert!(
+            patch.trim() != "[]",
+            "{file:?} is a legacy manifest: something must change"
+        );
     }
 }
 
@@ -99,7 +117,10 @@ fn yaml_stream_keeps_order_and_passes_other_kinds_through() {
         .collect();
     let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["ConfigMap", "Pod", "Service"]);
-    assert_eq!(docs[0], json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"k": "v"}}));
+    assert_eq!(
+        docs[0],
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"k": "v"}})
+    );
     assert_eq!(docs[1]["spec"]["securityContext"]["runAsNonRoot"], true);
 }
 
@@ -113,7 +134,13 @@ fn json_list_items_are_hardened_with_patches_under_items() {
     let input = list.to_string();
     let patch = ok_stdout(harden(&["-f", "-", "-o", "patch"], Some(&input)));
     let patch: Value = serde_json::from_str(patch.trim()).unwrap();
-    assert!(patch.as_array().unwrap().iter().all(|op| op["path"].as_str().unwrap().starts_with("/items/1/")));
+    assert!(
+        patch
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|op| op["path"].as_str().unwrap().starts_with("/items/1/"))
+    );
     let out = json_stream(&ok_stdout(harden(&["-f", "-", "-o", "json"], Some(&input))));
     assert_eq!(out.len(), 1);
     let mut patched = list.clone();
@@ -126,7 +153,10 @@ fn json_list_items_are_hardened_with_patches_under_items() {
 #[test]
 fn malformed_input_fails_with_document_and_line_and_prints_nothing() {
     let cases = [
-        ("apiVersion: v1\nkind: Pod\nspec: {containers: []}\n---\nkind: [oops\n", "document 2 (line"),
+        (
+            "apiVersion: v1\nkind: Pod\nspec: {containers: []}\n---\nkind: [oops\n",
+            "document 2 (line",
+        ),
         ("{\"kind\": \"Pod\",", "document 1 (line 1)"),
         (
             "apiVersion: v1\nkind: Pod\nspec: {}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  template:\n    spec:\n      containers: {}\n",
@@ -149,9 +179,16 @@ fn policy_file_is_used_and_validated() {
     let good = dir.path().join("policy.yaml");
     std::fs::write(&good, "runAsUser: 12345\nresources: {cpuLimits: false}\n").unwrap();
     let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: a, image: a}]}\n";
-    let out = json_stream(&ok_stdout(harden(&["-f", "-", "-o", "json", "--config", path(&good)], Some(pod))));
+    let out = json_stream(&ok_stdout(harden(
+        &["-f", "-", "-o", "json", "--config", path(&good)],
+        Some(pod),
+    )));
     assert_eq!(out[0]["spec"]["securityContext"]["runAsUser"], 12345);
-    assert!(out[0]["spec"]["containers"][0]["resources"]["limits"].get("cpu").is_none());
+    assert!(
+        out[0]["spec"]["containers"][0]["resources"]["limits"]
+            .get("cpu")
+            .is_none()
+    );
 
     let bad = dir.path().join("bad.yaml");
     std::fs::write(&bad, "resources:\n  memoryLimit: lots\n").unwrap();
@@ -172,6 +209,12 @@ fn explain_reports_decisions_on_stderr() {
     let out = harden(&["-f", path(&file), "--explain"], None);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("allowPrivilegeEscalation (container agent): skipped (privileged)"), "{stderr}");
-    assert!(stderr.contains("runAsNonRoot (container metrics): applied"), "{stderr}");
+    assert!(
+        stderr.contains("allowPrivilegeEscalation (container agent): skipped (privileged)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("runAsNonRoot (container metrics): applied"),
+        "{stderr}"
+    );
 }

@@ -37,7 +37,10 @@ fn container_sc() -> impl Strategy<Value = Option<Value>> {
             maybe(any::<bool>()),
             maybe(any::<bool>()),
             maybe(any::<bool>()),
-            maybe(prop::sample::subsequence(vec!["SYS_ADMIN", "NET_BIND_SERVICE"], 0..=2)),
+            maybe(prop::sample::subsequence(
+                vec!["SYS_ADMIN", "NET_BIND_SERVICE"],
+                0..=2,
+            )),
             maybe(prop::sample::subsequence(vec!["NET_RAW", "ALL"], 0..=2)),
             maybe(Just(json!({"hostProcess": false}))),
         )
@@ -95,7 +98,11 @@ fn container(name: String) -> impl Strategy<Value = Value> {
             c.insert("image".into(), json!("registry.example/app:1"));
             set(&mut c, "securityContext", sc);
             set(&mut c, "resources", res);
-            set(&mut c, "env", env.map(|n| json!([{"name": n, "value": "/x"}])));
+            set(
+                &mut c,
+                "env",
+                env.map(|n| json!([{"name": n, "value": "/x"}])),
+            );
             if env_from {
                 c.insert("envFrom".into(), json!([{"configMapRef": {"name": "cm"}}]));
             }
@@ -111,7 +118,10 @@ fn container(name: String) -> impl Strategy<Value = Value> {
         })
 }
 
-fn containers(prefix: &'static str, range: std::ops::RangeInclusive<usize>) -> BoxedStrategy<Vec<Value>> {
+fn containers(
+    prefix: &'static str,
+    range: std::ops::RangeInclusive<usize>,
+) -> BoxedStrategy<Vec<Value>> {
     range
         .prop_flat_map(move |n| {
             (0..n)
@@ -124,15 +134,28 @@ fn containers(prefix: &'static str, range: std::ops::RangeInclusive<usize>) -> B
 fn pod_spec() -> impl Strategy<Value = Value> {
     (
         maybe(
-            (maybe(any::<bool>()), maybe(uid()), maybe(uid()), maybe(uid()),
-             maybe(prop::sample::select(vec!["RuntimeDefault", "Unconfined", "Localhost"])))
+            (
+                maybe(any::<bool>()),
+                maybe(uid()),
+                maybe(uid()),
+                maybe(uid()),
+                maybe(prop::sample::select(vec![
+                    "RuntimeDefault",
+                    "Unconfined",
+                    "Localhost",
+                ])),
+            )
                 .prop_map(|(non_root, user, group, fs, seccomp)| {
                     let mut sc = Map::new();
                     set(&mut sc, "runAsNonRoot", non_root.map(Value::from));
                     set(&mut sc, "runAsUser", user);
                     set(&mut sc, "runAsGroup", group);
                     set(&mut sc, "fsGroup", fs);
-                    set(&mut sc, "seccompProfile", seccomp.map(|t| json!({"type": t})));
+                    set(
+                        &mut sc,
+                        "seccompProfile",
+                        seccomp.map(|t| json!({"type": t})),
+                    );
                     Value::Object(sc)
                 }),
         ),
@@ -150,23 +173,25 @@ fn pod_spec() -> impl Strategy<Value = Value> {
         containers("e", 0..=1),
         maybe(Just(json!({"limits": {"cpu": "1"}}))),
     )
-        .prop_map(|(sc, os, volumes, containers, inits, ephemeral, pod_resources)| {
-            let mut spec = Map::new();
-            set(&mut spec, "securityContext", sc);
-            if os != "none" {
-                spec.insert("os".into(), json!({"name": os}));
-            }
-            spec.insert("volumes".into(), json!(volumes));
-            spec.insert("containers".into(), json!(containers));
-            if !inits.is_empty() {
-                spec.insert("initContainers".into(), json!(inits));
-            }
-            if !ephemeral.is_empty() {
-                spec.insert("ephemeralContainers".into(), json!(ephemeral));
-            }
-            set(&mut spec, "resources", pod_resources);
-            Value::Object(spec)
-        })
+        .prop_map(
+            |(sc, os, volumes, containers, inits, ephemeral, pod_resources)| {
+                let mut spec = Map::new();
+                set(&mut spec, "securityContext", sc);
+                if os != "none" {
+                    spec.insert("os".into(), json!({"name": os}));
+                }
+                spec.insert("volumes".into(), json!(volumes));
+                spec.insert("containers".into(), json!(containers));
+                if !inits.is_empty() {
+                    spec.insert("initContainers".into(), json!(inits));
+                }
+                if !ephemeral.is_empty() {
+                    spec.insert("ephemeralContainers".into(), json!(ephemeral));
+                }
+                set(&mut spec, "resources", pod_resources);
+                Value::Object(spec)
+            },
+        )
 }
 
 fn object() -> impl Strategy<Value = Value> {
@@ -198,10 +223,13 @@ fn contains(original: &Value, hardened: &Value, path: &str) -> Result<(), String
             let other = b.get(k).ok_or(format!("{path}/{k} removed"))?;
             contains(v, other, &format!("{path}/{k}"))
         }),
-        (Value::Array(a), Value::Array(b)) => a
-            .iter()
-            .enumerate()
-            .try_for_each(|(i, v)| contains(v, b.get(i).ok_or(format!("{path}/{i} removed"))?, &format!("{path}/{i}"))),
+        (Value::Array(a), Value::Array(b)) => a.iter().enumerate().try_for_each(|(i, v)| {
+            contains(
+                v,
+                b.get(i).ok_or(format!("{path}/{i} removed"))?,
+                &format!("{path}/{i}"),
+            )
+        }),
         // `null` means "not set" in Kubernetes: the one value hardening may fill in.
         (Value::Null, _) => Ok(()),
         (a, b) if a == b => Ok(()),
@@ -223,13 +251,24 @@ fn all_containers(spec: &Value) -> Vec<&Value> {
 }
 
 fn effective<'a>(spec: &'a Value, c: &'a Value, field: &str) -> Option<&'a Value> {
-    let get = |v: &'a Value| v.pointer(&format!("/securityContext/{field}")).filter(|v| !v.is_null());
+    let get = |v: &'a Value| {
+        v.pointer(&format!("/securityContext/{field}"))
+            .filter(|v| !v.is_null())
+    };
     get(c).or_else(|| get(spec))
 }
 
 const LINUX_ONLY: &[&str] = &[
-    "seccompProfile", "capabilities", "allowPrivilegeEscalation", "readOnlyRootFilesystem",
-    "privileged", "runAsUser", "runAsGroup", "fsGroup", "fsGroupChangePolicy", "procMount",
+    "seccompProfile",
+    "capabilities",
+    "allowPrivilegeEscalation",
+    "readOnlyRootFilesystem",
+    "privileged",
+    "runAsUser",
+    "runAsGroup",
+    "fsGroup",
+    "fsGroupChangePolicy",
+    "procMount",
     "seLinuxOptions",
 ];
 
@@ -247,7 +286,9 @@ fn check_valid(before: &Value, after: &Value) -> Result<(), String> {
         for field in LINUX_ONLY {
             let path = format!("/securityContext/{field}");
             if a.pointer(&path) != b.pointer(&path) {
-                return Err(format!("Linux-only pod field {field} added to a Windows pod"));
+                return Err(format!(
+                    "Linux-only pod field {field} added to a Windows pod"
+                ));
             }
         }
     }
@@ -255,7 +296,10 @@ fn check_valid(before: &Value, after: &Value) -> Result<(), String> {
         let name = &ca["name"];
         let mut paths = HashSet::new();
         for m in ca["volumeMounts"].as_array().into_iter().flatten() {
-            let p = m["mountPath"].as_str().unwrap_or_default().trim_end_matches('/');
+            let p = m["mountPath"]
+                .as_str()
+                .unwrap_or_default()
+                .trim_end_matches('/');
             if !paths.insert(p) && m != &json!({"name": "data", "mountPath": p}) {
                 return Err(format!("{name}: duplicate mount path {p}"));
             }
@@ -274,17 +318,25 @@ fn check_valid(before: &Value, after: &Value) -> Result<(), String> {
             .pointer("/securityContext/capabilities/add")
             .and_then(Value::as_array)
             .is_some_and(|a| a.contains(&json!("SYS_ADMIN")));
-        let ape_added = cb.pointer("/securityContext/allowPrivilegeEscalation").is_none()
+        let ape_added = cb
+            .pointer("/securityContext/allowPrivilegeEscalation")
+            .is_none()
             && ca.pointer("/securityContext/allowPrivilegeEscalation") == Some(&json!(false));
         if ape_added && (privileged || sys_admin) {
-            return Err(format!("{name}: allowPrivilegeEscalation=false on a privileged container"));
+            return Err(format!(
+                "{name}: allowPrivilegeEscalation=false on a privileged container"
+            ));
         }
         let non_root_added = effective(b, cb, "runAsNonRoot").is_none()
             && effective(a, ca, "runAsNonRoot") == Some(&json!(true));
         if non_root_added {
             match effective(a, ca, "runAsUser").and_then(Value::as_i64) {
                 Some(uid) if uid != 0 => {}
-                other => return Err(format!("{name}: runAsNonRoot added with runAsUser {other:?}")),
+                other => {
+                    return Err(format!(
+                        "{name}: runAsNonRoot added with runAsUser {other:?}"
+                    ));
+                }
             }
         }
         if privileged {
@@ -303,13 +355,17 @@ fn check_valid(before: &Value, after: &Value) -> Result<(), String> {
             }
         }
         for resource in ["cpu", "memory"] {
-            let get = |c: &Value, kind: &str| c.pointer(&format!("/resources/{kind}/{resource}")).cloned();
+            let get = |c: &Value, kind: &str| {
+                c.pointer(&format!("/resources/{kind}/{resource}")).cloned()
+            };
             let (req, lim) = (get(ca, "requests"), get(ca, "limits"));
             let added = req != get(cb, "requests") || lim != get(cb, "limits");
             if let (true, Some(req), Some(lim)) = (added, req, lim) {
                 let q = |v: &Value| Quantity::parse(v.as_str().unwrap_or_default()).unwrap();
                 if q(&req) > q(&lim) {
-                    return Err(format!("{name}: {resource} limit {lim} below request {req}"));
+                    return Err(format!(
+                        "{name}: {resource} limit {lim} below request {req}"
+                    ));
                 }
             }
         }
