@@ -1,7 +1,9 @@
 //! Command-line flags (each also an environment variable) and their validation into the
 //! settings the commands use.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -23,6 +25,100 @@ pub struct Cli {
 pub enum Command {
     /// Harden manifest files offline and print the result.
     Harden(HardenArgs),
+    /// Run the admission webhook server.
+    Serve(ServeArgs),
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Flags of `kube-harden serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// HTTPS address for the webhook endpoints /mutate (enforce) and /audit.
+    #[arg(long, env = "KUBE_HARDEN_WEBHOOK_ADDR", default_value = "0.0.0.0:8443")]
+    pub webhook_addr: SocketAddr,
+    /// Plain-HTTP address for /metrics, /healthz and /readyz.
+    #[arg(long, env = "KUBE_HARDEN_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    pub metrics_addr: SocketAddr,
+    /// PEM certificate chain served on the webhook address (reloaded when it changes).
+    #[arg(long, env = "KUBE_HARDEN_TLS_CERT_FILE")]
+    pub tls_cert_file: PathBuf,
+    /// PEM private key of the certificate (reloaded when it changes).
+    #[arg(long, env = "KUBE_HARDEN_TLS_KEY_FILE")]
+    pub tls_key_file: PathBuf,
+    /// PEM CA bundle; when set, clients (the API server) must present a certificate it signed.
+    #[arg(long, env = "KUBE_HARDEN_CLIENT_CA_FILE")]
+    pub client_ca_file: Option<PathBuf>,
+    /// How often the certificate files are checked for changes.
+    #[arg(long, env = "KUBE_HARDEN_TLS_RELOAD_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub tls_reload_interval: Duration,
+    /// Largest AdmissionReview body accepted; larger ones get 413.
+    #[arg(long, env = "KUBE_HARDEN_MAX_BODY_BYTES", default_value_t = 6 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Time allowed to receive a request's headers and body; slower clients get 408.
+    #[arg(long, env = "KUBE_HARDEN_REQUEST_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+    /// Time a TLS handshake may take.
+    #[arg(long, env = "KUBE_HARDEN_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub handshake_timeout: Duration,
+    /// After SIGTERM: time /readyz reports not ready while connections are still accepted.
+    #[arg(long, env = "KUBE_HARDEN_SHUTDOWN_DELAY", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub shutdown_delay: Duration,
+    /// After the listener closes: time in-flight requests get to finish.
+    #[arg(long, env = "KUBE_HARDEN_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = humantime::parse_duration)]
+    pub shutdown_timeout: Duration,
+    /// Log format.
+    #[arg(long, env = "KUBE_HARDEN_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Log filter (tracing EnvFilter syntax, e.g. `info` or `kube_harden=debug`).
+    #[arg(long, env = "KUBE_HARDEN_LOG", default_value = "info")]
+    pub log_level: String,
+    /// The policy file (YAML).
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+}
+
+impl ServeArgs {
+    /// Validates the flags into the server's settings.
+    pub fn into_config(self) -> Result<crate::server::ServeConfig> {
+        let policy = self.policy.load()?;
+        if self.max_body_bytes < 1024 {
+            return Err(Error::Config(format!(
+                "--max-body-bytes {} is too small for any AdmissionReview",
+                self.max_body_bytes
+            )));
+        }
+        for (flag, value) in [
+            ("--tls-reload-interval", self.tls_reload_interval),
+            ("--request-timeout", self.request_timeout),
+            ("--handshake-timeout", self.handshake_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(Error::Config(format!("{flag} must be greater than zero")));
+            }
+        }
+        Ok(crate::server::ServeConfig {
+            webhook_addr: self.webhook_addr,
+            metrics_addr: self.metrics_addr,
+            tls_cert_file: self.tls_cert_file,
+            tls_key_file: self.tls_key_file,
+            client_ca_file: self.client_ca_file,
+            tls_reload_interval: self.tls_reload_interval,
+            max_body_bytes: self.max_body_bytes,
+            request_timeout: self.request_timeout,
+            handshake_timeout: self.handshake_timeout,
+            shutdown_delay: self.shutdown_delay,
+            shutdown_timeout: self.shutdown_timeout,
+            policy,
+        })
+    }
 }
 
 /// Flags of `kube-harden harden`.

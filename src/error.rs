@@ -38,6 +38,15 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// A flag has an unusable value.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The server could not start.
+    #[error(transparent)]
+    Serve(#[from] crate::server::ServeError),
+    /// The async runtime could not start.
+    #[error("cannot start the runtime: {0}")]
+    Runtime(#[source] std::io::Error),
     /// A workload cannot be hardened (e.g. a field of the wrong type).
     #[error("{source_name}: document {document} (line {line}): {source}")]
     Harden {
@@ -61,6 +70,9 @@ impl Error {
             Error::Io { .. } => "io",
             Error::Manifest { .. } => "manifest",
             Error::Harden { .. } => "harden",
+            Error::Config(_) => "config",
+            Error::Serve(_) => "serve",
+            Error::Runtime(_) => "runtime",
         }
     }
 }

@@ -5,6 +5,9 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // One crypto provider for every rustls user in the process (ring: small, no C toolchain
+    // beyond what ring needs, builds for musl).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = kube_harden::config::Cli::parse();
     match kube_harden::run(cli) {
         Ok(code) => code,

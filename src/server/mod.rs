@@ -1,0 +1,438 @@
+//! `kube-harden serve`: the HTTPS webhook endpoint and the plain-HTTP metrics and health endpoint.
+//!
+//! ```text
+//!  TCP accept ─► TLS handshake (rustls, timeout) ─► HTTP/1.1 or HTTP/2 (ALPN) ─► routes
+//!     /mutate, /audit: read body (size limit, timeout) ─► admission::review ─► response
+//!     metrics + one log line per review observe from the side
+//! ```
+//!
+//! Shutdown (SIGTERM/SIGINT): `/readyz` turns false at once; after `--shutdown-delay` (time for
+//! the Service endpoints to drop this pod) the listener closes, in-flight requests finish within
+//! `--shutdown-timeout`, and the process exits 0.
+//! See <https://kubernetes.io/docs/reference/access-authn-authz/extensible-admission-controllers/>.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+pub mod tls;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use crate::admission::{self, Mode};
+use crate::harden::Policy;
+use crate::metrics::Metrics;
+use tls::CertStore;
+
+/// Validated settings for the server.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// HTTPS address for `/mutate` and `/audit`.
+    pub webhook_addr: SocketAddr,
+    /// Plain-HTTP address for `/metrics`, `/healthz`, `/readyz`.
+    pub metrics_addr: SocketAddr,
+    /// PEM certificate chain.
+    pub tls_cert_file: std::path::PathBuf,
+    /// PEM private key.
+    pub tls_key_file: std::path::PathBuf,
+    /// CA bundle that API server client certificates must chain to (optional).
+    pub client_ca_file: Option<std::path::PathBuf>,
+    /// How often the certificate files are checked for changes.
+    pub tls_reload_interval: Duration,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+    /// Time allowed to receive a request's headers and body.
+    pub request_timeout: Duration,
+    /// Time a TLS handshake may take.
+    pub handshake_timeout: Duration,
+    /// Time between the shutdown signal and closing the listener.
+    pub shutdown_delay: Duration,
+    /// Time in-flight requests get to finish after the listener closes.
+    pub shutdown_timeout: Duration,
+    /// The hardening policy.
+    pub policy: Policy,
+}
+
+/// Why the server could not start or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The certificate or key could not be loaded.
+    #[error("TLS: {0}")]
+    Tls(#[from] tls::TlsError),
+    /// rustls refused the configuration.
+    #[error("TLS configuration: {0}")]
+    Rustls(#[from] rustls::Error),
+    /// An address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Shared per-process state of the handlers.
+struct State {
+    policy: Policy,
+    metrics: Metrics,
+    ready: AtomicBool,
+    max_body_bytes: usize,
+    request_timeout: Duration,
+}
+
+/// A server whose sockets are bound; [`Server::run`] serves until the shutdown future resolves.
+pub struct Server {
+    config: ServeConfig,
+    webhook: TcpListener,
+    metrics_listener: TcpListener,
+    certs: Arc<CertStore>,
+    acceptor: TlsAcceptor,
+    state: Arc<State>,
+}
+
+impl Server {
+    /// Loads the certificate and binds both addresses. Fails fast with a clear error.
+    pub async fn bind(config: ServeConfig, metrics: Metrics) -> Result<Self, ServeError> {
+        let certs = Arc::new(CertStore::load(&config.tls_cert_file, &config.tls_key_file)?);
+        let client_roots = config
+            .client_ca_file
+            .as_deref()
+            .map(tls::load_client_roots)
+            .transpose()?;
+        let tls_config = tls::server_config(Arc::clone(&certs), client_roots)?;
+        if let Some(t) = certs.not_after() {
+            metrics.set_certificate_expiry(t);
+        }
+        let bind = |addr: SocketAddr| async move {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServeError::Bind { addr, source })
+        };
+        let webhook = bind(config.webhook_addr).await?;
+        let metrics_listener = bind(config.metrics_addr).await?;
+        let state = Arc::new(State {
+            policy: config.policy.clone(),
+            metrics,
+            ready: AtomicBool::new(false),
+            max_body_bytes: config.max_body_bytes,
+            request_timeout: config.request_timeout,
+        });
+        Ok(Self {
+            acceptor: TlsAcceptor::from(Arc::new(tls_config)),
+            config,
+            webhook,
+            metrics_listener,
+            certs,
+            state,
+        })
+    }
+
+    /// The bound webhook address (useful with port 0).
+    pub fn webhook_addr(&self) -> Option<SocketAddr> {
+        self.webhook.local_addr().ok()
+    }
+
+    /// The bound metrics address.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.local_addr().ok()
+    }
+
+    /// Serves until `shutdown` resolves, then drains and returns.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let Self {
+            config,
+            webhook,
+            metrics_listener,
+            certs,
+            acceptor,
+            state,
+        } = self;
+        let reload = tokio::spawn(Arc::clone(&certs).watch(
+            config.tls_reload_interval,
+            state.metrics.clone(),
+        ));
+        let metrics_task = tokio::spawn(serve_metrics(metrics_listener, Arc::clone(&state)));
+
+        let graceful = GracefulShutdown::new();
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(config.request_timeout)
+            .keep_alive(true);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .keep_alive_interval(Duration::from_secs(30))
+            .max_concurrent_streams(250);
+        let builder = Arc::new(builder);
+
+        state.ready.store(true, Ordering::SeqCst);
+        tracing::info!(
+            webhook = %config.webhook_addr, metrics = %config.metrics_addr, "kube-harden serving"
+        );
+        let accept_loop = async {
+            loop {
+                let (tcp, peer) = match webhook.accept().await {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        state.metrics.error("accept");
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                tokio::spawn(serve_connection(
+                    tcp,
+                    peer,
+                    acceptor.clone(),
+                    Arc::clone(&builder),
+                    Arc::clone(&state),
+                    graceful.watcher(),
+                    config.handshake_timeout,
+                ));
+            }
+        };
+        // Readiness turns false at the signal; connections are still accepted during the delay,
+        // so the endpoints controller can drop this pod before any connection is refused.
+        let stop_accepting = async {
+            shutdown.await;
+            state.ready.store(false, Ordering::SeqCst);
+            tracing::info!(delay = ?config.shutdown_delay, "shutting down: not ready");
+            tokio::time::sleep(config.shutdown_delay).await;
+        };
+        tokio::select! {
+            () = accept_loop => {}
+            () = stop_accepting => {}
+        }
+        drop(webhook);
+        let open = graceful.count();
+        if tokio::time::timeout(config.shutdown_timeout, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!(open, "connections still open after the shutdown timeout");
+        }
+        reload.abort();
+        metrics_task.abort();
+        tracing::info!("kube-harden stopped");
+    }
+}
+
+/// One webhook connection: TLS handshake (bounded), then HTTP/1.1 or HTTP/2 until it closes or
+/// the graceful shutdown asks it to.
+async fn serve_connection(
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+    acceptor: TlsAcceptor,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    state: Arc<State>,
+    watcher: hyper_util::server::graceful::Watcher,
+    handshake_timeout: Duration,
+) {
+    let _ = tcp.set_nodelay(true);
+    let tls = match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            state.metrics.error("tls_handshake");
+            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            state.metrics.error("tls_handshake_timeout");
+            tracing::debug!(%peer, "TLS handshake timed out");
+            return;
+        }
+    };
+    let service = hyper::service::service_fn(move |req| {
+        let state = Arc::clone(&state);
+        async move { Ok::<_, Infallible>(route_webhook(req, &state).await) }
+    });
+    let conn = builder.serve_connection(TokioIo::new(tls), service);
+    if let Err(e) = watcher.watch(conn.into_owned()).await {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
+}
+
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body.into()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+async fn route_webhook(req: Request<Incoming>, state: &State) -> Response<Full<Bytes>> {
+    let mode = match req.uri().path() {
+        "/mutate" => Mode::Enforce,
+        "/audit" => Mode::Audit,
+        _ => return text(StatusCode::NOT_FOUND, "not found: use /mutate or /audit\n"),
+    };
+    if req.method() != Method::POST {
+        let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "use POST\n");
+        response
+            .headers_mut()
+            .insert("allow", HeaderValue::from_static("POST"));
+        return response;
+    }
+    let started = Instant::now();
+    let body = match read_body(req, state).await {
+        Ok(body) => body,
+        Err((status, reason, message)) => {
+            state.metrics.error(reason);
+            tracing::warn!(%status, reason, "{message}");
+            return text(status, format!("{message}\n"));
+        }
+    };
+    let reviewed = admission::review(&body, mode, &state.policy);
+    let elapsed = started.elapsed();
+    state
+        .metrics
+        .record_review(mode, &reviewed.report, elapsed);
+    log_review(mode, &reviewed.report, elapsed);
+    let status = StatusCode::from_u16(reviewed.status).unwrap_or(StatusCode::OK);
+    let mut response = Response::new(Full::new(Bytes::from(reviewed.body)));
+    *response.status_mut() = status;
+    let content_type = if status == StatusCode::OK {
+        "application/json"
+    } else {
+        "text/plain; charset=utf-8"
+    };
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+/// Reads the body within the size limit and the request timeout.
+async fn read_body(
+    req: Request<Incoming>,
+    state: &State,
+) -> Result<Bytes, (StatusCode, &'static str, String)> {
+    let limit = state.max_body_bytes;
+    let too_large = || {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("request body is larger than {limit} bytes"),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let body = Limited::new(req.into_body(), limit);
+    match tokio::time::timeout(state.request_timeout, body.collect()).await {
+        Err(_) => Err((
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!(
+                "request body not received within {:?}",
+                state.request_timeout
+            ),
+        )),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Ok(Err(e)) => Err((
+            StatusCode::BAD_REQUEST,
+            "body_read",
+            format!("cannot read request body: {e}"),
+        )),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+    }
+}
+
+fn log_review(mode: Mode, report: &admission::Report, elapsed: Duration) {
+    let applied: Vec<&str> = report
+        .changes
+        .iter()
+        .filter(|c| c.outcome == crate::harden::Outcome::Applied)
+        .map(|c| c.name)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .map(|n| n.as_str())
+        .collect();
+    let error = report.error.as_ref().map(|(_, message)| message.as_str());
+    tracing::info!(
+        uid = %report.uid,
+        mode = mode.as_str(),
+        operation = report.operation,
+        kind = report.kind,
+        namespace = %report.namespace,
+        name = %report.name,
+        dry_run = report.dry_run,
+        outcome = report.outcome.as_str(),
+        changes = %applied.join(","),
+        duration_us = elapsed.as_micros() as u64,
+        error,
+        "admission review"
+    );
+}
+
+/// Plain HTTP: `/metrics`, `/healthz`, `/readyz`.
+async fn serve_metrics(listener: TcpListener, state: Arc<State>) {
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(10));
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let state = Arc::clone(&state);
+        let conn = builder.serve_connection(
+            TokioIo::new(tcp),
+            hyper::service::service_fn(move |req: Request<Incoming>| {
+                let state = Arc::clone(&state);
+                async move { Ok::<_, Infallible>(route_metrics(&req, &state)) }
+            }),
+        );
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+    }
+}
+
+fn route_metrics(req: &Request<Incoming>, state: &State) -> Response<Full<Bytes>> {
+    match (req.method(), req.uri().path()) {
+        (&Method::GET, "/metrics") => {
+            let mut response = Response::new(Full::new(Bytes::from(state.metrics.encode())));
+            response.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            response
+        }
+        (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
+        (&Method::GET, "/readyz") => {
+            if state.ready.load(Ordering::SeqCst) {
+                text(StatusCode::OK, "ok\n")
+            } else {
+                text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+            }
+        }
+        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
