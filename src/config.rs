@@ -26,7 +26,7 @@ pub enum Command {
     /// Harden manifest files offline and print the result.
     Harden(HardenArgs),
     /// Run the admission webhook server.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
 }
 
 /// Log output format.
@@ -75,7 +75,12 @@ pub struct ServeArgs {
     #[arg(long, env = "KUBE_HARDEN_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,
     /// Log format.
-    #[arg(long, env = "KUBE_HARDEN_LOG_FORMAT", value_enum, default_value = "text")]
+    #[arg(
+        long,
+        env = "KUBE_HARDEN_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
     pub log_format: LogFormat,
     /// Log filter (tracing EnvFilter syntax, e.g. `info` or `kube_harden=debug`).
     #[arg(long, env = "KUBE_HARDEN_LOG", default_value = "info")]

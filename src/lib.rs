@@ -19,8 +19,8 @@ pub mod error;
 pub mod harden;
 pub mod metrics;
 pub mod offline;
-pub mod server;
 pub mod psa;
+pub mod server;
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -33,7 +33,7 @@ use error::{Error, Result};
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Harden(args) => run_harden(&args),
-        Command::Serve(args) => run_serve(args),
+        Command::Serve(args) => run_serve(*args),
     }
 }
 

@@ -16,8 +16,8 @@ use crate::admission::{Mode, Report, change_label};
 /// Histogram buckets for admission latency: sub-millisecond resolution where the webhook lives,
 /// up to the API server's webhook timeout.
 pub const DURATION_BUCKETS: &[f64] = &[
-    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-    0.5, 1.0, 2.5, 5.0, 10.0,
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 5.0, 10.0,
 ];
 
 /// The process's metrics.

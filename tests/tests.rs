@@ -2,7 +2,10 @@
 
 mod it {
     mod harden_cli;
+    mod lifecycle;
     mod properties;
     mod psa_checks;
     mod psa_fixtures;
+    mod server;
+    mod support;
 }

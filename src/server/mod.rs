@@ -10,7 +10,12 @@
 //! the Service endpoints to drop this pod) the listener closes, in-flight requests finish within
 //! `--shutdown-timeout`, and the process exits 0.
 //! See <https://kubernetes.io/docs/reference/access-authn-authz/extensible-admission-controllers/>.
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 pub mod tls;
 
@@ -108,7 +113,10 @@ pub struct Server {
 impl Server {
     /// Loads the certificate and binds both addresses. Fails fast with a clear error.
     pub async fn bind(config: ServeConfig, metrics: Metrics) -> Result<Self, ServeError> {
-        let certs = Arc::new(CertStore::load(&config.tls_cert_file, &config.tls_key_file)?);
+        let certs = Arc::new(CertStore::load(
+            &config.tls_cert_file,
+            &config.tls_key_file,
+        )?);
         let client_roots = config
             .client_ca_file
             .as_deref()
@@ -162,10 +170,9 @@ impl Server {
             acceptor,
             state,
         } = self;
-        let reload = tokio::spawn(Arc::clone(&certs).watch(
-            config.tls_reload_interval,
-            state.metrics.clone(),
-        ));
+        let reload = tokio::spawn(
+            Arc::clone(&certs).watch(config.tls_reload_interval, state.metrics.clone()),
+        );
         let metrics_task = tokio::spawn(serve_metrics(metrics_listener, Arc::clone(&state)));
 
         let graceful = GracefulShutdown::new();
@@ -304,9 +311,7 @@ async fn route_webhook(req: Request<Incoming>, state: &State) -> Response<Full<B
     };
     let reviewed = admission::review(&body, mode, &state.policy);
     let elapsed = started.elapsed();
-    state
-        .metrics
-        .record_review(mode, &reviewed.report, elapsed);
+    state.metrics.record_review(mode, &reviewed.report, elapsed);
     log_review(mode, &reviewed.report, elapsed);
     let status = StatusCode::from_u16(reviewed.status).unwrap_or(StatusCode::OK);
     let mut response = Response::new(Full::new(Bytes::from(reviewed.body)));

@@ -6,7 +6,12 @@
 //! their bytes sees that swap as well as an in-place rewrite. A new pair that does not load (or
 //! whose key does not match the certificate) is logged and counted, and the old pair keeps
 //! serving. See <https://kubernetes.io/docs/concepts/configuration/secret/#using-secrets-as-files-from-a-pod>.
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -126,7 +131,9 @@ fn parse_pair(
         .load_private_key(key)
         .map_err(|e| pair_error(e.to_string()))?;
     let certified = CertifiedKey::new(certs, signing_key);
-    certified.keys_match().map_err(|e| pair_error(e.to_string()))?;
+    certified
+        .keys_match()
+        .map_err(|e| pair_error(e.to_string()))?;
     Ok(Loaded {
         key: Arc::new(certified),
         cert_pem,
@@ -168,7 +175,12 @@ impl CertStore {
         if unchanged || known_bad {
             return Ok(false);
         }
-        match parse_pair(&self.cert_path, &self.key_path, cert_pem.clone(), key_pem.clone()) {
+        match parse_pair(
+            &self.cert_path,
+            &self.key_path,
+            cert_pem.clone(),
+            key_pem.clone(),
+        ) {
             Ok(loaded) => {
                 if let Ok(mut current) = self.current.write() {
                     *current = loaded;

@@ -1,0 +1,431 @@
+//! Test support: certificates made with rcgen, the real server on 127.0.0.1, and a real
+//! HTTP/1.1 or HTTP/2 client over rustls.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use kube_harden::harden::Policy;
+use kube_harden::metrics::Metrics;
+use kube_harden::server::{ServeConfig, Server};
+use rcgen::{CertificateParams, DnType, IsCa, Issuer, KeyPair, SanType};
+use rustls::pki_types::{CertificateDer, ServerName};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+/// A CA and the PEM files of a leaf it signed for 127.0.0.1.
+pub struct Pki {
+    pub ca_pem: String,
+    ca: Issuer<'static, KeyPair>,
+}
+
+/// A certificate pair as PEM.
+pub struct Pair {
+    pub cert_pem: String,
+    pub key_pem: String,
+    pub der: Vec<u8>,
+}
+
+impl Pki {
+    pub fn new() -> Self {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "kube-harden test CA");
+        params.is_ca = IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let key = KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        Self {
+            ca_pem: cert.pem(),
+            ca: Issuer::new(params, key),
+        }
+    }
+
+    /// A serving certificate for 127.0.0.1 and localhost.
+    pub fn leaf(&self, common_name: &str) -> Pair {
+        let mut params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        params
+            .subject_alt_names
+            .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+        params
+            .distinguished_name
+            .push(DnType::CommonName, common_name);
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.ca).unwrap();
+        Pair {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            der: cert.der().to_vec(),
+        }
+    }
+
+    /// A client certificate (for --client-ca-file tests).
+    pub fn client(&self, common_name: &str) -> Pair {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, common_name);
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.ca).unwrap();
+        Pair {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            der: cert.der().to_vec(),
+        }
+    }
+}
+
+pub fn write_pair(dir: &Path, pair: &Pair) -> (PathBuf, PathBuf) {
+    let cert = dir.join("tls.crt");
+    let key = dir.join("tls.key");
+    std::fs::write(&cert, &pair.cert_pem).unwrap();
+    std::fs::write(&key, &pair.key_pem).unwrap();
+    (cert, key)
+}
+
+/// Settings for tests: loopback, port 0, short timeouts.
+pub fn config(cert: PathBuf, key: PathBuf) -> ServeConfig {
+    ServeConfig {
+        webhook_addr: "127.0.0.1:0".parse().unwrap(),
+        metrics_addr: "127.0.0.1:0".parse().unwrap(),
+        tls_cert_file: cert,
+        tls_key_file: key,
+        client_ca_file: None,
+        tls_reload_interval: Duration::from_millis(100),
+        max_body_bytes: 1024 * 1024,
+        request_timeout: Duration::from_secs(2),
+        handshake_timeout: Duration::from_secs(2),
+        shutdown_delay: Duration::ZERO,
+        shutdown_timeout: Duration::from_secs(5),
+        policy: Policy::default(),
+    }
+}
+
+/// A running in-process server.
+pub struct Running {
+    pub webhook: SocketAddr,
+    pub metrics: SocketAddr,
+    pub pki: Pki,
+    pub dir: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Starts a server with a fresh PKI; `tweak` adjusts the settings.
+    pub async fn start(tweak: impl FnOnce(&mut ServeConfig)) -> Self {
+        let pki = Pki::new();
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = write_pair(dir.path(), &pki.leaf("kube-harden"));
+        let mut config = config(cert, key);
+        tweak(&mut config);
+        Self::start_with(pki, dir, config).await
+    }
+
+    pub async fn start_with(pki: Pki, dir: tempfile::TempDir, config: ServeConfig) -> Self {
+        let server = Server::bind(config, Metrics::new())
+            .await
+            .expect("server binds");
+        let webhook = server.webhook_addr().unwrap();
+        let metrics = server.metrics_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(server.run(async {
+            let _ = stopped.await;
+        }));
+        let running = Self {
+            webhook,
+            metrics,
+            pki,
+            dir,
+            stop: Some(stop),
+            task: Some(task),
+        };
+        running.wait_ready().await;
+        running
+    }
+
+    async fn wait_ready(&self) {
+        for _ in 0..100 {
+            if http_get(self.metrics, "/readyz").await.0 == StatusCode::OK {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("server not ready");
+    }
+
+    pub async fn client(&self, version: Version) -> Client {
+        Client::connect(self.webhook, &self.pki.ca_pem, version, None)
+            .await
+            .expect("connects")
+    }
+
+    pub async fn metrics_text(&self) -> String {
+        let (status, body) = http_get(self.metrics, "/metrics").await;
+        assert_eq!(status, StatusCode::OK);
+        body
+    }
+
+    /// Stops the server and waits for it to drain.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .expect("server stops")
+                .unwrap();
+        }
+    }
+}
+
+/// A plain-HTTP GET (the metrics listener).
+pub async fn http_get(addr: SocketAddr, path: &str) -> (StatusCode, String) {
+    let Ok(tcp) = TcpStream::connect(addr).await else {
+        return (StatusCode::SERVICE_UNAVAILABLE, String::new());
+    };
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let req = Request::get(path)
+        .header("host", "localhost")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let resp = sender.send_request(req).await.unwrap();
+    let status = resp.status();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// HTTP version the client negotiates through ALPN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    Http1,
+    Http2,
+}
+
+pub const VERSIONS: [Version; 2] = [Version::Http1, Version::Http2];
+
+enum Sender {
+    H1(hyper::client::conn::http1::SendRequest<Full<Bytes>>),
+    H2(hyper::client::conn::http2::SendRequest<Full<Bytes>>),
+}
+
+/// One kept-alive client connection.
+pub struct Client {
+    sender: Sender,
+    /// The leaf certificate the server presented.
+    pub peer_cert: Vec<u8>,
+}
+
+pub fn tls_connector(ca_pem: &str, alpn: &[u8], client: Option<&Pair>) -> TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile_certs(ca_pem) {
+        roots.add(cert).unwrap();
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots);
+    let mut config = match client {
+        None => builder.with_no_client_auth(),
+        Some(pair) => builder
+            .with_client_auth_cert(
+                rustls_pemfile_certs(&pair.cert_pem),
+                <rustls::pki_types::PrivateKeyDer as rustls::pki_types::pem::PemObject>::from_pem_slice(
+                    pair.key_pem.as_bytes(),
+                )
+                .unwrap(),
+            )
+            .unwrap(),
+    };
+    config.alpn_protocols = vec![alpn.to_vec()];
+    TlsConnector::from(Arc::new(config))
+}
+
+fn rustls_pemfile_certs(pem: &str) -> Vec<CertificateDer<'static>> {
+    use rustls::pki_types::pem::PemObject;
+    CertificateDer::pem_slice_iter(pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// Connects with TLS (verifying the server against `ca_pem` for 127.0.0.1).
+pub async fn tls_connect(
+    addr: SocketAddr,
+    ca_pem: &str,
+    alpn: &[u8],
+    client: Option<&Pair>,
+) -> std::io::Result<TlsStream<TcpStream>> {
+    let tcp = TcpStream::connect(addr).await?;
+    let name = ServerName::try_from("127.0.0.1").unwrap();
+    tls_connector(ca_pem, alpn, client).connect(name, tcp).await
+}
+
+impl Client {
+    pub async fn connect(
+        addr: SocketAddr,
+        ca_pem: &str,
+        version: Version,
+        client_cert: Option<&Pair>,
+    ) -> std::io::Result<Self> {
+        let alpn: &[u8] = match version {
+            Version::Http1 => b"http/1.1",
+            Version::Http2 => b"h2",
+        };
+        let tls = tls_connect(addr, ca_pem, alpn, client_cert).await?;
+        let (_, session) = tls.get_ref();
+        assert_eq!(session.alpn_protocol(), Some(alpn), "ALPN negotiated");
+        let peer_cert = session
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .map(|c| c.to_vec())
+            .unwrap_or_default();
+        let io = TokioIo::new(tls);
+        let sender = match version {
+            Version::Http1 => {
+                let (sender, conn) = hyper::client::conn::http1::handshake(io)
+                    .await
+                    .map_err(std::io::Error::other)?;
+                tokio::spawn(conn);
+                Sender::H1(sender)
+            }
+            Version::Http2 => {
+                let (sender, conn) =
+                    hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+                        .await
+                        .map_err(std::io::Error::other)?;
+                tokio::spawn(conn);
+                Sender::H2(sender)
+            }
+        };
+        Ok(Self { sender, peer_cert })
+    }
+
+    /// Sends a request and reads the whole response.
+    pub async fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: impl Into<Bytes>,
+    ) -> Result<(StatusCode, Bytes), hyper::Error> {
+        let req = Request::builder()
+            .method(method)
+            .uri(format!("https://127.0.0.1{path}"))
+            .header("content-type", "application/json")
+            .body(Full::new(body.into()))
+            .unwrap();
+        let resp = match &mut self.sender {
+            Sender::H1(s) => {
+                s.ready().await?;
+                s.send_request(req).await?
+            }
+            Sender::H2(s) => {
+                s.ready().await?;
+                s.send_request(req).await?
+            }
+        };
+        let status = resp.status();
+        let body = resp.into_body().collect().await?.to_bytes();
+        Ok((status, body))
+    }
+
+    /// POSTs an AdmissionReview and returns the status and parsed JSON (Null if not JSON).
+    pub async fn review(&mut self, path: &str, body: &Value) -> (StatusCode, Value) {
+        let (status, bytes) = self
+            .request("POST", path, serde_json::to_vec(body).unwrap())
+            .await
+            .expect("request succeeds");
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+}
+
+/// A raw HTTP/1.1 exchange over TLS, for clients that misbehave on purpose.
+pub async fn raw_http1(stream: &mut TlsStream<TcpStream>, chunks: &[(&[u8], Duration)]) -> String {
+    for (chunk, pause) in chunks {
+        if stream.write_all(chunk).await.is_err() {
+            break;
+        }
+        let _ = stream.flush().await;
+        tokio::time::sleep(*pause).await;
+    }
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Reads a fixture under tests/fixtures.
+pub fn fixture(name: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
+}
+
+/// An AdmissionReview for `object`.
+pub fn review_for(
+    object: &Value,
+    group: &str,
+    kind: &str,
+    resource: &str,
+    operation: &str,
+) -> Value {
+    serde_json::json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": format!("uid-{kind}-{operation}"),
+            "kind": {"group": group, "version": "v1", "kind": kind},
+            "resource": {"group": group, "version": "v1", "resource": resource},
+            "name": object.pointer("/metadata/name").cloned().unwrap_or(Value::Null),
+            "namespace": "team-a",
+            "operation": operation,
+            "userInfo": {"username": "tester"},
+            "object": object,
+            "oldObject": if operation == "UPDATE" { object.clone() } else { Value::Null },
+            "dryRun": false,
+        }
+    })
+}
+
+/// Applies the base64 JSON patch of an AdmissionReview response to `object`.
+pub fn apply_response_patch(response: &Value, object: &Value) -> Value {
+    use base64::prelude::{BASE64_STANDARD, Engine as _};
+    let mut out = object.clone();
+    if let Some(patch) = response.pointer("/response/patch").and_then(Value::as_str) {
+        assert_eq!(
+            response.pointer("/response/patchType"),
+            Some(&Value::from("JSONPatch"))
+        );
+        let bytes = BASE64_STANDARD.decode(patch).expect("base64 patch");
+        let patch: json_patch::Patch = serde_json::from_slice(&bytes).expect("RFC 6902 patch");
+        json_patch::patch(&mut out, &patch).expect("patch applies");
+    }
+    out
+}
+
+/// The value of one sample line of the Prometheus text output (0 when absent).
+pub fn metric(text: &str, name_and_labels: &str) -> f64 {
+    text.lines()
+        .find_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            (series == name_and_labels).then(|| value.parse().ok())?
+        })
+        .unwrap_or(0.0)
+}
