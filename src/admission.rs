@@ -28,7 +28,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::harden::{self, Change, Hardened, Outcome, Policy, SKIP_ANNOTATION, WorkloadKind};
+use crate::harden::{
+    self, Change, Finding, Hardened, Outcome, Policy, SKIP_ANNOTATION, WorkloadKind,
+};
+use crate::psa::Check;
 
 /// The AdmissionReview API version this webhook speaks.
 pub const API_VERSION: &str = "admission.k8s.io/v1";
@@ -104,7 +107,15 @@ pub struct Report {
     pub changes: Vec<Change>,
     /// What went wrong, for `Invalid` and `Error`: a stable reason label and a message.
     pub error: Option<(&'static str, String)>,
+    /// Risks left standing in the hardened pod spec.
+    pub findings: Vec<Finding>,
+    /// The `restricted` checks the hardened pod spec fails (empty: compliant); `None` when not
+    /// evaluated.
+    pub restricted: Option<Vec<Check>>,
 }
+
+/// At most this many findings become warnings; the rest are summarised in one line.
+const MAX_FINDING_WARNINGS: usize = 5;
 
 /// The answer to one review: HTTP status and body.
 #[derive(Debug)]
@@ -181,6 +192,8 @@ pub fn review(body: &[u8], mode: Mode, policy: &Policy) -> Reviewed {
         outcome: RequestOutcome::Invalid,
         changes: Vec::new(),
         error: None,
+        findings: Vec::new(),
+        restricted: None,
     };
     let parsed: ReviewIn = match serde_json::from_slice(body) {
         Ok(parsed) => parsed,
@@ -317,7 +330,30 @@ fn respond(mut report: Report, mode: Mode, hardened: Hardened) -> Reviewed {
             (RequestOutcome::WouldPatch, None)
         }
     };
+    for finding in hardened.findings.iter().take(MAX_FINDING_WARNINGS) {
+        warnings.push(format!("kube-harden finding: {finding}"));
+    }
+    if hardened.findings.len() > MAX_FINDING_WARNINGS {
+        warnings.push(format!(
+            "kube-harden: {} more findings (kube-harden harden --findings lists them all)",
+            hardened.findings.len() - MAX_FINDING_WARNINGS
+        ));
+    }
+    let restricted: Option<Vec<Check>> = hardened.restricted.map(|violations| {
+        let mut checks: Vec<Check> = violations.into_iter().map(|v| v.check).collect();
+        checks.dedup();
+        checks
+    });
+    if let Some(failing) = restricted.as_ref().filter(|f| !f.is_empty()) {
+        let names: Vec<&str> = failing.iter().map(|c| c.as_str()).collect();
+        warnings.push(format!(
+            "kube-harden: still fails Pod Security restricted: {}",
+            names.join(", ")
+        ));
+    }
     report.changes = hardened.changes;
+    report.findings = hardened.findings;
+    report.restricted = restricted;
     allowed(report, outcome, patch, warnings)
 }
 

@@ -144,6 +144,14 @@ pub struct HardenArgs {
     /// Print every decision (applied, already set, skipped and why) to stderr.
     #[arg(long, env = "KUBE_HARDEN_EXPLAIN")]
     pub explain: bool,
+    /// Print the findings (risks hardening cannot fix) and the Pod Security `restricted`
+    /// verdict of each workload to stderr.
+    #[arg(long, env = "KUBE_HARDEN_FINDINGS")]
+    pub findings: bool,
+    /// Exit with status 2 when any workload has findings or fails `restricted` after hardening
+    /// (the output is still written): a gate for CI pipelines.
+    #[arg(long, env = "KUBE_HARDEN_FAIL_ON_FINDINGS")]
+    pub fail_on_findings: bool,
     /// The policy file (YAML); defaults apply without one.
     #[command(flatten)]
     pub policy: PolicyArgs,

@@ -109,9 +109,15 @@ fn run_harden(args: &HardenArgs) -> Result<ExitCode> {
     if args.explain {
         eprint!("{}", offline::explain(&documents));
     }
+    if args.findings {
+        eprint!("{}", offline::findings_report(&documents));
+    }
     std::io::stdout()
         .lock()
         .write_all(output.as_bytes())
         .map_err(io_error(Path::new("-")))?;
+    if args.fail_on_findings && offline::has_findings(&documents) {
+        return Ok(ExitCode::from(2));
+    }
     Ok(ExitCode::SUCCESS)
 }

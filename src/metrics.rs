@@ -30,6 +30,8 @@ pub struct Metrics {
     errors: IntCounterVec,
     tls_reloads: IntCounterVec,
     cert_expiry: Gauge,
+    findings: IntCounterVec,
+    restricted: IntCounterVec,
 }
 
 impl Metrics {
@@ -82,6 +84,22 @@ impl Metrics {
             "NotAfter of the serving certificate in use, as a Unix timestamp.",
         )
         .expect("valid metric");
+        let findings = IntCounterVec::new(
+            Opts::new(
+                "kube_harden_findings_total",
+                "Risks left standing after hardening, by namespace, object kind and finding name.",
+            ),
+            &["namespace", "kind", "finding"],
+        )
+        .expect("valid metric");
+        let restricted = IntCounterVec::new(
+            Opts::new(
+                "kube_harden_restricted_compliant_total",
+                "Objects evaluated against the restricted Pod Security Standard after hardening.",
+            ),
+            &["namespace", "kind", "compliant"],
+        )
+        .expect("valid metric");
         let build_info = IntGaugeVec::new(
             Opts::new(
                 "kube_harden_build_info",
@@ -100,6 +118,8 @@ impl Metrics {
             Box::new(errors.clone()),
             Box::new(tls_reloads.clone()),
             Box::new(cert_expiry.clone()),
+            Box::new(findings.clone()),
+            Box::new(restricted.clone()),
             Box::new(build_info),
         ] {
             registry.register(collector).expect("unique metric");
@@ -118,11 +138,13 @@ impl Metrics {
             errors,
             tls_reloads,
             cert_expiry,
+            findings,
+            restricted,
         }
     }
 
-    /// Records one answered review. Dry runs count as requests but not as changes: nothing is
-    /// stored, so the dashboard's "applied" would overstate.
+    /// Records one answered review. Dry runs count as requests but not as changes, findings or
+    /// compliance: nothing is stored, so the dashboard would overstate.
     pub fn record_review(&self, mode: Mode, report: &Report, elapsed: Duration) {
         let operation = if report.operation.is_empty() {
             "unknown"
@@ -144,6 +166,17 @@ impl Metrics {
             self.error(reason);
         }
         if !report.dry_run {
+            for finding in &report.findings {
+                self.findings
+                    .with_label_values(&[report.namespace.as_str(), kind, finding.name.as_str()])
+                    .inc();
+            }
+            if let Some(failing) = &report.restricted {
+                let compliant = if failing.is_empty() { "true" } else { "false" };
+                self.restricted
+                    .with_label_values(&[report.namespace.as_str(), kind, compliant])
+                    .inc();
+            }
             for change in &report.changes {
                 self.changes
                     .with_label_values(&[

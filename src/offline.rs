@@ -39,6 +39,10 @@ pub struct Document {
     pub changes: Vec<Change>,
     /// Problems with kube-harden annotations.
     pub warnings: Vec<String>,
+    /// Risks left standing after hardening.
+    pub findings: Vec<harden::Finding>,
+    /// `restricted` checks the hardened pod specs still fail.
+    pub restricted: Vec<crate::psa::Violation>,
     /// 1-based line where the document starts.
     pub line: usize,
 }
@@ -120,6 +124,56 @@ pub fn explain(documents: &[Document]) -> String {
     out
 }
 
+/// The findings and `restricted` results of every workload, for `--findings` (written to
+/// stderr). Documents without findings are listed as clean.
+pub fn findings_report(documents: &[Document]) -> String {
+    let mut out = String::new();
+    for (i, doc) in documents.iter().enumerate() {
+        if harden::WorkloadKind::of_object(&doc.original).is_none()
+            && doc.original.get("kind").and_then(Value::as_str) != Some("List")
+        {
+            continue;
+        }
+        let kind = doc
+            .original
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or("?");
+        let name = doc
+            .original
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("?");
+        let verdict = if doc.restricted.is_empty() {
+            "passes Pod Security restricted".to_owned()
+        } else {
+            let checks: Vec<&str> = doc.restricted.iter().map(|v| v.check.as_str()).collect();
+            format!("fails Pod Security restricted: {}", checks.join(", "))
+        };
+        let _ = writeln!(
+            out,
+            "{kind}/{name} (document {}, line {}): {} findings; {verdict}",
+            i + 1,
+            doc.line,
+            doc.findings.len()
+        );
+        for finding in &doc.findings {
+            let _ = writeln!(out, "  {finding}");
+        }
+        for violation in &doc.restricted {
+            let _ = writeln!(out, "  restricted {violation}");
+        }
+    }
+    out
+}
+
+/// Whether any document has a finding or fails `restricted` after hardening.
+pub fn has_findings(documents: &[Document]) -> bool {
+    documents
+        .iter()
+        .any(|d| !d.findings.is_empty() || !d.restricted.is_empty())
+}
+
 fn harden_document(original: Value, policy: &Policy) -> Result<Document, harden::HardenError> {
     let mut result = Hardened::default();
     let is_list = original.get("kind").and_then(Value::as_str) == Some("List")
@@ -138,6 +192,13 @@ fn harden_document(original: Value, policy: &Policy) -> Result<Document, harden:
             );
             result.changes.extend(item_result.changes);
             result.warnings.extend(item_result.warnings);
+            result.findings.extend(item_result.findings);
+            if let Some(violations) = item_result.restricted {
+                result
+                    .restricted
+                    .get_or_insert_with(Vec::new)
+                    .extend(violations);
+            }
         }
     } else {
         result = harden::harden_object(&original, policy)?;
@@ -154,6 +215,8 @@ fn harden_document(original: Value, policy: &Policy) -> Result<Document, harden:
         patch: result.patch,
         changes: result.changes,
         warnings: result.warnings,
+        findings: result.findings,
+        restricted: result.restricted.unwrap_or_default(),
         line: 1,
     })
 }
@@ -214,24 +277,28 @@ fn parse_documents(input: &str, source_name: &str) -> Result<Vec<(Value, usize)>
 
 /// The line on which each YAML document starts (after each `---` marker), for error messages.
 fn document_start_lines(input: &str) -> Vec<usize> {
-    let mut starts = vec![1];
+    // 0 while a document's first content line is not yet known.
+    let mut starts = vec![0];
     let mut seen_content = false;
     for (n, line) in input.lines().enumerate() {
         if line == "---" || line.starts_with("--- ") {
+            if seen_content {
+                starts.push(0);
+            }
             // Content after the marker on the same line starts the document there.
             let inline = line.len() > 4;
-            let start = if inline { n + 1 } else { n + 2 };
-            if seen_content {
-                starts.push(start);
-            } else if let Some(first) = starts.last_mut() {
-                *first = start;
+            if let Some(start) = starts.last_mut() {
+                *start = if inline { n + 1 } else { 0 };
             }
             seen_content = inline;
         } else if !line.trim().is_empty() && !line.trim_start().starts_with('#') {
             seen_content = true;
+            if let Some(start) = starts.last_mut().filter(|s| **s == 0) {
+                *start = n + 1;
+            }
         }
     }
-    starts
+    starts.iter().map(|&s| s.max(1)).collect()
 }
 
 #[cfg(test)]
@@ -243,6 +310,10 @@ mod tests {
         assert_eq!(document_start_lines("a: 1\n---\nb: 2\n"), vec![1, 3]);
         assert_eq!(document_start_lines("---\na: 1\n---\nb: 2\n"), vec![2, 4]);
         assert_eq!(document_start_lines("# c\n---\na: 1\n"), vec![3]);
+        assert_eq!(
+            document_start_lines("# c\n\na: 1\n---\n\nb: 2\n"),
+            vec![3, 6]
+        );
         assert_eq!(document_start_lines("--- {a: 1}\n--- {b: 2}\n"), vec![1, 2]);
     }
 

@@ -16,8 +16,19 @@
 //!
 //! The rules implement the `restricted` Pod Security Standard where a field is missing:
 //! <https://kubernetes.io/docs/concepts/security/pod-security-standards/#restricted>.
+// The rules read objects from the network: nothing in them may panic (tests may).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
 
 mod container;
+pub mod findings;
 mod json;
 mod patch;
 mod pod;
@@ -33,6 +44,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+pub use findings::{Finding, FindingName};
 pub use patch::additions;
 pub use policy::{Policy, PolicyError, ResourceDefaults};
 pub use workload::WorkloadKind;
@@ -214,6 +226,11 @@ pub struct Hardened {
     pub patch: json_patch::Patch,
     /// Problems with the object's kube-harden annotations (unknown change names, bad paths).
     pub warnings: Vec<String>,
+    /// Risks left standing in the hardened pod spec.
+    pub findings: Vec<Finding>,
+    /// The `restricted` Pod Security Standard checks the hardened pod spec still fails; `None`
+    /// when not evaluated (objects without a pod spec, the ephemeral-containers subresource).
+    pub restricted: Option<Vec<crate::psa::Violation>>,
 }
 
 impl Hardened {
@@ -392,12 +409,23 @@ fn harden_kind(
     let mut changes = Vec::new();
     pod::harden_pod_spec(&mut spec, &ctx, &mut changes).map_err(|e| e.under(spec_path))?;
 
+    let spec = Value::Object(spec);
+    let (findings, restricted) = match (scope, &spec) {
+        (Scope::Pod, Value::Object(map)) => {
+            let meta = template_meta.or_else(|| object.get("metadata"));
+            let restricted = crate::psa::check_restricted(meta, &spec);
+            (findings::find(map, kind), Some(restricted))
+        }
+        _ => (Vec::new(), None),
+    };
     let spec_pointer = patch::pointer(spec_path);
-    let mut ops = patch::additions(original_spec, &Value::Object(spec), &spec_pointer)?;
+    let mut ops = patch::additions(original_spec, &spec, &spec_pointer)?;
     let mut hardened = Hardened {
         changes,
         patch: json_patch::Patch(Vec::new()),
         warnings,
+        findings,
+        restricted,
     };
     if !ops.is_empty() {
         let names = hardened.applied_names();

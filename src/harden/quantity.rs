@@ -34,10 +34,10 @@ impl Quantity {
         if s.is_empty() {
             return Err(err("empty"));
         }
-        let (negative, s) = match s.as_bytes()[0] {
-            b'-' => (true, &s[1..]),
-            b'+' => (false, &s[1..]),
-            _ => (false, s),
+        let (negative, s) = match (s.strip_prefix('-'), s.strip_prefix('+')) {
+            (Some(rest), _) => (true, rest),
+            (None, Some(rest)) => (false, rest),
+            (None, None) => (false, s),
         };
         let number_end = s
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))

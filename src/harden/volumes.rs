@@ -121,7 +121,9 @@ fn suffixed(base: &str, n: usize) -> String {
     }
     let suffix = format!("-{n}");
     let keep = base.len().min(MAX_NAME - suffix.len());
-    format!("{}{suffix}", base[..keep].trim_end_matches('-'))
+    // Names are ASCII, so `keep` is a char boundary; `get` keeps that from ever panicking.
+    let kept = base.get(..keep).unwrap_or(base);
+    format!("{}{suffix}", kept.trim_end_matches('-'))
 }
 
 /// `kube-harden-var-cache-nginx` for `/var/cache/nginx`: a valid DNS label.

@@ -218,3 +218,38 @@ fn explain_reports_decisions_on_stderr() {
         "{stderr}"
     );
 }
+
+#[test]
+fn findings_are_printed_and_gate_ci() {
+    let agent = root().join("examples/daemonset-node-agent.yaml");
+    let out = harden(&["-f", path(&agent), "--findings"], None);
+    assert!(out.status.success(), "--findings alone does not fail");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for expected in [
+        "DaemonSet/node-agent (document 1, line 3): 7 findings; fails Pod Security restricted: hostNamespaces",
+        "  privileged (container agent): privileged: full access to the node",
+        "  hostPathVolume: volume host-root mounts / from the node",
+        "  noReadinessProbe (container metrics): no readinessProbe",
+    ] {
+        assert!(stderr.contains(expected), "{expected}\n{stderr}");
+    }
+    let gated = harden(&["-f", path(&agent), "--fail-on-findings"], None);
+    assert_eq!(gated.status.code(), Some(2));
+    assert!(
+        !gated.stdout.is_empty(),
+        "the hardened output is still written"
+    );
+
+    // A workload that is clean after hardening passes the gate.
+    let clean = "apiVersion: batch/v1\nkind: Job\nmetadata: {name: j}\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - {name: a, image: 'app:1.0'}\n";
+    let out = harden(
+        &["-f", "-", "--findings", "--fail-on-findings"],
+        Some(clean),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("Job/j (document 1, line 1): 0 findings; passes Pod Security restricted"),
+        "{stderr}"
+    );
+}

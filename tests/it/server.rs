@@ -491,3 +491,84 @@ async fn client_certificates_are_verified_when_configured() {
     }
     server.stop().await;
 }
+
+#[tokio::test]
+async fn findings_reach_warnings_and_metrics() {
+    let server = Running::start(|_| {}).await;
+    let mut client = server.client(Version::Http2).await;
+    let mut agent = legacy_pod();
+    agent["spec"]["hostNetwork"] = json!(true);
+    agent["spec"]["hostPID"] = json!(true);
+    agent["spec"]["containers"][0]["securityContext"] = json!({"privileged": true});
+    agent["spec"]["containers"][0]["image"] = json!("example.com/agent");
+    for path in ["/mutate", "/audit"] {
+        let (_, response) = client
+            .review(path, &review_for(&agent, "", "Pod", "pods", "CREATE"))
+            .await;
+        let warnings: Vec<&str> = response["response"]["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w.as_str().unwrap())
+            .collect();
+        for expected in [
+            "kube-harden finding: hostNetwork: hostNetwork: the pod shares the node's network namespace",
+            "kube-harden finding: privileged (container web): privileged: full access to the node",
+            "kube-harden finding: hostPID: hostPID: the pod sees and can signal every process on the node",
+            // The sixth finding (imageLatest) is only counted: at most five become warnings.
+            "kube-harden: 1 more findings (kube-harden harden --findings lists them all)",
+        ] {
+            assert!(
+                warnings.contains(&expected),
+                "{path}: {expected}\n{warnings:#?}"
+            );
+        }
+        let last = warnings.last().unwrap();
+        assert!(
+            last.starts_with(
+                "kube-harden: still fails Pod Security restricted: hostNamespaces, privileged"
+            ),
+            "{last}"
+        );
+    }
+    // A plain legacy pod is compliant once hardened.
+    let (_, response) = client.review("/mutate", &fixture("pod-create.json")).await;
+    let warnings = response["response"]["warnings"].as_array().unwrap();
+    assert!(
+        !warnings
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("still fails")),
+        "{warnings:?}"
+    );
+
+    let metrics = server.metrics_text().await;
+    for (series, value) in [
+        (
+            r#"kube_harden_findings_total{finding="privileged",kind="Pod",namespace="team-a"}"#,
+            2.0,
+        ),
+        (
+            r#"kube_harden_findings_total{finding="hostNetwork",kind="Pod",namespace="team-a"}"#,
+            2.0,
+        ),
+        (
+            r#"kube_harden_findings_total{finding="imageLatest",kind="Pod",namespace="team-a"}"#,
+            2.0,
+        ),
+        (
+            r#"kube_harden_findings_total{finding="noLivenessProbe",kind="Pod",namespace="team-a"}"#,
+            3.0,
+        ),
+        (
+            r#"kube_harden_restricted_compliant_total{compliant="false",kind="Pod",namespace="team-a"}"#,
+            2.0,
+        ),
+        (
+            r#"kube_harden_restricted_compliant_total{compliant="true",kind="Pod",namespace="team-a"}"#,
+            1.0,
+        ),
+    ] {
+        assert_eq!(metric(&metrics, series), value, "{series}");
+    }
+    server.stop().await;
+}

@@ -1,0 +1,478 @@
+//! Findings: the risks the rules leave standing, because only the author can fix them (a host
+//! namespace, an explicit insecure value, a missing probe). Evaluated on the hardened pod spec,
+//! so they say what remains after kube-harden did its part.
+//!
+//! Each finding has a stable name (used in warnings, metrics and `kube-harden harden
+//! --findings`), the container it concerns, and a one-line reason. docs/findings.md explains each
+//! one and how to fix it by hand. The checks follow
+//! <https://kubernetes.io/docs/concepts/security/pod-security-standards/> and
+//! <https://kubernetes.io/docs/tasks/configure-pod-container/configure-liveness-readiness-startup-probes/>.
+
+use std::fmt;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::WorkloadKind;
+use super::json::Object;
+use super::pod::CONTAINER_LISTS;
+
+macro_rules! finding_names {
+    ($($(#[$doc:meta])* $variant:ident => $name:literal,)*) => {
+        /// A stable finding name.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+        pub enum FindingName {
+            $($(#[$doc])* #[serde(rename = $name)] $variant,)*
+        }
+
+        impl FindingName {
+            /// Every finding name.
+            pub const ALL: &'static [FindingName] = &[$(FindingName::$variant,)*];
+
+            /// The stable name, as in metrics and output.
+            pub fn as_str(self) -> &'static str {
+                match self { $(FindingName::$variant => $name,)* }
+            }
+        }
+    };
+}
+
+finding_names! {
+    /// A long-running container without a liveness probe.
+    NoLivenessProbe => "noLivenessProbe",
+    /// A long-running container without a readiness probe.
+    NoReadinessProbe => "noReadinessProbe",
+    /// `privileged: true`.
+    Privileged => "privileged",
+    /// `hostNetwork: true`.
+    HostNetwork => "hostNetwork",
+    /// `hostPID: true`.
+    HostPid => "hostPID",
+    /// `hostIPC: true`.
+    HostIpc => "hostIPC",
+    /// A hostPath volume.
+    HostPathVolume => "hostPathVolume",
+    /// A container port bound on the node (`hostPort`).
+    HostPort => "hostPort",
+    /// `runAsNonRoot: false` written explicitly.
+    RunAsNonRootFalse => "runAsNonRootFalse",
+    /// `runAsUser: 0` written explicitly (pod or container).
+    RunAsRoot => "runAsRoot",
+    /// seccomp `Unconfined` written explicitly.
+    SeccompUnconfined => "seccompUnconfined",
+    /// `allowPrivilegeEscalation: true` written explicitly.
+    AllowPrivilegeEscalation => "allowPrivilegeEscalation",
+    /// Capabilities added beyond `NET_BIND_SERVICE`.
+    CapabilitiesAdded => "capabilitiesAdded",
+    /// `readOnlyRootFilesystem: false` written explicitly.
+    WritableRootFilesystem => "writableRootFilesystem",
+    /// An image without a tag or digest, or tagged `latest`.
+    ImageLatest => "imageLatest",
+}
+
+impl fmt::Display for FindingName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One risk left standing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// Which finding.
+    pub name: FindingName,
+    /// The container it concerns; `None` for pod-level findings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    /// One line: why it matters here.
+    pub reason: String,
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.name)?;
+        if let Some(c) = &self.container {
+            write!(f, " (container {c})")?;
+        }
+        write!(f, ": {}", self.reason)
+    }
+}
+
+fn sc(v: &Value) -> Option<&Value> {
+    v.get("securityContext").filter(|s| s.is_object())
+}
+
+fn flag(v: Option<&Value>, key: &str) -> Option<bool> {
+    v.and_then(|v| v.get(key)).and_then(Value::as_bool)
+}
+
+/// The findings of a (hardened) pod spec. `kind` decides whether probes are expected: Jobs and
+/// CronJobs run to completion and need none.
+pub fn find(spec: &Object, kind: WorkloadKind) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let mut push = |name: FindingName, container: Option<&str>, reason: String| {
+        out.push(Finding {
+            name,
+            container: container.map(str::to_owned),
+            reason,
+        });
+    };
+    for (key, name, what) in [
+        (
+            "hostNetwork",
+            FindingName::HostNetwork,
+            "shares the node's network namespace",
+        ),
+        (
+            "hostPID",
+            FindingName::HostPid,
+            "sees and can signal every process on the node",
+        ),
+        (
+            "hostIPC",
+            FindingName::HostIpc,
+            "shares the node's IPC namespace",
+        ),
+    ] {
+        if spec.get(key).and_then(Value::as_bool) == Some(true) {
+            push(name, None, format!("{key}: the pod {what}"));
+        }
+    }
+    for volume in spec
+        .get("volumes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(path) = volume.get("hostPath").and_then(|h| h.get("path")) {
+            let name = volume.get("name").and_then(Value::as_str).unwrap_or("?");
+            push(
+                FindingName::HostPathVolume,
+                None,
+                format!(
+                    "volume {name} mounts {} from the node",
+                    path.as_str().unwrap_or("?")
+                ),
+            );
+        }
+    }
+    let pod_sc = spec.get("securityContext").filter(|s| s.is_object());
+    if flag(pod_sc, "runAsNonRoot") == Some(false) {
+        push(
+            FindingName::RunAsNonRootFalse,
+            None,
+            "pod securityContext.runAsNonRoot is false".into(),
+        );
+    }
+    if pod_sc
+        .and_then(|s| s.get("runAsUser"))
+        .and_then(Value::as_i64)
+        == Some(0)
+    {
+        push(
+            FindingName::RunAsRoot,
+            None,
+            "pod securityContext.runAsUser is 0 (root)".into(),
+        );
+    }
+    if seccomp_unconfined(pod_sc) {
+        push(
+            FindingName::SeccompUnconfined,
+            None,
+            "pod seccompProfile is Unconfined".into(),
+        );
+    }
+    let long_running = !matches!(kind, WorkloadKind::Job | WorkloadKind::CronJob);
+
+    for list in CONTAINER_LISTS {
+        for c in spec
+            .get(list)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let name = c.get("name").and_then(Value::as_str).unwrap_or("?");
+            let csc = sc(c);
+            let sidecar = list == "initContainers"
+                && c.get("restartPolicy").and_then(Value::as_str) == Some("Always");
+            if long_running && (list == "containers" || sidecar) {
+                for (probe, finding, why) in [
+                    (
+                        "livenessProbe",
+                        FindingName::NoLivenessProbe,
+                        "a hung process is never restarted",
+                    ),
+                    (
+                        "readinessProbe",
+                        FindingName::NoReadinessProbe,
+                        "traffic reaches it before it can serve",
+                    ),
+                ] {
+                    if c.get(probe).is_none_or(Value::is_null) {
+                        push(finding, Some(name), format!("no {probe}: {why}"));
+                    }
+                }
+            }
+            if flag(csc, "privileged") == Some(true) {
+                push(
+                    FindingName::Privileged,
+                    Some(name),
+                    "privileged: full access to the node".into(),
+                );
+            }
+            if flag(csc, "runAsNonRoot") == Some(false) {
+                push(
+                    FindingName::RunAsNonRootFalse,
+                    Some(name),
+                    "runAsNonRoot is false".into(),
+                );
+            }
+            if csc.and_then(|s| s.get("runAsUser")).and_then(Value::as_i64) == Some(0) {
+                push(
+                    FindingName::RunAsRoot,
+                    Some(name),
+                    "runAsUser is 0 (root)".into(),
+                );
+            }
+            if seccomp_unconfined(csc) {
+                push(
+                    FindingName::SeccompUnconfined,
+                    Some(name),
+                    "seccompProfile is Unconfined".into(),
+                );
+            }
+            if flag(csc, "allowPrivilegeEscalation") == Some(true) {
+                push(
+                    FindingName::AllowPrivilegeEscalation,
+                    Some(name),
+                    "allowPrivilegeEscalation is true: setuid binaries can gain privileges".into(),
+                );
+            }
+            if flag(csc, "readOnlyRootFilesystem") == Some(false) {
+                push(
+                    FindingName::WritableRootFilesystem,
+                    Some(name),
+                    "readOnlyRootFilesystem is false: an intruder can change the image's files"
+                        .into(),
+                );
+            }
+            let added: Vec<&str> = csc
+                .and_then(|s| s.get("capabilities"))
+                .and_then(|caps| caps.get("add"))
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .filter(|cap| !matches!(*cap, "NET_BIND_SERVICE" | "CAP_NET_BIND_SERVICE"))
+                .collect();
+            if !added.is_empty() {
+                push(
+                    FindingName::CapabilitiesAdded,
+                    Some(name),
+                    format!("adds capabilities {}", added.join(", ")),
+                );
+            }
+            for port in c
+                .get("ports")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(host_port) = port
+                    .get("hostPort")
+                    .and_then(Value::as_i64)
+                    .filter(|p| *p != 0)
+                {
+                    push(
+                        FindingName::HostPort,
+                        Some(name),
+                        format!("binds port {host_port} on the node"),
+                    );
+                }
+            }
+            if let Some(image) = c.get("image").and_then(Value::as_str)
+                && unpinned_image(image)
+            {
+                push(
+                    FindingName::ImageLatest,
+                    Some(name),
+                    format!(
+                        "image {image} has no tag or is :latest: what runs can change under you"
+                    ),
+                );
+            }
+        }
+    }
+    out
+}
+
+fn seccomp_unconfined(sc: Option<&Value>) -> bool {
+    sc.and_then(|s| s.get("seccompProfile"))
+        .and_then(|p| p.get("type"))
+        .and_then(Value::as_str)
+        == Some("Unconfined")
+}
+
+/// No tag and no digest, or the tag `latest`. A registry port (`host:5000/app`) is not a tag.
+fn unpinned_image(image: &str) -> bool {
+    if image.contains('@') {
+        return false;
+    }
+    let last = image.rsplit('/').next().unwrap_or(image);
+    match last.rsplit_once(':') {
+        None => true,
+        Some((_, tag)) => tag == "latest",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn names(spec: Value, kind: WorkloadKind) -> Vec<(FindingName, Option<String>)> {
+        let Value::Object(spec) = spec else { panic!() };
+        find(&spec, kind)
+            .into_iter()
+            .map(|f| (f.name, f.container))
+            .collect()
+    }
+
+    fn c(name: &str) -> Option<String> {
+        Some(name.to_owned())
+    }
+
+    const PROBED: &str = r#"{"livenessProbe": {"tcpSocket": {"port": 80}}, "readinessProbe": {"tcpSocket": {"port": 80}}}"#;
+
+    fn probed(extra: Value) -> Value {
+        let mut base: Value = serde_json::from_str(PROBED).unwrap();
+        for (k, v) in extra.as_object().unwrap() {
+            base[k] = v.clone();
+        }
+        base
+    }
+
+    #[test]
+    fn each_finding_once() {
+        use FindingName::*;
+        type Expected = Vec<(FindingName, Option<String>)>;
+        let cases: Vec<(Value, WorkloadKind, Expected)> = vec![
+            (
+                json!({"containers": [probed(json!({"name": "a", "image": "a:1"}))]}),
+                WorkloadKind::Pod,
+                vec![],
+            ),
+            (
+                json!({"containers": [{"name": "a", "image": "a:1"}]}),
+                WorkloadKind::Deployment,
+                vec![(NoLivenessProbe, c("a")), (NoReadinessProbe, c("a"))],
+            ),
+            (
+                json!({"containers": [{"name": "a", "image": "a:1"}]}),
+                WorkloadKind::Job,
+                vec![],
+            ),
+            (
+                json!({"containers": [{"name": "a", "image": "a:1"}]}),
+                WorkloadKind::CronJob,
+                vec![],
+            ),
+            (
+                json!({"initContainers": [{"name": "init", "image": "i:1"},
+                                       probed(json!({"name": "side", "image": "s:1", "restartPolicy": "Always"}))],
+                    "containers": [probed(json!({"name": "a", "image": "a:1"}))]}),
+                WorkloadKind::Pod,
+                vec![],
+            ),
+            (
+                json!({"initContainers": [{"name": "side", "image": "s:1", "restartPolicy": "Always"}],
+                    "containers": [probed(json!({"name": "a", "image": "a:1"}))]}),
+                WorkloadKind::Pod,
+                vec![(NoLivenessProbe, c("side")), (NoReadinessProbe, c("side"))],
+            ),
+            (
+                json!({"hostNetwork": true, "hostPID": true, "hostIPC": true, "containers": []}),
+                WorkloadKind::Pod,
+                vec![(HostNetwork, None), (HostPid, None), (HostIpc, None)],
+            ),
+            (
+                json!({"volumes": [{"name": "root", "hostPath": {"path": "/"}}, {"name": "e", "emptyDir": {}}],
+                    "containers": []}),
+                WorkloadKind::Pod,
+                vec![(HostPathVolume, None)],
+            ),
+            (
+                json!({"securityContext": {"runAsNonRoot": false, "runAsUser": 0, "seccompProfile": {"type": "Unconfined"}},
+                    "containers": []}),
+                WorkloadKind::Pod,
+                vec![
+                    (RunAsNonRootFalse, None),
+                    (RunAsRoot, None),
+                    (SeccompUnconfined, None),
+                ],
+            ),
+            (
+                json!({"containers": [probed(json!({"name": "a", "image": "a:1", "securityContext": {
+                "privileged": true, "runAsNonRoot": false, "runAsUser": 0, "seccompProfile": {"type": "Unconfined"},
+                "allowPrivilegeEscalation": true, "readOnlyRootFilesystem": false,
+                "capabilities": {"add": ["NET_BIND_SERVICE", "SYS_ADMIN", "NET_RAW"]}}}))]}),
+                WorkloadKind::Pod,
+                vec![
+                    (Privileged, c("a")),
+                    (RunAsNonRootFalse, c("a")),
+                    (RunAsRoot, c("a")),
+                    (SeccompUnconfined, c("a")),
+                    (AllowPrivilegeEscalation, c("a")),
+                    (WritableRootFilesystem, c("a")),
+                    (CapabilitiesAdded, c("a")),
+                ],
+            ),
+            (
+                json!({"containers": [probed(json!({"name": "a", "image": "a:1", "securityContext": {
+                "capabilities": {"add": ["NET_BIND_SERVICE"]}, "allowPrivilegeEscalation": false,
+                "readOnlyRootFilesystem": true, "seccompProfile": {"type": "RuntimeDefault"}}}))]}),
+                WorkloadKind::Pod,
+                vec![],
+            ),
+            (
+                json!({"containers": [probed(json!({"name": "a", "image": "a:1",
+                "ports": [{"containerPort": 80, "hostPort": 8080}, {"containerPort": 81, "hostPort": 0}]}))]}),
+                WorkloadKind::Pod,
+                vec![(HostPort, c("a"))],
+            ),
+            (
+                json!({"containers": [probed(json!({"name": "a", "image": "nginx"})),
+                                   probed(json!({"name": "b", "image": "nginx:latest"})),
+                                   probed(json!({"name": "c", "image": "registry:5000/team/app"})),
+                                   probed(json!({"name": "d", "image": "registry:5000/team/app:1.2"})),
+                                   probed(json!({"name": "e", "image": "app@sha256:abcd"}))]}),
+                WorkloadKind::Pod,
+                vec![
+                    (ImageLatest, c("a")),
+                    (ImageLatest, c("b")),
+                    (ImageLatest, c("c")),
+                ],
+            ),
+        ];
+        for (spec, kind, expected) in cases {
+            assert_eq!(names(spec.clone(), kind), expected, "{spec}");
+        }
+    }
+
+    #[test]
+    fn names_are_unique_and_display_reads_well() {
+        let mut all: Vec<&str> = FindingName::ALL.iter().map(|f| f.as_str()).collect();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), FindingName::ALL.len());
+        let f = Finding {
+            name: FindingName::HostPort,
+            container: c("web"),
+            reason: "binds port 80 on the node".into(),
+        };
+        assert_eq!(
+            f.to_string(),
+            "hostPort (container web): binds port 80 on the node"
+        );
+    }
+}
