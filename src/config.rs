@@ -27,6 +27,37 @@ pub enum Command {
     Harden(HardenArgs),
     /// Run the admission webhook server.
     Serve(Box<ServeArgs>),
+    /// Read-only scan of a live cluster: what enforce mode would change, what would remain.
+    Scan(ScanArgs),
+}
+
+/// Output of `kube-harden scan`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScanOutput {
+    /// One line per workload.
+    Table,
+    /// A JSON array of workloads.
+    Json,
+}
+
+/// Flags of `kube-harden scan`.
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Namespaces to scan (repeat or comma-separate); all namespaces when omitted.
+    #[arg(short = 'n', long = "namespace", value_delimiter = ',', env = "KUBE_HARDEN_SCAN_NAMESPACES")]
+    pub namespaces: Vec<String>,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value = "table", env = "KUBE_HARDEN_SCAN_OUTPUT")]
+    pub output: ScanOutput,
+    /// kubeconfig file; without it, $KUBECONFIG, ~/.kube/config, or the in-cluster config.
+    #[arg(long, env = "KUBE_HARDEN_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// kubeconfig context to use (default: the current context).
+    #[arg(long, env = "KUBE_HARDEN_CONTEXT")]
+    pub context: Option<String>,
+    /// The policy file (YAML): scan with the policy the webhook runs.
+    #[command(flatten)]
+    pub policy: PolicyArgs,
 }
 
 /// Log output format.

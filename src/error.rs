@@ -44,6 +44,9 @@ pub enum Error {
     /// The server could not start.
     #[error(transparent)]
     Serve(#[from] crate::server::ServeError),
+    /// The cluster could not be scanned.
+    #[error(transparent)]
+    Scan(#[from] crate::scan::ScanError),
     /// The async runtime could not start.
     #[error("cannot start the runtime: {0}")]
     Runtime(#[source] std::io::Error),
@@ -73,6 +76,7 @@ impl Error {
             Error::Config(_) => "config",
             Error::Serve(_) => "serve",
             Error::Runtime(_) => "runtime",
+            Error::Scan(_) => "scan",
         }
     }
 }

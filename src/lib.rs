@@ -20,13 +20,14 @@ pub mod harden;
 pub mod metrics;
 pub mod offline;
 pub mod psa;
+pub mod scan;
 pub mod server;
 
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
-use config::{Cli, Command, HardenArgs, LogFormat, ServeArgs};
+use config::{Cli, Command, HardenArgs, LogFormat, ScanArgs, ScanOutput, ServeArgs};
 use error::{Error, Result};
 
 /// Runs a parsed command line.
@@ -34,7 +35,62 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Harden(args) => run_harden(&args),
         Command::Serve(args) => run_serve(*args),
+        Command::Scan(args) => run_scan(&args),
     }
+}
+
+fn run_scan(args: &ScanArgs) -> Result<ExitCode> {
+    let policy = args.policy.load()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)?;
+    let rows = runtime.block_on(async {
+        let client = scan_client(args).await?;
+        let objects = scan::list(&client, &args.namespaces).await?;
+        Ok::<_, Error>(scan::analyze(&objects, &policy))
+    })?;
+    let output = match args.output {
+        ScanOutput::Table => scan::render_table(&rows),
+        ScanOutput::Json => {
+            let mut text = serde_json::to_string_pretty(&rows)
+                .map_err(|e| Error::Config(format!("cannot render JSON: {e}")))?;
+            text.push('\n');
+            text
+        }
+    };
+    std::io::stdout()
+        .lock()
+        .write_all(output.as_bytes())
+        .map_err(|source| Error::Io {
+            path: "-".into(),
+            source,
+        })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn scan_client(args: &ScanArgs) -> Result<kube::Client> {
+    let config_error = |e: String| Error::from(scan::ScanError::Config(e));
+    let options = kube::config::KubeConfigOptions {
+        context: args.context.clone(),
+        ..Default::default()
+    };
+    let config = match &args.kubeconfig {
+        Some(path) => {
+            let kubeconfig = kube::config::Kubeconfig::read_from(path)
+                .map_err(|e| config_error(format!("{}: {e}", path.display())))?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+                .await
+                .map_err(|e| config_error(e.to_string()))?
+        }
+        None if args.context.is_some() => kube::Config::from_kubeconfig(&options)
+            .await
+            .map_err(|e| config_error(e.to_string()))?,
+        None => kube::Config::infer()
+            .await
+            .map_err(|e| config_error(e.to_string()))?,
+    };
+    kube::Client::try_from(config).map_err(|e| config_error(e.to_string()))
 }
 
 fn run_serve(args: ServeArgs) -> Result<ExitCode> {
