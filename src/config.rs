@@ -44,10 +44,21 @@ pub enum ScanOutput {
 #[derive(Debug, Args)]
 pub struct ScanArgs {
     /// Namespaces to scan (repeat or comma-separate); all namespaces when omitted.
-    #[arg(short = 'n', long = "namespace", value_delimiter = ',', env = "KUBE_HARDEN_SCAN_NAMESPACES")]
+    #[arg(
+        short = 'n',
+        long = "namespace",
+        value_delimiter = ',',
+        env = "KUBE_HARDEN_SCAN_NAMESPACES"
+    )]
     pub namespaces: Vec<String>,
     /// Output format.
-    #[arg(short = 'o', long, value_enum, default_value = "table", env = "KUBE_HARDEN_SCAN_OUTPUT")]
+    #[arg(
+        short = 'o',
+        long,
+        value_enum,
+        default_value = "table",
+        env = "KUBE_HARDEN_SCAN_OUTPUT"
+    )]
     pub output: ScanOutput,
     /// kubeconfig file; without it, $KUBECONFIG, ~/.kube/config, or the in-cluster config.
     #[arg(long, env = "KUBE_HARDEN_KUBECONFIG")]

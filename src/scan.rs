@@ -20,7 +20,11 @@ const RESOURCES: &[(&str, &str, WorkloadKind)] = &[
     ("/apis/apps/v1", "statefulsets", WorkloadKind::StatefulSet),
     ("/apis/apps/v1", "daemonsets", WorkloadKind::DaemonSet),
     ("/apis/apps/v1", "replicasets", WorkloadKind::ReplicaSet),
-    ("/api/v1", "replicationcontrollers", WorkloadKind::ReplicationController),
+    (
+        "/api/v1",
+        "replicationcontrollers",
+        WorkloadKind::ReplicationController,
+    ),
     ("/apis/batch/v1", "cronjobs", WorkloadKind::CronJob),
     ("/apis/batch/v1", "jobs", WorkloadKind::Job),
     ("/api/v1", "pods", WorkloadKind::Pod),
@@ -204,7 +208,14 @@ fn urlencode(s: &str) -> String {
 /// A table: one line per workload.
 pub fn render_table(rows: &[ScanRow]) -> String {
     let mut out = String::new();
-    let header = ["NAMESPACE", "KIND", "NAME", "WOULD CHANGE", "FINDINGS", "RESTRICTED"];
+    let header = [
+        "NAMESPACE",
+        "KIND",
+        "NAME",
+        "WOULD CHANGE",
+        "FINDINGS",
+        "RESTRICTED",
+    ];
     let cells: Vec<[String; 6]> = rows
         .iter()
         .map(|r| {
@@ -299,21 +310,34 @@ mod tests {
     #[test]
     fn rows_say_what_enforce_would_do() {
         let objects = vec![
-            (WorkloadKind::Deployment, deployment("opted-out", json!({"kube-harden.io/skip": "true"}))),
+            (
+                WorkloadKind::Deployment,
+                deployment("opted-out", json!({"kube-harden.io/skip": "true"})),
+            ),
             (WorkloadKind::Deployment, deployment("legacy", json!({}))),
         ];
         let rows = analyze(&objects, &Policy::default());
         assert_eq!(rows[0].name, "legacy");
-        assert!(rows[0].would_change.contains(&ChangeName::ReadOnlyRootFilesystem));
+        assert!(
+            rows[0]
+                .would_change
+                .contains(&ChangeName::ReadOnlyRootFilesystem)
+        );
         assert!(rows[0].restricted_failing.is_empty());
         assert_eq!(rows[1].would_change, Vec::<ChangeName>::new());
         assert!(rows[1].restricted_failing.contains(&"runAsNonRoot"));
         let table = render_table(&rows);
         let lines: Vec<&str> = table.lines().collect();
-        assert!(lines[0].starts_with("NAMESPACE   KIND         NAME"), "{table}");
+        assert!(
+            lines[0].starts_with("NAMESPACE   KIND         NAME"),
+            "{table}"
+        );
         assert!(lines[1].contains("runAsNonRoot,runAsUser"), "{table}");
         assert!(lines[1].ends_with("pass"), "{table}");
-        assert!(lines[2].contains("fail (allowPrivilegeEscalation"), "{table}");
+        assert!(
+            lines[2].contains("fail (allowPrivilegeEscalation"),
+            "{table}"
+        );
         let json = serde_json::to_value(&rows).unwrap();
         assert_eq!(json[0]["wouldChange"][0], "runAsNonRoot");
         assert_eq!(json[0]["findings"][0]["name"], "noLivenessProbe");

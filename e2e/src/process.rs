@@ -1,0 +1,169 @@
+//! Child processes with a deadline: every command the harness runs (the control-plane script,
+//! kubectl, cargo) is bounded in time, and its output is read on threads so a full pipe can
+//! never stall it.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::Result;
+
+/// What a finished command printed.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// Exit status.
+    pub status: ExitStatus,
+    /// Standard output, lossily decoded.
+    pub stdout: String,
+    /// Standard error, lossily decoded.
+    pub stderr: String,
+}
+
+impl Output {
+    /// `Ok(self)` when the command exited 0, else an error quoting `what` and both streams.
+    pub fn ok(self, what: &str) -> Result<Self> {
+        if self.status.success() {
+            Ok(self)
+        } else {
+            Err(format!(
+                "{what} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
+                self.status, self.stdout, self.stderr
+            )
+            .into())
+        }
+    }
+}
+
+fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_end(&mut buf);
+        }
+        buf
+    })
+}
+
+/// Waits for `child` until `deadline`; kills it (by its own PID) when the deadline passes.
+fn wait_until(child: &mut Child, deadline: Instant, what: &str) -> Result<ExitStatus> {
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("{what}: still running at its deadline, killed").into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs `cmd` with `stdin` as its input, capturing both output streams, for at most `timeout`.
+pub fn run(cmd: &mut Command, stdin: Option<&[u8]>, timeout: Duration) -> Result<Output> {
+    let what = format!("{:?}", cmd.get_program());
+    let mut child = cmd
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {what}: {e}"))?;
+    let writer = match (stdin, child.stdin.take()) {
+        (Some(input), Some(mut pipe)) => {
+            let input = input.to_vec();
+            Some(std::thread::spawn(move || {
+                let _ = pipe.write_all(&input);
+            }))
+        }
+        _ => None,
+    };
+    let out = drain(child.stdout.take());
+    let err = drain(child.stderr.take());
+    let status = wait_until(&mut child, Instant::now() + timeout, &what);
+    if let Some(writer) = writer {
+        let _ = writer.join();
+    }
+    let stdout = String::from_utf8_lossy(&out.join().unwrap_or_default()).into_owned();
+    let stderr = String::from_utf8_lossy(&err.join().unwrap_or_default()).into_owned();
+    let status = status.map_err(|e| format!("{e}\n--- stdout\n{stdout}\n--- stderr\n{stderr}"))?;
+    Ok(Output {
+        status,
+        stdout,
+        stderr,
+    })
+}
+
+/// Runs `cmd` with the caller's stderr (so a long build shows its progress), stdout discarded.
+pub fn run_visible(cmd: &mut Command, timeout: Duration) -> Result<ExitStatus> {
+    let what = format!("{:?}", cmd.get_program());
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("cannot run {what}: {e}"))?;
+    wait_until(&mut child, Instant::now() + timeout, &what)
+}
+
+/// Runs `cmd` with its output appended to `log` and in a process group of its own, for at
+/// most `timeout`: if this process is killed or Ctrl-C is pressed meanwhile, `cmd` (a cleanup)
+/// neither gets the terminal's SIGINT nor dies writing to a pipe nobody reads.
+pub fn run_detached(
+    cmd: &mut Command,
+    log: &std::path::Path,
+    timeout: Duration,
+) -> Result<ExitStatus> {
+    use std::os::unix::process::CommandExt;
+    let what = format!("{:?}", cmd.get_program());
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)?;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(file.try_clone()?)
+        .stderr(file)
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("cannot run {what}: {e}"))?;
+    wait_until(&mut child, Instant::now() + timeout, &what)
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Polls `check` every `every` until it returns `Some`, or fails after `timeout`.
+pub async fn poll<T, F, Fut>(
+    what: &str,
+    timeout: Duration,
+    every: Duration,
+    mut check: F,
+) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>>>,
+{
+    let deadline = Instant::now() + timeout;
+    let mut last_error = String::new();
+    loop {
+        match check().await {
+            Ok(Some(value)) => return Ok(value),
+            Ok(None) => {}
+            Err(e) => last_error = e.to_string(),
+        }
+        if Instant::now() >= deadline {
+            return Err(
+                format!("{what}: not within {timeout:?} (last error: {last_error})").into(),
+            );
+        }
+        tokio::time::sleep(every).await;
+    }
+}
