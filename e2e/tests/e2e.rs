@@ -14,6 +14,7 @@ mod e2e {
     pub mod fixtures;
     pub mod metrics;
     pub mod optout;
+    pub mod scan;
     pub mod workloads;
 }
 
@@ -60,6 +61,7 @@ fn main() -> ExitCode {
         e2e::audit::audit_mode_changes_nothing_and_kubectl_prints_the_warnings,
         e2e::optout::opt_outs_explicit_values_and_privileged_pods_hold,
         e2e::ephemeral::ephemeral_container_added_through_the_subresource_is_hardened,
+        e2e::scan::scan_predicts_what_the_webhook_then_does,
         e2e::metrics::webhook_metrics_match_what_the_tests_did,
         e2e::failure::webhook_down_admits_unhardened_and_the_apiserver_counts_it,
         e2e::demo::demo_once_runs_through,
