@@ -33,7 +33,7 @@ e2e: controlplane ## End-to-end tests: the webhook in a real kube-apiserver's ad
 	$(CARGO) build --locked --bin kube-harden
 	KUBE_HARDEN_BIN=$(DEBUG_BIN) $(CARGO) test --locked -p kube-harden-e2e
 
-test: fmt-check lint unit e2e ## Everything CI runs: format check, clippy, all tests, e2e
+test: fmt-check lint unit e2e static-check manifests-check monitoring-check ## Everything CI runs: format check, clippy, all tests, e2e, image build, manifests, monitoring
 
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 IMAGE ?= ghcr.io/kube-harden/kube-harden:$(VERSION)
