@@ -7,6 +7,7 @@ DEBUG_BIN := target/debug/kube-harden
 
 .PHONY: help build test unit lint fmt fmt-check e2e controlplane demo demo-once demo-offline e2e-kind clean
 .PHONY: docker-build static-check manifests-check monitoring-check
+.PHONY: bench fuzz reliability soak
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -67,6 +68,24 @@ demo-offline: build ## Harden the legacy manifests in examples/ offline and show
 
 e2e-kind: ## The real image and manifests in a kind cluster (needs docker, kind; not run by CI)
 	e2e/kind/run.sh
+
+BENCH_SECONDS ?= 5
+
+bench: controlplane ## Benchmarks (figures, not timed tests): rules (criterion), server vs a canned baseline, pod creation via kube-apiserver
+	$(CARGO) build --release --locked -p kube-harden -p kube-harden-bench --bins
+	$(CARGO) bench --locked -p kube-harden-bench --bench engine
+	target/release/kube-harden-bench server --seconds $(BENCH_SECONDS)
+	target/release/kube-harden-bench controlplane
+
+fuzz: ## Fuzz the admission handler (cargo-fuzz, nightly) for FUZZ_SECONDS (60) per target, from fuzz/corpus
+	scripts/fuzz.sh
+
+reliability: ## Hostile clients, connection limit, a soak (KUBE_HARDEN_SOAK_SECONDS, 60), rotation and SIGTERM under load
+	$(CARGO) test --locked --test tests -- --ignored --test-threads 1 --nocapture it::reliability
+	$(CARGO) test --locked --test tests -- --nocapture it::lifecycle
+
+soak: ## The soak for 10 minutes at a steady rate: zero errors, RSS flat (start and end printed)
+	KUBE_HARDEN_SOAK_SECONDS=600 $(CARGO) test --locked --test tests -- --ignored --nocapture it::reliability::soak
 
 clean: ## Remove build output
 	$(CARGO) clean

@@ -116,6 +116,13 @@ pub struct ServeArgs {
     /// After the listener closes: time in-flight requests get to finish.
     #[arg(long, env = "KUBE_HARDEN_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,
+    /// Most webhook connections open at once; further ones wait in the listen backlog.
+    #[arg(long, env = "KUBE_HARDEN_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+    /// A webhook connection with no request for this long is closed (longer than the API
+    /// server's own 90s idle timeout, so the client normally closes first).
+    #[arg(long, env = "KUBE_HARDEN_IDLE_TIMEOUT", default_value = "120s", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
     /// Log format.
     #[arg(
         long,
@@ -130,6 +137,9 @@ pub struct ServeArgs {
     /// The policy file (YAML).
     #[command(flatten)]
     pub policy: PolicyArgs,
+    /// Managed certificates (`--manage-certs`).
+    #[command(flatten)]
+    pub certs: CertArgs,
 }
 
 impl ServeArgs {
@@ -146,10 +156,16 @@ impl ServeArgs {
             ("--tls-reload-interval", self.tls_reload_interval),
             ("--request-timeout", self.request_timeout),
             ("--handshake-timeout", self.handshake_timeout),
+            ("--idle-timeout", self.idle_timeout),
         ] {
             if value.is_zero() {
                 return Err(Error::Config(format!("{flag} must be greater than zero")));
             }
+        }
+        if self.max_connections == 0 {
+            return Err(Error::Config(
+                "--max-connections must be greater than zero".into(),
+            ));
         }
         Ok(crate::server::ServeConfig {
             webhook_addr: self.webhook_addr,
@@ -163,6 +179,8 @@ impl ServeArgs {
             handshake_timeout: self.handshake_timeout,
             shutdown_delay: self.shutdown_delay,
             shutdown_timeout: self.shutdown_timeout,
+            max_connections: self.max_connections,
+            idle_timeout: self.idle_timeout,
             policy,
         })
     }
@@ -227,4 +245,111 @@ pub fn load_policy(path: &Path) -> Result<Policy> {
         path: path.to_owned(),
         source,
     })
+}
+
+/// Flags of `kube-harden serve` for certificates it manages itself (docs/certificates.md).
+#[derive(Debug, Args)]
+pub struct CertArgs {
+    /// Manage the certificates: create (or read) a CA and serving certificate in a Secret, write
+    /// the pair to --tls-cert-file/--tls-key-file, set the webhook configuration's caBundle, and
+    /// renew before expiry.
+    #[arg(long, env = "KUBE_HARDEN_MANAGE_CERTS")]
+    pub manage_certs: bool,
+    /// The Secret holding the CA and serving certificate.
+    #[arg(
+        long,
+        env = "KUBE_HARDEN_CERT_SECRET",
+        default_value = "kube-harden-tls"
+    )]
+    pub cert_secret: String,
+    /// Namespace of the Secret and of the Service (required with --manage-certs; in a pod, from
+    /// the downward API's metadata.namespace).
+    #[arg(long, env = "KUBE_HARDEN_CERT_NAMESPACE")]
+    pub cert_namespace: Option<String>,
+    /// The MutatingWebhookConfiguration whose webhooks get the caBundle (all of its webhooks).
+    #[arg(
+        long,
+        env = "KUBE_HARDEN_WEBHOOK_CONFIG",
+        default_value = "kube-harden"
+    )]
+    pub webhook_config: String,
+    /// The Service in front of the webhook: the serving certificate covers <name>,
+    /// <name>.<namespace>, <name>.<namespace>.svc and <name>.<namespace>.svc.cluster.local.
+    #[arg(long, env = "KUBE_HARDEN_SERVICE_NAME", default_value = "kube-harden")]
+    pub service_name: String,
+    /// More DNS names or IP addresses for the serving certificate (repeat or comma-separate).
+    #[arg(long, value_delimiter = ',', env = "KUBE_HARDEN_CERT_DNS_NAMES")]
+    pub cert_dns_names: Vec<String>,
+    /// Validity of a serving certificate (cut at its CA's expiry).
+    #[arg(long, env = "KUBE_HARDEN_CERT_VALIDITY", default_value = "365days", value_parser = humantime::parse_duration)]
+    pub cert_validity: Duration,
+    /// Renew the serving certificate when less than this is left (the default: at two thirds of
+    /// its life).
+    #[arg(long, env = "KUBE_HARDEN_CERT_RENEW_BEFORE", default_value = "120days", value_parser = humantime::parse_duration)]
+    pub cert_renew_before: Duration,
+    /// Validity of a CA.
+    #[arg(long, env = "KUBE_HARDEN_CA_VALIDITY", default_value = "3650days", value_parser = humantime::parse_duration)]
+    pub ca_validity: Duration,
+    /// Rotate the CA when less than this is left: the new CA joins the caBundle at once and signs
+    /// from half of this before expiry.
+    #[arg(long, env = "KUBE_HARDEN_CA_RENEW_BEFORE", default_value = "365days", value_parser = humantime::parse_duration)]
+    pub ca_renew_before: Duration,
+    /// How often the Secret and the caBundle are checked (renewals, changes by other replicas, a
+    /// deleted Secret or configuration).
+    #[arg(long, env = "KUBE_HARDEN_CERT_CHECK_INTERVAL", default_value = "1m", value_parser = humantime::parse_duration)]
+    pub cert_check_interval: Duration,
+    /// kubeconfig file for --manage-certs; without it, the in-cluster config or $KUBECONFIG.
+    #[arg(long, env = "KUBE_HARDEN_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+}
+
+impl ServeArgs {
+    /// Validates the `--manage-certs` flags; `None` without `--manage-certs`.
+    pub fn cert_config(&self) -> Result<Option<crate::certs::CertConfig>> {
+        use crate::certs::{CertConfig, Lifetimes, Name, service_names};
+        let c = &self.certs;
+        if !c.manage_certs {
+            return Ok(None);
+        }
+        let config_error = |m: String| Error::Config(m);
+        let namespace = c
+            .cert_namespace
+            .clone()
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| config_error("--manage-certs needs --cert-namespace".into()))?;
+        for (flag, value) in [
+            ("--cert-secret", &c.cert_secret),
+            ("--webhook-config", &c.webhook_config),
+            ("--service-name", &c.service_name),
+        ] {
+            if value.is_empty() {
+                return Err(config_error(format!("{flag} must not be empty")));
+            }
+        }
+        let names = service_names(&c.service_name, &namespace)
+            .iter()
+            .chain(&c.cert_dns_names)
+            .map(|n| Name::parse(n).map_err(|e| config_error(format!("--cert-dns-names: {e}"))))
+            .collect::<Result<_>>()?;
+        let lifetimes = Lifetimes {
+            cert_validity: c.cert_validity,
+            cert_renew_before: c.cert_renew_before,
+            ca_validity: c.ca_validity,
+            ca_renew_before: c.ca_renew_before,
+        };
+        lifetimes
+            .validate(c.cert_check_interval, self.tls_reload_interval)
+            .map_err(config_error)?;
+        Ok(Some(CertConfig {
+            secret: c.cert_secret.clone(),
+            namespace,
+            webhook_config: c.webhook_config.clone(),
+            names,
+            cert_file: self.tls_cert_file.clone(),
+            key_file: self.tls_key_file.clone(),
+            kubeconfig: c.kubeconfig.clone(),
+            lifetimes,
+            check_interval: c.cert_check_interval,
+        }))
+    }
 }

@@ -47,6 +47,9 @@ pub enum Error {
     /// The cluster could not be scanned.
     #[error(transparent)]
     Scan(#[from] crate::scan::ScanError),
+    /// The managed certificates (`serve --manage-certs`) could not be set up.
+    #[error("managed certificates: {0}")]
+    Certs(#[from] crate::certs::CertError),
     /// The async runtime could not start.
     #[error("cannot start the runtime: {0}")]
     Runtime(#[source] std::io::Error),
@@ -77,6 +80,7 @@ impl Error {
             Error::Serve(_) => "serve",
             Error::Runtime(_) => "runtime",
             Error::Scan(_) => "scan",
+            Error::Certs(_) => "certs",
         }
     }
 }

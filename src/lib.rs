@@ -14,6 +14,7 @@
 //! The rules in [`harden`] are pure; I/O lives in [`offline`] (and the server).
 
 pub mod admission;
+pub mod certs;
 pub mod config;
 pub mod error;
 pub mod harden;
@@ -95,14 +96,25 @@ async fn scan_client(args: &ScanArgs) -> Result<kube::Client> {
 
 fn run_serve(args: ServeArgs) -> Result<ExitCode> {
     init_logging(args.log_format, &args.log_level)?;
+    let cert_config = args.cert_config()?;
     let config = args.into_config()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(Error::Runtime)?;
     runtime.block_on(async {
-        let server = server::Server::bind(config, metrics::Metrics::new()).await?;
+        let metrics = metrics::Metrics::new();
+        // --manage-certs: the Secret, the certificate files and the caBundle are in place
+        // before the server loads the files; renewals then run beside it.
+        let renewals = match cert_config {
+            Some(cert_config) => Some(certs::start(cert_config, metrics.clone()).await?),
+            None => None,
+        };
+        let server = server::Server::bind(config, metrics).await?;
         server.run(shutdown_signal()).await;
+        if let Some(renewals) = renewals {
+            renewals.abort();
+        }
         Ok(ExitCode::SUCCESS)
     })
 }

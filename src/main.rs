@@ -4,6 +4,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// mimalloc: JSON work is allocation-heavy, and glibc malloc costs a third of a review's CPU
+/// (docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     // One crypto provider for every rustls user in the process (ring: small, no C toolchain
     // beyond what ring needs, builds for musl).

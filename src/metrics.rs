@@ -32,6 +32,10 @@ pub struct Metrics {
     cert_expiry: Gauge,
     findings: IntCounterVec,
     restricted: IntCounterVec,
+    cert_checks: IntCounterVec,
+    cert_renewals: IntCounterVec,
+    ca_bundle_updates: IntCounterVec,
+    ca_expiry: Gauge,
 }
 
 impl Metrics {
@@ -100,6 +104,35 @@ impl Metrics {
             &["namespace", "kind", "compliant"],
         )
         .expect("valid metric");
+        let cert_checks = IntCounterVec::new(
+            Opts::new(
+                "kube_harden_cert_checks_total",
+                "Checks of the managed certificate Secret and caBundle (--manage-certs), by result.",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
+        let cert_renewals = IntCounterVec::new(
+            Opts::new(
+                "kube_harden_cert_renewals_total",
+                "Changes written to the managed certificate Secret by this replica, by kind and result.",
+            ),
+            &["kind", "result"],
+        )
+        .expect("valid metric");
+        let ca_bundle_updates = IntCounterVec::new(
+            Opts::new(
+                "kube_harden_ca_bundle_updates_total",
+                "caBundle patches of the MutatingWebhookConfiguration by this replica, by result.",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
+        let ca_expiry = Gauge::new(
+            "kube_harden_ca_certificate_expiry_timestamp_seconds",
+            "NotAfter of the CA signing the managed serving certificate, as a Unix timestamp.",
+        )
+        .expect("valid metric");
         let build_info = IntGaugeVec::new(
             Opts::new(
                 "kube_harden_build_info",
@@ -120,6 +153,10 @@ impl Metrics {
             Box::new(cert_expiry.clone()),
             Box::new(findings.clone()),
             Box::new(restricted.clone()),
+            Box::new(cert_checks.clone()),
+            Box::new(cert_renewals.clone()),
+            Box::new(ca_bundle_updates.clone()),
+            Box::new(ca_expiry.clone()),
             Box::new(build_info),
         ] {
             registry.register(collector).expect("unique metric");
@@ -140,6 +177,10 @@ impl Metrics {
             cert_expiry,
             findings,
             restricted,
+            cert_checks,
+            cert_renewals,
+            ca_bundle_updates,
+            ca_expiry,
         }
     }
 
@@ -204,6 +245,28 @@ impl Metrics {
     /// Sets the expiry of the certificate being served.
     pub fn set_certificate_expiry(&self, unix_seconds: i64) {
         self.cert_expiry.set(unix_seconds as f64);
+    }
+
+    /// Counts a check of the managed certificates.
+    pub fn cert_check(&self, success: bool) {
+        let result = if success { "success" } else { "failure" };
+        self.cert_checks.with_label_values(&[result]).inc();
+    }
+
+    /// Counts a change written to the managed certificate Secret (`kind`: create, restore,
+    /// replace, serving, ca_add, ca_promote, ca_prune; `result`: success, conflict, failure).
+    pub fn cert_renewal(&self, kind: &str, result: &str) {
+        self.cert_renewals.with_label_values(&[kind, result]).inc();
+    }
+
+    /// Counts a caBundle patch (`result`: success, conflict, failure).
+    pub fn ca_bundle_update(&self, result: &str) {
+        self.ca_bundle_updates.with_label_values(&[result]).inc();
+    }
+
+    /// Sets the expiry of the CA that signs the managed serving certificate.
+    pub fn set_ca_expiry(&self, unix_seconds: i64) {
+        self.ca_expiry.set(unix_seconds as f64);
     }
 
     /// The metrics in Prometheus text format.

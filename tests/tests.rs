@@ -6,6 +6,7 @@ mod it {
     mod properties;
     mod psa_checks;
     mod psa_fixtures;
+    mod reliability;
     mod server;
     mod support;
 }

@@ -26,26 +26,80 @@ pub fn additions(
     base: &PointerBuf,
 ) -> Result<Vec<PatchOperation>, HardenError> {
     let mut ops = Vec::new();
-    diff(original, hardened, &mut base.clone(), &mut ops)?;
+    let mut at = Path {
+        base,
+        tokens: Vec::new(),
+    };
+    diff(original, hardened, &mut at, &mut ops)?;
     Ok(ops)
 }
 
-fn diff(
-    original: &Value,
-    hardened: &Value,
-    at: &mut PointerBuf,
+/// One step of a path below the base.
+#[derive(Clone, Copy)]
+enum Step<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+/// Where the diff is. Kept as borrowed steps and turned into a JSON pointer only for an
+/// operation or an error: most of the walk finds nothing to add.
+struct Path<'a, 'b> {
+    base: &'b PointerBuf,
+    tokens: Vec<Step<'a>>,
+}
+
+impl<'a> Path<'a, '_> {
+    fn pointer(&self, last: Option<Step<'_>>) -> PointerBuf {
+        let mut pointer = self.base.clone();
+        for step in self.tokens.iter().copied().chain(last) {
+            match step {
+                Step::Key(key) => pointer.push_back(key),
+                Step::Index(i) => pointer.push_back(i.to_string()),
+            }
+        }
+        pointer
+    }
+
+    fn push(&mut self, step: Step<'a>) {
+        self.tokens.push(step);
+    }
+
+    fn pop(&mut self) {
+        self.tokens.pop();
+    }
+}
+
+fn diff<'a>(
+    original: &'a Value,
+    hardened: &'a Value,
+    at: &mut Path<'a, '_>,
     ops: &mut Vec<PatchOperation>,
 ) -> Result<(), HardenError> {
     match (original, hardened) {
         (Value::Object(a), Value::Object(b)) => {
+            // The hardened spec is a clone with members appended, so its first keys are the
+            // original's in the same order: walk both in step, without hashing. Otherwise look
+            // every key up (same operations, same order).
+            let in_step = b.len() >= a.len() && a.keys().zip(b.keys()).all(|(x, y)| x == y);
+            if in_step {
+                for ((key, old), new) in a.iter().zip(b.values()) {
+                    at.push(Step::Key(key));
+                    diff(old, new, at, ops)?;
+                    at.pop();
+                }
+                for (key, new) in b.iter().skip(a.len()) {
+                    ops.push(add(at.pointer(Some(Step::Key(key))), new.clone()));
+                }
+                return Ok(());
+            }
             for (key, old) in a {
                 let new = b.get(key).ok_or_else(|| not_additive(at, key))?;
-                at.push_back(key.as_str());
+                at.push(Step::Key(key));
                 diff(old, new, at, ops)?;
-                at.pop_back();
+                at.pop();
             }
             for (key, new) in b.iter().filter(|(k, _)| !a.contains_key(*k)) {
-                ops.push(add(at.with_trailing_token(key.as_str()), new.clone()));
+                ops.push(add(at.pointer(Some(Step::Key(key))), new.clone()));
             }
             Ok(())
         }
@@ -54,29 +108,29 @@ fn diff(
                 return Err(not_additive(at, ""));
             }
             for (i, (old, new)) in a.iter().zip(b).enumerate() {
-                at.push_back(i.to_string());
+                at.push(Step::Index(i));
                 diff(old, new, at, ops)?;
-                at.pop_back();
+                at.pop();
             }
             for (i, new) in b.iter().enumerate().skip(a.len()) {
-                ops.push(add(at.with_trailing_token(i.to_string()), new.clone()));
+                ops.push(add(at.pointer(Some(Step::Index(i))), new.clone()));
             }
             Ok(())
         }
         (Value::Null, new) if !new.is_null() => {
-            ops.push(add(at.clone(), new.clone()));
+            ops.push(add(at.pointer(None), new.clone()));
             Ok(())
         }
         (old, new) if old == new => Ok(()),
         _ => Err(HardenError::NotAdditive {
-            path: at.to_string(),
+            path: at.pointer(None).to_string(),
         }),
     }
 }
 
-fn not_additive(at: &PointerBuf, key: &str) -> HardenError {
+fn not_additive(at: &Path<'_, '_>, key: &str) -> HardenError {
     HardenError::NotAdditive {
-        path: at.with_trailing_token(key).to_string(),
+        path: at.pointer(Some(Step::Key(key))).to_string(),
     }
 }
 

@@ -9,6 +9,12 @@
 //! Shutdown (SIGTERM/SIGINT): `/readyz` turns false at once; after `--shutdown-delay` (time for
 //! the Service endpoints to drop this pod) the listener closes, in-flight requests finish within
 //! `--shutdown-timeout`, and the process exits 0.
+//!
+//! Hostile or broken clients cannot exhaust the process: at most `--max-connections` connections
+//! are open (at the limit, connections idle for a second are closed to make room, and new ones
+//! wait in the kernel's backlog until a slot frees), a handshake, a request's headers and its body
+//! each have a deadline, bodies have a size limit, and a connection with no request for
+//! `--idle-timeout` is closed (GOAWAY on HTTP/2).
 //! See <https://kubernetes.io/docs/reference/access-authn-authz/extensible-admission-controllers/>.
 #![deny(
     clippy::unwrap_used,
@@ -33,8 +39,8 @@ use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, TryAcquireError, watch};
 use tokio_rustls::TlsAcceptor;
 
 use crate::admission::{self, Mode};
@@ -67,6 +73,10 @@ pub struct ServeConfig {
     pub shutdown_delay: Duration,
     /// Time in-flight requests get to finish after the listener closes.
     pub shutdown_timeout: Duration,
+    /// Most webhook connections open at once; further ones wait in the listen backlog.
+    pub max_connections: usize,
+    /// A webhook connection without a request for this long is closed.
+    pub idle_timeout: Duration,
     /// The hardening policy.
     pub policy: Policy,
 }
@@ -175,7 +185,17 @@ impl Server {
         );
         let metrics_task = tokio::spawn(serve_metrics(metrics_listener, Arc::clone(&state)));
 
-        let graceful = GracefulShutdown::new();
+        // One permit per open connection; the drain waits until every permit is back.
+        let max_connections = config.max_connections.clamp(1, Semaphore::MAX_PERMITS);
+        let slots = Arc::new(Semaphore::new(max_connections));
+        let (stop_tx, stop_rx) = watch::channel(false);
+        // Signalled when every slot is taken: idle connections close to make room.
+        let pressure = Arc::new(Notify::new());
+        let limits = ConnLimits {
+            handshake_timeout: config.handshake_timeout,
+            idle_timeout: config.idle_timeout,
+            close_timeout: config.request_timeout,
+        };
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
@@ -195,6 +215,22 @@ impl Server {
         );
         let accept_loop = async {
             loop {
+                // At the limit, ask the connections that have been idle for a while to close
+                // (again every 250 ms) and accept nothing until a slot frees: new connections
+                // wait in the kernel's backlog, and file descriptors stay bounded.
+                let permit = match Arc::clone(&slots).try_acquire_owned() {
+                    Ok(permit) => permit,
+                    Err(TryAcquireError::Closed) => return,
+                    Err(TryAcquireError::NoPermits) => loop {
+                        pressure.notify_waiters();
+                        let wait = Arc::clone(&slots).acquire_owned();
+                        match tokio::time::timeout(Duration::from_millis(250), wait).await {
+                            Ok(Ok(permit)) => break permit,
+                            Ok(Err(_)) => return,
+                            Err(_) => {}
+                        }
+                    },
+                };
                 let (tcp, peer) = match webhook.accept().await {
                     Ok(conn) => conn,
                     Err(e) => {
@@ -211,8 +247,12 @@ impl Server {
                     acceptor.clone(),
                     Arc::clone(&builder),
                     Arc::clone(&state),
-                    graceful.watcher(),
-                    config.handshake_timeout,
+                    Watch {
+                        stop: stop_rx.clone(),
+                        pressure: Arc::clone(&pressure),
+                        _permit: permit,
+                    },
+                    limits,
                 ));
             }
         };
@@ -229,11 +269,13 @@ impl Server {
             () = stop_accepting => {}
         }
         drop(webhook);
-        let open = graceful.count();
-        if tokio::time::timeout(config.shutdown_timeout, graceful.shutdown())
+        let _ = stop_tx.send(true);
+        let all = u32::try_from(max_connections).unwrap_or(u32::MAX);
+        if tokio::time::timeout(config.shutdown_timeout, slots.acquire_many(all))
             .await
             .is_err()
         {
+            let open = max_connections.saturating_sub(slots.available_permits());
             tracing::warn!(open, "connections still open after the shutdown timeout");
         }
         reload.abort();
@@ -242,19 +284,121 @@ impl Server {
     }
 }
 
-/// One webhook connection: TLS handshake (bounded), then HTTP/1.1 or HTTP/2 until it closes or
-/// the graceful shutdown asks it to.
+/// The deadlines of one connection.
+#[derive(Debug, Clone, Copy)]
+struct ConnLimits {
+    handshake_timeout: Duration,
+    idle_timeout: Duration,
+    /// After a graceful close was asked for (idle): time left to finish before the connection
+    /// is dropped, for peers that never answer HTTP/2's GOAWAY.
+    close_timeout: Duration,
+}
+
+/// What ties a connection to the server: the shutdown signal and its connection slot.
+struct Watch {
+    stop: watch::Receiver<bool>,
+    /// Notified while the server is at `--max-connections`.
+    pressure: Arc<Notify>,
+    _permit: OwnedSemaphorePermit,
+}
+
+/// At the connection limit, a connection idle (or still without a request) for this long closes
+/// to make room: clients that open connections and leave them idle cannot lock others out.
+const SHED_AFTER_IDLE: Duration = Duration::from_secs(1);
+
+/// Resolves when the server is at its connection limit and this connection has been idle for
+/// [`SHED_AFTER_IDLE`].
+async fn shed_when_full(activity: &Activity, pressure: &Notify) {
+    loop {
+        pressure.notified().await;
+        if activity
+            .idle_since()
+            .is_some_and(|since| since.elapsed() >= SHED_AFTER_IDLE)
+        {
+            return;
+        }
+    }
+}
+
+/// Requests of one connection: how many are in flight and when the last one ended.
+struct Activity {
+    in_flight: std::sync::atomic::AtomicUsize,
+    idle_since: std::sync::Mutex<Instant>,
+}
+
+impl Activity {
+    /// The instant the connection has been idle since, or `None` while a request runs.
+    fn idle_since(&self) -> Option<Instant> {
+        if self.in_flight.load(Ordering::SeqCst) > 0 {
+            return None;
+        }
+        Some(
+            self.idle_since
+                .lock()
+                .map_or_else(|e| *e.into_inner(), |t| *t),
+        )
+    }
+
+    fn begin(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        InFlight(Arc::clone(self))
+    }
+}
+
+/// A request in flight; ends (and restarts the idle clock) when dropped.
+struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Ok(mut t) = self.0.idle_since.lock() {
+            *t = Instant::now();
+        }
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Resolves once the connection has had no request in flight for `timeout`.
+async fn idle_for(activity: &Activity, timeout: Duration) {
+    loop {
+        let deadline = match activity.idle_since() {
+            Some(since) => since + timeout,
+            None => Instant::now() + timeout,
+        };
+        if Instant::now() >= deadline && activity.idle_since().is_some() {
+            return;
+        }
+        tokio::time::sleep_until(deadline.into()).await;
+    }
+}
+
+/// One webhook connection: TLS handshake (bounded), then HTTP/1.1 or HTTP/2 until it closes, the
+/// server shuts down, or it stays idle for too long.
 async fn serve_connection(
     tcp: tokio::net::TcpStream,
     peer: SocketAddr,
     acceptor: TlsAcceptor,
     builder: Arc<auto::Builder<TokioExecutor>>,
     state: Arc<State>,
-    watcher: hyper_util::server::graceful::Watcher,
-    handshake_timeout: Duration,
+    mut watch: Watch,
+    limits: ConnLimits,
 ) {
     let _ = tcp.set_nodelay(true);
-    let tls = match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
+    let handshake = tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp));
+    let activity = Arc::new(Activity {
+        in_flight: std::sync::atomic::AtomicUsize::new(0),
+        idle_since: std::sync::Mutex::new(Instant::now()),
+    });
+    let handshake = tokio::select! {
+        result = handshake => result,
+        // Shutting down, or at the connection limit: a connection still in its handshake (after
+        // a second) is simply closed.
+        _ = watch.stop.wait_for(|stop| *stop) => return,
+        () = shed_when_full(&activity, &watch.pressure) => {
+            tracing::debug!(%peer, "closing a connection still in its TLS handshake: at --max-connections");
+            return;
+        }
+    };
+    let tls = match handshake {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
             state.metrics.error("tls_handshake");
@@ -267,12 +411,48 @@ async fn serve_connection(
             return;
         }
     };
-    let service = hyper::service::service_fn(move |req| {
-        let state = Arc::clone(&state);
-        async move { Ok::<_, Infallible>(route_webhook(req, &state).await) }
-    });
+    let service = {
+        let activity = Arc::clone(&activity);
+        hyper::service::service_fn(move |req| {
+            let state = Arc::clone(&state);
+            let in_flight = activity.begin();
+            async move {
+                let response = route_webhook(req, &state).await;
+                drop(in_flight);
+                Ok::<_, Infallible>(response)
+            }
+        })
+    };
     let conn = builder.serve_connection(TokioIo::new(tls), service);
-    if let Err(e) = watcher.watch(conn.into_owned()).await {
+    tokio::pin!(conn);
+    // Until asked to close: serve. Then finish in-flight requests (HTTP/1.1 closes after the
+    // current response, HTTP/2 sends GOAWAY); an idle close gets `close_timeout` for that.
+    let closing = tokio::select! {
+        result = conn.as_mut() => {
+            if let Err(e) = result {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+            return;
+        }
+        _ = watch.stop.wait_for(|stop| *stop) => None,
+        () = idle_for(&activity, limits.idle_timeout) => {
+            tracing::debug!(%peer, "closing idle connection");
+            Some(limits.close_timeout)
+        }
+        () = shed_when_full(&activity, &watch.pressure) => {
+            tracing::debug!(%peer, "closing idle connection: at --max-connections");
+            Some(limits.close_timeout)
+        }
+    };
+    conn.as_mut().graceful_shutdown();
+    let result = match closing {
+        None => conn.await,
+        Some(limit) => match tokio::time::timeout(limit, conn).await {
+            Ok(result) => result,
+            Err(_) => return,
+        },
+    };
+    if let Err(e) = result {
         tracing::debug!(%peer, error = %e, "connection ended with an error");
     }
 }

@@ -35,8 +35,10 @@ fn harden(args: &[&str], stdin: Option<&str>) -> Output {
         .spawn()
         .expect("binary runs");
     let mut pipe = child.stdin.take().expect("stdin");
-    pipe.write_all(stdin.unwrap_or_default().as_bytes())
-        .expect("write stdin");
+    // A command that fails before reading stdin (a bad policy file) closes the pipe early.
+    if let Err(e) = pipe.write_all(stdin.unwrap_or_default().as_bytes()) {
+        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "write stdin: {e}");
+    }
     drop(pipe);
     child.wait_with_output().expect("binary exits")
 }

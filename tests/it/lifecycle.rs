@@ -374,3 +374,131 @@ fn start_up_fails_fast_with_a_clear_message() {
         assert!(help.contains(flag), "serve --help lists {flag}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_under_sustained_load_fails_no_request() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = write_pair(dir.path(), &pki.leaf("kube-harden"));
+    let (webhook_port, metrics_port) = (free_port(), free_port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kube-harden"))
+        .args(["serve", "--tls-cert-file"])
+        .arg(&cert)
+        .arg("--tls-key-file")
+        .arg(&key)
+        .args(["--webhook-addr", &format!("127.0.0.1:{webhook_port}")])
+        .args(["--metrics-addr", &format!("127.0.0.1:{metrics_port}")])
+        .args(["--shutdown-delay", "2s", "--shutdown-timeout", "10s"])
+        .args(["--log-level", "warn"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let webhook: std::net::SocketAddr = format!("127.0.0.1:{webhook_port}").parse().unwrap();
+    let metrics: std::net::SocketAddr = format!("127.0.0.1:{metrics_port}").parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while http_get(metrics, "/readyz").await.0 != StatusCode::OK {
+        assert!(Instant::now() < deadline, "server did not become ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Six clients, a review every 10 ms each: kept-alive HTTP/1.1 and HTTP/2, and clients that
+    // open a new connection for every review (as the API server does past its idle pool).
+    let review = fixture("pod-create.json");
+    let stop = Arc::new(AtomicBool::new(false));
+    let terminated = Arc::new(AtomicBool::new(false));
+    let (sent, after_term, failed) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let mut load = Vec::new();
+    for (i, version) in [VERSIONS, VERSIONS, VERSIONS]
+        .concat()
+        .into_iter()
+        .enumerate()
+    {
+        let fresh_each_time = i >= 4;
+        let (stop, terminated, sent, after_term, failed) = (
+            stop.clone(),
+            terminated.clone(),
+            sent.clone(),
+            after_term.clone(),
+            failed.clone(),
+        );
+        let (ca, review) = (pki.ca_pem.clone(), review.clone());
+        load.push(tokio::spawn(async move {
+            let mut kept: Option<Client> = None;
+            let mut ticker = tokio::time::interval(Duration::from_millis(10));
+            while !stop.load(Ordering::SeqCst) {
+                ticker.tick().await;
+                let during_shutdown = terminated.load(Ordering::SeqCst);
+                let client = match kept.take() {
+                    Some(client) if !fresh_each_time => Ok(client),
+                    _ => Client::connect(webhook, &ca, version, None).await,
+                };
+                let ok = match client {
+                    Ok(mut client) => {
+                        let answer = client
+                            .request("POST", "/mutate", serde_json::to_vec(&review).unwrap())
+                            .await;
+                        let ok = matches!(answer, Ok((StatusCode::OK, _)));
+                        kept = Some(client);
+                        ok
+                    }
+                    Err(_) => false,
+                };
+                sent.fetch_add(1, Ordering::SeqCst);
+                if during_shutdown {
+                    after_term.fetch_add(1, Ordering::SeqCst);
+                }
+                if !ok {
+                    failed.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let pid = child.id().to_string();
+    terminated.store(true, Ordering::SeqCst);
+    let signalled = Instant::now();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    // The API server stops calling this pod once the endpoints drop it, which readiness drives:
+    // the clients stop half a second after /readyz fails, well inside the shutdown delay.
+    while http_get(metrics, "/readyz").await.0 == StatusCode::OK {
+        assert!(signalled.elapsed() < Duration::from_secs(2), "still ready");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::SeqCst);
+    for task in load {
+        task.await.unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "server did not exit");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let (sent, after_term, failed) = (
+        sent.load(Ordering::SeqCst),
+        after_term.load(Ordering::SeqCst),
+        failed.load(Ordering::SeqCst),
+    );
+    println!(
+        "SIGTERM under load: {sent} reviews, {after_term} after the signal, {failed} failed; exit {status:?} after {:?}",
+        signalled.elapsed()
+    );
+    assert!(status.success(), "exit status {status:?}");
+    assert_eq!(failed, 0, "failed requests around SIGTERM");
+    assert!(after_term >= 100, "only {after_term} reviews after SIGTERM");
+}

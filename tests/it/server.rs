@@ -61,6 +61,13 @@ async fn pod_create_is_hardened_over_http1_and_http2() {
         assert_eq!(c["resources"]["limits"]["memory"], "512Mi");
         assert_eq!(c["env"], json!([{"name": "TMPDIR", "value": "/tmp"}]));
         assert!(pod["metadata"]["annotations"]["kube-harden.io/hardened"].is_string());
+        // Nothing outside what kube-harden owns changed: metadata and status are as sent.
+        let mut sent_meta = review["request"]["object"]["metadata"].clone();
+        let mut got_meta = pod["metadata"].clone();
+        got_meta["annotations"] = Value::Null;
+        sent_meta["annotations"] = Value::Null;
+        assert_eq!(got_meta, sent_meta);
+        assert_eq!(pod["status"], review["request"]["object"]["status"]);
         // Untouched fields are still there.
         assert_eq!(c["terminationMessagePath"], "/dev/termination-log");
         let warnings = response["response"]["warnings"].as_array().unwrap();

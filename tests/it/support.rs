@@ -106,6 +106,8 @@ pub fn config(cert: PathBuf, key: PathBuf) -> ServeConfig {
         handshake_timeout: Duration::from_secs(2),
         shutdown_delay: Duration::ZERO,
         shutdown_timeout: Duration::from_secs(5),
+        max_connections: 1024,
+        idle_timeout: Duration::from_secs(30),
         policy: Policy::default(),
     }
 }

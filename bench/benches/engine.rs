@@ -1,0 +1,57 @@
+//! The rules alone, no sockets: hardening plus patch building on parsed objects
+//! (`harden_object`), and the whole admission handler on AdmissionReview bytes (`review`: parse,
+//! harden, build and serialise the response), with the binary's allocator (mimalloc). `make
+//! bench` runs it; figures in docs/performance.md.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use kube_harden::admission::{Mode, review};
+use kube_harden::harden::{Policy, harden_object};
+use kube_harden_bench::fixture;
+
+/// The kube-harden binary's allocator (src/main.rs), so the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn engine(c: &mut Criterion) {
+    let policy = Policy::default();
+    let mut group = c.benchmark_group("harden_object");
+    for (name, file) in [
+        ("pod_small", "pod-small.json"),
+        ("pod_10_containers", "pod-10-containers.json"),
+        ("deployment_50kb", "deployment-large.json"),
+    ] {
+        let bytes = fixture(file);
+        let object: serde_json::Value = serde_json::from_slice(&bytes).expect("fixture is JSON");
+        group.throughput(Throughput::Bytes(bytes.len() as u64));
+        group.bench_function(name, |b| {
+            b.iter(|| harden_object(black_box(&object), &policy).expect("hardens"))
+        });
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("review");
+    for (name, file) in [
+        ("pod_create_5kb", "review-pod-create.json"),
+        ("deployment_update_13kb", "review-deployment-update.json"),
+        ("pod_3_containers_16kb", "review-pod-3-containers.json"),
+    ] {
+        let bytes = fixture(file);
+        group.throughput(Throughput::Bytes(bytes.len() as u64));
+        group.bench_function(name, |b| {
+            b.iter(|| review(black_box(&bytes), Mode::Enforce, &policy))
+        });
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    targets = engine
+}
+criterion_main!(benches);

@@ -1,0 +1,311 @@
+//! Pod creation through a real kube-apiserver (e2e/controlplane.sh: kube-apiserver + etcd on
+//! 127.0.0.1), in a namespace the webhook serves and in one it does not, from 10 and 100
+//! concurrent clients. The two namespaces alternate (ABBA) so drift hits both alike; the ratio of
+//! their create latencies is what the webhook costs.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use base64::prelude::{BASE64_STANDARD, Engine as _};
+use bytes::Bytes;
+use hyper::StatusCode;
+use serde_json::{Value, json};
+
+use crate::client::{Conn, Proto, Target};
+use crate::pki::Pki;
+use crate::server::start_kube_harden;
+use crate::{Scratch, ms, percentile, proc, repo_dir};
+
+const PLAIN: &str = "bench-plain";
+/// Served by the webhook's /audit endpoint: the same call, never a patch.
+const AUDITED: &str = "bench-audit";
+const HARDENED: &str = "bench-webhook";
+/// The namespaces, in the order of the table.
+const NAMESPACES: [&str; 3] = [PLAIN, AUDITED, HARDENED];
+
+/// The control plane of e2e/controlplane.sh in its own state directory; stopped on drop.
+struct ControlPlane {
+    state: PathBuf,
+    url: String,
+}
+
+impl ControlPlane {
+    fn start(state: PathBuf) -> Self {
+        let status = Command::new("bash")
+            .arg(repo_dir().join("e2e/controlplane.sh"))
+            .arg("start")
+            .env("E2E_STATE_DIR", &state)
+            .env("E2E_WATCH_PID", std::process::id().to_string())
+            .status()
+            .expect("run e2e/controlplane.sh");
+        assert!(status.success(), "e2e/controlplane.sh start failed");
+        let env = std::fs::read_to_string(state.join("env")).expect("control plane env file");
+        let url = env
+            .lines()
+            .find_map(|l| l.strip_prefix("export E2E_APISERVER_URL='"))
+            .and_then(|l| l.strip_suffix('\''))
+            .expect("E2E_APISERVER_URL")
+            .to_owned();
+        Self { state, url }
+    }
+
+    fn target(&self) -> Target {
+        let read = |name: &str| std::fs::read(self.state.join("certs").join(name)).expect(name);
+        let addr = self
+            .url
+            .trim_start_matches("https://")
+            .parse()
+            .expect("API server address");
+        Target::new(
+            addr,
+            &read("ca.crt"),
+            Some((&read("admin.crt"), &read("admin.key"))),
+        )
+    }
+
+    fn pid(&self, name: &str) -> Option<u32> {
+        std::fs::read_to_string(self.state.join(format!("{name}.pid")))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(repo_dir().join("e2e/controlplane.sh"))
+            .arg("stop")
+            .env("E2E_STATE_DIR", &self.state)
+            .status();
+    }
+}
+
+async fn create(conn: &mut Conn, path: &str, body: &Value) -> Result<Value, String> {
+    let (status, bytes) = conn
+        .post(
+            path,
+            Bytes::from(serde_json::to_vec(body).map_err(|e| e.to_string())?),
+        )
+        .await?;
+    if status != StatusCode::CREATED {
+        return Err(format!(
+            "{path}: {status}: {}",
+            String::from_utf8_lossy(&bytes)
+        ));
+    }
+    serde_json::from_slice(&bytes).map_err(|e| e.to_string())
+}
+
+fn pod() -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"generateName": "bench-", "labels": {"app": "bench"}},
+        "spec": {"containers": [{
+            "name": "web",
+            "image": "registry.example.com/shop/web:1.27.3",
+            "ports": [{"containerPort": 8080, "name": "http"}],
+            "env": [{"name": "MODE", "value": "production"}]
+        }]}
+    })
+}
+
+fn is_hardened(created: &Value) -> bool {
+    created
+        .pointer("/metadata/annotations/kube-harden.io~1hardened")
+        .is_some()
+}
+
+/// Creates `total` pods in `namespace` from the clients (each sends its share in sequence);
+/// returns the latencies, the errors and how many came back hardened.
+async fn segment(
+    clients: &[Conn],
+    namespace: &'static str,
+    total: usize,
+) -> (Vec<Duration>, usize, usize) {
+    let per_client = total.div_ceil(clients.len());
+    let path = format!("/api/v1/namespaces/{namespace}/pods");
+    let mut tasks = Vec::new();
+    for conn in clients {
+        let (mut conn, path) = (conn.share().expect("HTTP/2"), path.clone());
+        tasks.push(tokio::spawn(async move {
+            let body = pod();
+            let (mut latencies, mut errors, mut hardened) = (Vec::new(), 0, 0);
+            for _ in 0..per_client {
+                let t0 = Instant::now();
+                match create(&mut conn, &path, &body).await {
+                    Ok(created) => {
+                        latencies.push(t0.elapsed());
+                        hardened += usize::from(is_hardened(&created));
+                    }
+                    Err(_) => errors += 1,
+                }
+            }
+            (latencies, errors, hardened)
+        }));
+    }
+    let mut out = (Vec::new(), 0, 0);
+    for task in tasks {
+        let (l, e, h) = task.await.expect("client task");
+        out.0.extend(l);
+        out.1 += e;
+        out.2 += h;
+    }
+    out
+}
+
+/// Runs the control-plane benchmark and prints its table. `bin`: the kube-harden binary;
+/// `pods`: pods per segment (four segments per concurrency level, two per namespace).
+pub async fn run(bin: &Path, pods: usize) {
+    let state = repo_dir().join("target/bench-controlplane");
+    let scratch = Scratch::new("controlplane");
+    let pki = Pki::new();
+    println!("## Pod creation through kube-apiserver\n");
+    println!("machine: {}", proc::machine());
+    let cp = ControlPlane::start(state);
+    let kh = start_kube_harden(bin, &scratch.0, &pki, &[]);
+    let api = cp.target();
+    let mut admin = api.connect(Proto::H2).await.expect("API server connection");
+    for (name, labels) in [
+        (PLAIN, json!({})),
+        (AUDITED, json!({"kube-harden.io/mode": "audit"})),
+        (HARDENED, json!({"kube-harden.io/mode": "enforce"})),
+    ] {
+        create(
+            &mut admin,
+            "/api/v1/namespaces",
+            &json!({"apiVersion": "v1", "kind": "Namespace",
+                    "metadata": {"name": name, "labels": labels}}),
+        )
+        .await
+        .expect("namespace");
+    }
+    let hook = |mode: &str, path: &str| {
+        json!({
+            "name": format!("{mode}.kube-harden.io"),
+            "clientConfig": {
+                "url": format!("https://{}{path}", kh.addr),
+                "caBundle": BASE64_STANDARD.encode(&pki.ca_pem),
+            },
+            "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],
+                       "resources": ["pods"], "scope": "Namespaced"}],
+            "namespaceSelector": {"matchLabels": {"kube-harden.io/mode": mode}},
+            "failurePolicy": "Ignore",
+            "sideEffects": "None",
+            "admissionReviewVersions": ["v1"],
+            "timeoutSeconds": 10,
+        })
+    };
+    let webhook = json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": "kube-harden-bench"},
+        "webhooks": [hook("enforce", "/mutate"), hook("audit", "/audit")],
+    });
+    create(
+        &mut admin,
+        "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
+        &webhook,
+    )
+    .await
+    .expect("webhook configuration");
+    // The API server picks the configuration up within a second or so.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let created = create(
+            &mut admin,
+            &format!("/api/v1/namespaces/{HARDENED}/pods"),
+            &pod(),
+        )
+        .await
+        .expect("probe pod");
+        if is_hardened(&created) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the webhook never answered");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    println!(
+        "\nkube-apiserver v1.36.3 + etcd v3.6.16 (--unsafe-no-fsync) + kube-harden on 127.0.0.1; webhook: failurePolicy Ignore, HTTP/2 from the API server. {pods} pods per namespace ({} with one client) in two segments, in the order plain, audit, webhook, webhook, audit, plain; each client on its own HTTP/2 connection. bench-audit: the webhook is called (/audit) but returns no patch; bench-webhook: the webhook hardens every pod (/mutate). Ratios are to bench-plain in the same run.\n",
+        pods / 4,
+    );
+    println!(
+        "| clients | namespace | pods | pods/s | p50 ms | p99 ms | errors | hardened | p50 ratio | p99 ratio | CPU ms/pod: kube-apiserver | etcd | kube-harden |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    let pids = [
+        cp.pid("kube-apiserver").unwrap_or(0),
+        cp.pid("etcd").unwrap_or(0),
+        kh.pid,
+    ];
+    let cpu = || pids.map(|pid| proc::cpu_seconds(pid).unwrap_or(0.0));
+    for clients_n in [1usize, 10, 100] {
+        let pods = if clients_n == 1 { pods / 4 } else { pods };
+        let mut clients = Vec::new();
+        for _ in 0..clients_n {
+            clients.push(api.connect(Proto::H2).await.expect("client connection"));
+        }
+        // Warm-up in both namespaces, not recorded.
+        for ns in NAMESPACES {
+            let _ = segment(&clients, ns, clients_n * 2 + 10).await;
+        }
+        let mut results: [(Vec<Duration>, usize, usize, Duration); 3] = Default::default();
+        let mut cpu_used = [[0.0f64; 3]; 3];
+        for ns in [PLAIN, AUDITED, HARDENED, HARDENED, AUDITED, PLAIN] {
+            let (t0, cpu0) = (Instant::now(), cpu());
+            let (l, e, h) = segment(&clients, ns, pods / 2).await;
+            let slot = NAMESPACES.iter().position(|n| *n == ns).unwrap_or(0);
+            let cpu1 = cpu();
+            for (k, used) in cpu_used[slot].iter_mut().enumerate() {
+                *used += cpu1[k] - cpu0[k];
+            }
+            let slot = &mut results[slot];
+            slot.0.extend(l);
+            slot.1 += e;
+            slot.2 += h;
+            slot.3 += t0.elapsed();
+        }
+        for r in &mut results {
+            r.0.sort();
+        }
+        let p = |i: usize, q: f64| percentile(&results[i].0, q);
+        for (i, ns) in NAMESPACES.into_iter().enumerate() {
+            let (latencies, errors, hardened, wall) = &results[i];
+            let ratios = if i > 0 {
+                format!(
+                    "{:.3} | {:.3}",
+                    p(i, 50.0).as_secs_f64() / p(0, 50.0).as_secs_f64(),
+                    p(i, 99.0).as_secs_f64() / p(0, 99.0).as_secs_f64()
+                )
+            } else {
+                "- | -".into()
+            };
+            let per_pod = |k: usize| cpu_used[i][k] * 1000.0 / latencies.len().max(1) as f64;
+            println!(
+                "| {clients_n} | {ns} | {} | {:.0} | {} | {} | {errors} | {hardened} | {ratios} | {:.2} | {:.2} | {:.2} |",
+                latencies.len(),
+                latencies.len() as f64 / wall.as_secs_f64(),
+                ms(p(i, 50.0)),
+                ms(p(i, 99.0)),
+                per_pod(0),
+                per_pod(1),
+                per_pod(2),
+            );
+        }
+    }
+    if let (Some(api_pid), Some(rss)) = (cp.pid("kube-apiserver"), proc::rss_kib(kh.pid)) {
+        println!(
+            "\nkube-harden RSS after the run: {:.1} MiB, {} open files (kube-apiserver: {:.0} MiB)",
+            rss as f64 / 1024.0,
+            proc::open_fds(kh.pid).unwrap_or(0),
+            proc::rss_kib(api_pid).unwrap_or(0) as f64 / 1024.0
+        );
+    }
+    println!();
+    drop(kh);
+    drop(cp);
+}
