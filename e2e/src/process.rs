@@ -167,3 +167,22 @@ where
         tokio::time::sleep(every).await;
     }
 }
+
+/// Starts a watchdog that sends SIGTERM to `child` if this test process dies without running its
+/// cleanup (a killed run must not leave a server behind). `name` is the watchdog's `$0`, shown by
+/// `ps`. The caller kills and reaps the watchdog when it stops `child` itself.
+pub fn spawn_watchdog(child: &Child, name: &str) -> std::io::Result<Child> {
+    Command::new("bash")
+        .args([
+            "-c",
+            r#"while kill -0 "$1" 2>/dev/null && kill -0 "$2" 2>/dev/null; do sleep 1; done
+               kill -0 "$1" 2>/dev/null || kill -TERM "$2" 2>/dev/null; exit 0"#,
+            name,
+        ])
+        .arg(std::process::id().to_string())
+        .arg(child.id().to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+}

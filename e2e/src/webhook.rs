@@ -140,19 +140,7 @@ impl Webhook {
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", self.bin.display()))?;
         // Stops the server if this test process dies without running its cleanup.
-        let watchdog = Command::new("bash")
-            .args([
-                "-c",
-                r#"while kill -0 "$1" 2>/dev/null && kill -0 "$2" 2>/dev/null; do sleep 1; done
-                   kill -0 "$1" 2>/dev/null || kill -TERM "$2" 2>/dev/null; exit 0"#,
-                "kube-harden-e2e-watchdog",
-            ])
-            .arg(std::process::id().to_string())
-            .arg(child.id().to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?;
+        let watchdog = process::spawn_watchdog(&child, "kube-harden-e2e-watchdog")?;
         self.child = Some(child);
         self.watchdog = Some(watchdog);
         let deadline = Instant::now() + Duration::from_secs(30);

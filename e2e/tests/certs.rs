@@ -363,19 +363,7 @@ impl Replica {
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", cluster.bin.display()))?;
         // Stops the replica if this test process dies without running its cleanup.
-        let watchdog = Command::new("bash")
-            .args([
-                "-c",
-                r#"while kill -0 "$1" 2>/dev/null && kill -0 "$2" 2>/dev/null; do sleep 1; done
-                   kill -0 "$1" 2>/dev/null || kill -TERM "$2" 2>/dev/null; exit 0"#,
-                "kube-harden-e2e-certs-watchdog",
-            ])
-            .arg(std::process::id().to_string())
-            .arg(child.id().to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?;
+        let watchdog = process::spawn_watchdog(&child, "kube-harden-e2e-certs-watchdog")?;
         Ok(Self {
             name: name.to_owned(),
             metrics_port,
