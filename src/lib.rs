@@ -194,7 +194,7 @@ fn run_harden(args: &HardenArgs) -> Result<ExitCode> {
             eprintln!("kube-harden: {error}");
         }
         eprintln!(
-            "kube-harden: {} of {} documents could not be hardened and were left out of the output",
+            "kube-harden: {} of {} documents could not be read or hardened and were left out of the output",
             outcome.errors.len(),
             outcome.errors.len() + documents.len()
         );

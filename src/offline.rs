@@ -98,10 +98,11 @@ pub fn harden_stream(input: &str, source_name: &str, policy: &Policy) -> Outcome
                 outcome.documents.push(doc);
             }
             Err((item, source)) => {
-                let mark = locate(&read.value, &read.positions, item, &source).unwrap_or(yaml::Mark {
-                    line: read.line,
-                    column: 1,
-                });
+                let mark =
+                    locate(&read.value, &read.positions, item, &source).unwrap_or(yaml::Mark {
+                        line: read.line,
+                        column: 1,
+                    });
                 outcome.errors.push(Error::Harden {
                     source_name: source_name.to_owned(),
                     document,
@@ -376,13 +377,19 @@ mod tests {
         assert_eq!(outcome.documents[1].index, 3);
         assert_eq!(outcome.documents[1].line, 7);
         let msg = outcome.errors[0].to_string();
-        assert!(msg.starts_with("in.yaml: document 2 (line 5, column 7): "), "{msg}");
+        assert!(
+            msg.starts_with("in.yaml: document 2 (line 5, column 7): "),
+            "{msg}"
+        );
     }
 
     #[test]
     fn scalar_documents_are_rejected() {
         let errors = messages("just a string\n");
-        assert!(errors[0].contains("document 1 (line 1, column 1): expected a mapping"), "{errors:?}");
+        assert!(
+            errors[0].contains("document 1 (line 1, column 1): expected a mapping"),
+            "{errors:?}"
+        );
         let errors = messages("[1, 2]");
         assert!(errors[0].contains("expected a mapping"), "{errors:?}");
     }
@@ -421,9 +428,14 @@ mod tests {
         }
         let report = unserved_report(&outcome.documents, "in.yaml");
         assert!(
-            report.contains("in.yaml: document 1 (line 1): extensions/v1beta1 DaemonSet is no longer served"),
+            report.contains(
+                "in.yaml: document 1 (line 1): extensions/v1beta1 DaemonSet is no longer served"
+            ),
             "{report}"
         );
-        assert!(report.contains("document 2 (line 9): batch/v1beta1 CronJob"), "{report}");
+        assert!(
+            report.contains("document 2 (line 9): batch/v1beta1 CronJob"),
+            "{report}"
+        );
     }
 }

@@ -85,10 +85,16 @@ impl WorkloadKind {
     }
 
     fn row(self) -> &'static Row {
-        TABLE
-            .iter()
-            .find(|row| row.kind == self)
-            .expect("every kind has a row")
+        match self {
+            Self::Pod => &POD,
+            Self::Deployment => &DEPLOYMENT,
+            Self::StatefulSet => &STATEFUL_SET,
+            Self::DaemonSet => &DAEMON_SET,
+            Self::ReplicaSet => &REPLICA_SET,
+            Self::ReplicationController => &REPLICATION_CONTROLLER,
+            Self::Job => &JOB,
+            Self::CronJob => &CRON_JOB,
+        }
     }
 
     /// Path of the pod template (`None` for a Pod).
@@ -140,55 +146,64 @@ struct Row {
 
 /// Every workload kind, the apiVersion it is served under and the ones it no longer is.
 const TABLE: &[Row] = &[
-    Row {
-        kind: WorkloadKind::Pod,
-        name: "Pod",
-        api_version: "v1",
-        unserved: &[],
-    },
-    Row {
-        kind: WorkloadKind::Deployment,
-        name: "Deployment",
-        api_version: "apps/v1",
-        unserved: &["extensions/v1beta1", "apps/v1beta1", "apps/v1beta2"],
-    },
-    Row {
-        kind: WorkloadKind::StatefulSet,
-        name: "StatefulSet",
-        api_version: "apps/v1",
-        unserved: &["apps/v1beta1", "apps/v1beta2"],
-    },
-    Row {
-        kind: WorkloadKind::DaemonSet,
-        name: "DaemonSet",
-        api_version: "apps/v1",
-        unserved: &["extensions/v1beta1", "apps/v1beta2"],
-    },
-    Row {
-        kind: WorkloadKind::ReplicaSet,
-        name: "ReplicaSet",
-        api_version: "apps/v1",
-        unserved: &["extensions/v1beta1", "apps/v1beta2"],
-    },
-    Row {
-        kind: WorkloadKind::ReplicationController,
-        name: "ReplicationController",
-        api_version: "v1",
-        unserved: &[],
-    },
-    Row {
-        kind: WorkloadKind::Job,
-        name: "Job",
-        api_version: "batch/v1",
-        unserved: &[],
-    },
-    Row {
-        kind: WorkloadKind::CronJob,
-        name: "CronJob",
-        api_version: "batch/v1",
-        unserved: &["batch/v1beta1", "batch/v2alpha1"],
-    },
+    POD,
+    DEPLOYMENT,
+    STATEFUL_SET,
+    DAEMON_SET,
+    REPLICA_SET,
+    REPLICATION_CONTROLLER,
+    JOB,
+    CRON_JOB,
 ];
+
+const POD: Row = Row {
+    kind: WorkloadKind::Pod,
+    name: "Pod",
+    api_version: "v1",
+    unserved: &[],
+};
+const DEPLOYMENT: Row = Row {
+    kind: WorkloadKind::Deployment,
+    name: "Deployment",
+    api_version: "apps/v1",
+    unserved: &["extensions/v1beta1", "apps/v1beta1", "apps/v1beta2"],
+};
+const STATEFUL_SET: Row = Row {
+    kind: WorkloadKind::StatefulSet,
+    name: "StatefulSet",
+    api_version: "apps/v1",
+    unserved: &["apps/v1beta1", "apps/v1beta2"],
+};
+const DAEMON_SET: Row = Row {
+    kind: WorkloadKind::DaemonSet,
+    name: "DaemonSet",
+    api_version: "apps/v1",
+    unserved: &["extensions/v1beta1", "apps/v1beta2"],
+};
+const REPLICA_SET: Row = Row {
+    kind: WorkloadKind::ReplicaSet,
+    name: "ReplicaSet",
+    api_version: "apps/v1",
+    unserved: &["extensions/v1beta1", "apps/v1beta2"],
+};
+const REPLICATION_CONTROLLER: Row = Row {
+    kind: WorkloadKind::ReplicationController,
+    name: "ReplicationController",
+    api_version: "v1",
+    unserved: &[],
+};
+const JOB: Row = Row {
+    kind: WorkloadKind::Job,
+    name: "Job",
+    api_version: "batch/v1",
+    unserved: &[],
+};
+const CRON_JOB: Row = Row {
+    kind: WorkloadKind::CronJob,
+    name: "CronJob",
+    api_version: "batch/v1",
+    unserved: &["batch/v1beta1", "batch/v2alpha1"],
+};
 
 /// A workload written under an apiVersion the API server does not serve.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -304,26 +319,43 @@ mod tests {
         for (api_version, kind, known) in cases {
             let object = json!({"apiVersion": api_version, "kind": kind});
             let unserved = WorkloadKind::unserved(&object);
-            assert_eq!(unserved.as_ref().map(|u| u.known), known, "{api_version} {kind}");
+            assert_eq!(
+                unserved.as_ref().map(|u| u.known),
+                known,
+                "{api_version} {kind}"
+            );
             if let Some(u) = unserved {
-                assert!(u.to_string().starts_with(&format!("{api_version} {kind} ")), "{u}");
+                assert!(
+                    u.to_string().starts_with(&format!("{api_version} {kind} ")),
+                    "{u}"
+                );
             }
         }
-        let message = WorkloadKind::unserved(&json!({"apiVersion": "batch/v1beta1", "kind": "CronJob"}))
-            .unwrap()
-            .to_string();
-        assert!(message.contains("change apiVersion to batch/v1"), "{message}");
+        let message =
+            WorkloadKind::unserved(&json!({"apiVersion": "batch/v1beta1", "kind": "CronJob"}))
+                .unwrap()
+                .to_string();
+        assert!(
+            message.contains("change apiVersion to batch/v1"),
+            "{message}"
+        );
     }
 
     #[test]
     fn group_kind_lookup_matches_the_served_versions() {
         for kind in WorkloadKind::ALL {
             let group = group_of(kind.api_version());
-            assert_eq!(WorkloadKind::from_group_kind(group, kind.as_str()), Some(*kind));
+            assert_eq!(
+                WorkloadKind::from_group_kind(group, kind.as_str()),
+                Some(*kind)
+            );
             let object = json!({"apiVersion": kind.api_version(), "kind": kind.as_str()});
             assert_eq!(WorkloadKind::of_object(&object), Some(*kind));
         }
-        assert_eq!(WorkloadKind::from_group_kind("extensions", "Deployment"), None);
+        assert_eq!(
+            WorkloadKind::from_group_kind("extensions", "Deployment"),
+            None
+        );
     }
 
     #[test]

@@ -255,7 +255,9 @@ pub fn from_str<T: DeserializeOwned>(input: &str) -> Result<T, YamlError> {
             })
             .collect();
         let field = e.path().to_string();
-        let mark = positions.get(&pointer).unwrap_or(Mark { line: 1, column: 1 });
+        let mark = positions
+            .get(&pointer)
+            .unwrap_or(Mark { line: 1, column: 1 });
         let message = if field == "." {
             e.inner().to_string()
         } else {

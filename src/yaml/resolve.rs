@@ -38,7 +38,9 @@ const CORE: &str = "tag:yaml.org,2002:";
 /// `tag:yaml.org,2002:int`, or a local tag such as `!foo`), as go-yaml v2 decodes it into an
 /// `interface{}`.
 pub(crate) fn resolve(text: &str, plain: bool, tag: Option<&str>) -> Result<Scalar, String> {
-    let tag = tag.map(|t| t.strip_prefix(CORE).map_or(t, |s| s)).unwrap_or("");
+    let tag = tag
+        .map(|t| t.strip_prefix(CORE).map_or(t, |s| s))
+        .unwrap_or("");
     // go-yaml: a quoted or block scalar without a tag is a string.
     if tag.is_empty() && !plain {
         return Ok(Scalar::Str(text.to_owned()));
@@ -210,9 +212,7 @@ fn is_yaml_style_float(s: &str) -> bool {
     };
     let mantissa_ok = match mantissa.split_once('.') {
         Some(("", fraction)) => digits(fraction),
-        Some((whole, fraction)) => {
-            digits(whole) && fraction.bytes().all(|b| b.is_ascii_digit())
-        }
+        Some((whole, fraction)) => digits(whole) && fraction.bytes().all(|b| b.is_ascii_digit()),
         None => digits(mantissa),
     };
     mantissa_ok && exponent.is_none_or(|e| digits(e.strip_prefix(['+', '-']).unwrap_or(e)))

@@ -184,7 +184,10 @@ impl Converter<'_> {
 
     fn value(&mut self, id: NodeId, pointer: &mut String) -> Result<Value, YamlError> {
         self.budget = self.budget.checked_sub(1).ok_or_else(|| {
-            self.error(id, "aliases expand this document beyond 100 values per input event")
+            self.error(
+                id,
+                "aliases expand this document beyond 100 values per input event",
+            )
         })?;
         let node = &self.graph.nodes[id];
         match &node.kind {
@@ -195,7 +198,8 @@ impl Converter<'_> {
                 self.value(*target, pointer)
             }
             Kind::Scalar { text, plain, tag } => {
-                let scalar = resolve(text, *plain, tag.as_deref()).map_err(|m| self.error(id, m))?;
+                let scalar =
+                    resolve(text, *plain, tag.as_deref()).map_err(|m| self.error(id, m))?;
                 scalar_json(scalar).map_err(|m| self.error(id, m))
             }
             Kind::Sequence(items) => {
@@ -205,7 +209,8 @@ impl Converter<'_> {
                     let len = pointer.len();
                     pointer.push('/');
                     pointer.push_str(&i.to_string());
-                    self.positions.insert(pointer.clone(), self.graph.nodes[item].mark);
+                    self.positions
+                        .insert(pointer.clone(), self.graph.nodes[item].mark);
                     out.push(self.value(item, pointer)?);
                     pointer.truncate(len);
                 }
@@ -248,7 +253,8 @@ impl Converter<'_> {
             let len = pointer.len();
             pointer.push('/');
             pointer.push_str(&name.replace('~', "~0").replace('/', "~1"));
-            self.positions.insert(pointer.clone(), self.graph.nodes[key].mark);
+            self.positions
+                .insert(pointer.clone(), self.graph.nodes[key].mark);
             let v = self.value(value, pointer)?;
             pointer.truncate(len);
             map.insert(name, v);
@@ -292,10 +298,10 @@ impl Converter<'_> {
 
     fn is_merge_key(&self, id: NodeId) -> bool {
         matches!(&self.graph.nodes[id].kind, Kind::Scalar { text, plain, tag }
-            if text == "<<" && match tag.as_deref() {
-                None => *plain,
-                Some(t) => t == "tag:yaml.org,2002:merge",
-            })
+        if text == "<<" && match tag.as_deref() {
+            None => *plain,
+            Some(t) => t == "tag:yaml.org,2002:merge",
+        })
     }
 
     /// A mapping key as sigs.k8s.io/yaml turns it into a JSON object key.
@@ -327,7 +333,9 @@ fn scalar_json(scalar: Scalar) -> Result<Value, String> {
         Scalar::Uint(u) => Value::from(u),
         Scalar::Str(s) => Value::String(s),
         Scalar::Float(f) if !f.is_finite() => {
-            return Err(format!("json: unsupported value: {f} (JSON has no NaN or infinity)"));
+            return Err(format!(
+                "json: unsupported value: {f} (JSON has no NaN or infinity)"
+            ));
         }
         // json.Marshal prints an integral float without a fraction: read back, an integer.
         Scalar::Float(f) if f.fract() == 0.0 && f.abs() < 9.2e18 => Value::from(f as i64),
