@@ -296,3 +296,20 @@ fn the_three_defects_stay_fixed() {
     assert!(agent.get("allowPrivilegeEscalation").is_none(), "{agent}");
     assert!(agent.get("runAsUser").is_none(), "{agent}");
 }
+
+proptest::proptest! {
+    /// Strings kube-harden writes (keys and values, ambiguous to YAML 1.1 or not) read back as
+    /// the same strings under a YAML 1.2 reader.
+    #[test]
+    fn written_strings_read_the_same_under_yaml_1_2(
+        key in "[ -~\t\néü✓]{1,12}",
+        value in proptest::prop_oneof![
+            "[ -~\t\néü✓]{0,40}",
+            "(yes|no|on|off|y|n|~|null|0[0-7]{1,3}|[0-9_]{1,6}|[0-9]{1,2}:[0-5][0-9]|0x[0-9A-F]{1,3}|0o[0-7]{1,3}|\\.inf|[0-9]e[0-9]|2001-12-1[0-9])",
+        ],
+    ) {
+        let doc = serde_json::json!({ key.clone(): value.clone(), "n": [value.clone()] });
+        let out = kube_harden::yaml::to_string(&doc);
+        proptest::prop_assert_eq!(yaml_1_2_reads(&out), vec![doc], "{}", out);
+    }
+}
