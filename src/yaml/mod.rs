@@ -52,8 +52,10 @@ impl fmt::Display for Mark {
 pub struct Positions(HashMap<String, Mark>);
 
 impl Positions {
+    /// Records where the value at `pointer` was written (a later key, or merge, that
+    /// overwrites the value overwrites its position too).
     fn insert(&mut self, pointer: String, mark: Mark) {
-        self.0.entry(pointer).or_insert(mark);
+        self.0.insert(pointer, mark);
     }
 
     /// The position of the value at `pointer`, if it was written in the input.

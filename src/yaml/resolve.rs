@@ -153,7 +153,11 @@ fn parse_digits(digits: &str, radix: u32) -> Option<u64> {
 /// A signed number of `radix` as Go's `strconv.ParseInt(s, radix, 64)` reads it.
 fn parse_radix_i64(s: &str, radix: u32) -> Option<i64> {
     let (negative, digits) = split_sign(s);
-    let magnitude = parse_digits(digits, radix)?;
+    signed(negative, parse_digits(digits, radix)?)
+}
+
+/// `magnitude` with its sign, if it fits an `i64`.
+fn signed(negative: bool, magnitude: u64) -> Option<i64> {
     if negative {
         0i64.checked_sub_unsigned(magnitude)
     } else {
@@ -185,12 +189,7 @@ fn base_and_digits(s: &str) -> (u32, &str) {
 fn go_parse_int(s: &str) -> Option<i64> {
     let (negative, unsigned) = split_sign(s);
     let (radix, digits) = base_and_digits(unsigned);
-    let magnitude = parse_digits(digits, radix)?;
-    if negative {
-        0i64.checked_sub_unsigned(magnitude)
-    } else {
-        i64::try_from(magnitude).ok()
-    }
+    signed(negative, parse_digits(digits, radix)?)
 }
 
 /// Go's `strconv.ParseUint(s, 0, 64)`: no sign.

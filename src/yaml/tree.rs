@@ -182,6 +182,14 @@ impl Converter<'_> {
         }
     }
 
+    /// go-yaml v2's error for a merge of something else than mappings.
+    fn want_map(&self, id: NodeId) -> YamlError {
+        self.error(
+            id,
+            "map merge requires map or sequence of maps as the value",
+        )
+    }
+
     fn value(&mut self, id: NodeId, pointer: &mut String) -> Result<Value, YamlError> {
         self.budget = self.budget.checked_sub(1).ok_or_else(|| {
             self.error(
@@ -235,10 +243,7 @@ impl Converter<'_> {
     ) -> Result<(), YamlError> {
         let id = self.follow(id);
         let Kind::Mapping(entries) = &self.graph.nodes[id].kind else {
-            return Err(self.error(
-                id,
-                "map merge requires map or sequence of maps as the value",
-            ));
+            return Err(self.want_map(id));
         };
         if self.in_progress.contains(&id) {
             return Err(self.error(id, "anchor's value contains itself"));
@@ -276,10 +281,7 @@ impl Converter<'_> {
             Kind::Sequence(items) if !matches!(self.graph.nodes[value].kind, Kind::Alias(_)) => {
                 for &item in items.iter().rev() {
                     if !matches!(self.graph.nodes[self.follow(item)].kind, Kind::Mapping(_)) {
-                        return Err(self.error(
-                            item,
-                            "map merge requires map or sequence of maps as the value",
-                        ));
+                        return Err(self.want_map(item));
                     }
                     self.merge_into(item, map, pointer)?;
                 }
