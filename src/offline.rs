@@ -127,15 +127,18 @@ pub fn harden_documents(input: &str, source_name: &str, policy: &Policy) -> Resu
 }
 
 /// Where the field a rule error names was written: the deepest part of its path found in the
-/// input (`spec.containers[app].securityContext` follows the container named `app`).
+/// input (`spec.containers[app].securityContext` follows the container named `app`; a missing
+/// pod spec is reported where its nearest parent is).
 fn locate(
     document: &Value,
     positions: &yaml::Positions,
     item: Option<usize>,
     error: &harden::HardenError,
 ) -> Option<yaml::Mark> {
-    let harden::HardenError::WrongType { path, .. } = error else {
-        return None;
+    let path = match error {
+        harden::HardenError::WrongType { path, .. }
+        | harden::HardenError::MissingPodSpec { path, .. } => path,
+        harden::HardenError::NotAdditive { .. } => return None,
     };
     let mut pointer = item.map(|i| format!("/items/{i}")).unwrap_or_default();
     let mut found = positions.get(&pointer);
@@ -412,6 +415,15 @@ mod tests {
                     containers: 5\n";
         let errors = messages(list);
         assert!(errors[0].contains("(line 7, column 5)"), "{errors:?}");
+        // A missing pod spec: where its nearest parent is.
+        let input = "apiVersion: apps/v1\nkind: Deployment\nspec:\n  replicas: 1\n  template:\n    \
+                     metadata: {}\n";
+        let errors = messages(input);
+        assert!(
+            errors[0]
+                .contains("(line 5, column 3): Deployment has no pod spec at spec.template.spec"),
+            "{errors:?}"
+        );
     }
 
     #[test]
