@@ -1,4 +1,4 @@
-//! Issue 5 end to end: `kube-harden serve --manage-certs` against the real kube-apiserver v1.36.3.
+//! Certificate management end to end: `kube-harden serve --manage-certs` against the real kube-apiserver v1.36.3.
 //!
 //! ```text
 //!  fresh control plane per test ─► manifests/overlays/default rendered with kubectl kustomize:
@@ -22,8 +22,7 @@
 //! kept-alive TLS connection whose identity is certain (one `s_client` = one connection).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -324,8 +323,7 @@ struct Replica {
     name: String,
     metrics_port: u16,
     log_file: PathBuf,
-    child: Option<Child>,
-    watchdog: Option<Child>,
+    process: process::Supervised,
 }
 
 impl Replica {
@@ -362,14 +360,13 @@ impl Replica {
             .stderr(log)
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", cluster.bin.display()))?;
-        // Stops the replica if this test process dies without running its cleanup.
-        let watchdog = process::spawn_watchdog(&child, "kube-harden-e2e-certs-watchdog")?;
+        // Stopped on drop, and by a watchdog if this test process dies without its cleanup.
+        let process = process::Supervised::watch(child, "kube-harden-e2e-certs-watchdog")?;
         Ok(Self {
             name: name.to_owned(),
             metrics_port,
             log_file,
-            child: Some(child),
-            watchdog: Some(watchdog),
+            process,
         })
     }
 
@@ -379,9 +376,7 @@ impl Replica {
 
     /// `Ok(true)` once /readyz answers 200; an error if the process exited.
     fn ready(&mut self) -> Result<bool> {
-        if let Some(child) = self.child.as_mut()
-            && let Some(status) = child.try_wait()?
-        {
+        if let Some(status) = self.process.try_wait()? {
             return Err(format!(
                 "replica {} exited ({status}); log:\n{}",
                 self.name,
@@ -400,48 +395,7 @@ impl Replica {
     }
 
     fn http_get(&self, path: &str) -> Result<(u16, String)> {
-        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], self.metrics_port));
-        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-        write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response)?;
-        let (head, body) = response
-            .split_once("\r\n\r\n")
-            .ok_or("malformed response")?;
-        let status = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or("malformed status line")?;
-        Ok((status, body.to_owned()))
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut watchdog) = self.watchdog.take() {
-            let _ = watchdog.kill();
-            let _ = watchdog.wait();
-        }
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        if matches!(child.try_wait(), Ok(None)) {
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-        }
-        let _ = child.wait();
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        self.stop();
+        process::http_get(self.metrics_port, path)
     }
 }
 
