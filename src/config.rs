@@ -339,7 +339,7 @@ impl ServeArgs {
         };
         lifetimes
             .validate(c.cert_check_interval, self.tls_reload_interval)
-            .map_err(config_error)?;
+            .map_err(|e| config_error(e.to_string()))?;
         Ok(Some(CertConfig {
             secret: c.cert_secret.clone(),
             namespace,

@@ -18,6 +18,7 @@ pub mod certs;
 pub mod config;
 pub mod error;
 pub mod harden;
+pub mod kube_client;
 pub mod metrics;
 pub mod offline;
 pub mod psa;
@@ -72,27 +73,9 @@ fn run_scan(args: &ScanArgs) -> Result<ExitCode> {
 }
 
 async fn scan_client(args: &ScanArgs) -> Result<kube::Client> {
-    let config_error = |e: String| Error::from(scan::ScanError::Config(e));
-    let options = kube::config::KubeConfigOptions {
-        context: args.context.clone(),
-        ..Default::default()
-    };
-    let config = match &args.kubeconfig {
-        Some(path) => {
-            let kubeconfig = kube::config::Kubeconfig::read_from(path)
-                .map_err(|e| config_error(format!("{}: {e}", path.display())))?;
-            kube::Config::from_custom_kubeconfig(kubeconfig, &options)
-                .await
-                .map_err(|e| config_error(e.to_string()))?
-        }
-        None if args.context.is_some() => kube::Config::from_kubeconfig(&options)
-            .await
-            .map_err(|e| config_error(e.to_string()))?,
-        None => kube::Config::infer()
-            .await
-            .map_err(|e| config_error(e.to_string()))?,
-    };
-    kube::Client::try_from(config).map_err(|e| config_error(e.to_string()))
+    kube_client::client(args.kubeconfig.as_deref(), args.context.as_deref(), None)
+        .await
+        .map_err(|e| scan::ScanError::Config(e.to_string()).into())
 }
 
 fn run_serve(args: ServeArgs) -> Result<ExitCode> {

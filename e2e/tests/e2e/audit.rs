@@ -1,4 +1,4 @@
-//! Behaviour 4: in audit mode the webhook changes nothing, and what it would have added reaches
+//! In audit mode the webhook changes nothing, and what it would have added reaches
 //! the client as warnings that kubectl prints.
 
 use kube_harden::admission::Mode;
