@@ -591,7 +591,8 @@ cmd_up() {
   # Control plane, with what a node needs of it.
   t="$(now)"
   local cp="$S/controlplane"
-  E2E_STATE_DIR="$cp" E2E_NO_BUILD=1 KUBE_APISERVER_BIN="$KUBE_APISERVER_BIN" ETCD_BIN="$ETCD_BIN" \
+  # (E2E_WATCH_PID emptied: this script's watchdog stops the control plane too, in order)
+  E2E_STATE_DIR="$cp" E2E_WATCH_PID="" E2E_NO_BUILD=1 KUBE_APISERVER_BIN="$KUBE_APISERVER_BIN" ETCD_BIN="$ETCD_BIN" \
     KUBECTL_BIN="$KUBECTL_BIN" E2E_READY_TIMEOUT="$READY_TIMEOUT" \
     E2E_APISERVER_ARGS="--enable-admission-plugins=NodeRestriction \
       --kubelet-preferred-address-types=InternalIP \
