@@ -48,7 +48,7 @@ node-up: node ## Start the single-node cluster with kube-harden in the backgroun
 node-down: ## Stop the single-node cluster and restore the host
 	e2e/cluster.sh down
 
-test: fmt-check lint unit e2e static-check manifests-check monitoring-check ## Everything CI runs: format check, clippy, all tests, e2e, image build, manifests, monitoring
+test: fmt-check lint unit e2e node-e2e static-check manifests-check monitoring-check ## Everything CI runs: format check, clippy, all tests, e2e, node e2e, image build, manifests, monitoring
 
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 IMAGE ?= ghcr.io/kube-harden/kube-harden:$(VERSION)
