@@ -26,6 +26,8 @@
 #                            test run leaves nothing behind
 #        E2E_NO_BUILD=1      never build; fail if a binary is missing
 #        E2E_READY_TIMEOUT   seconds to wait for each component (default 120)
+#        E2E_NODE_WAIT       seconds `up` waits while another node holds the host (default 1800):
+#                            one node per host (fixed paths, one cgroup root, one bridge name)
 #
 # Host: the script creates one bridge (kh-node0) with the node address .1 of its /24, cgroups
 # under /kube-harden-node in every hierarchy, and lets the kubelet set the sysctls it insists on
@@ -146,13 +148,13 @@ ensure_packages() {
 }
 
 find_binaries() {
-  local line k v missing=0
+  local line k v absent=0
   while IFS= read -r line; do
     k="${line%%=*}" v="${line#*=}"
     [[ -n "${!k:-}" ]] || printf -v "$k" '%s' "$v"
-    [[ -x "${!k}" ]] || missing=1
+    [[ -x "${!k}" ]] || absent=1
   done < <("$e2e_dir/build-controlplane.sh" --node --print-env)
-  if ((missing)); then
+  if ((absent)); then
     [[ "${E2E_NO_BUILD:-0}" != 1 ]] || die "binaries missing and E2E_NO_BUILD=1; run: make node"
     log "building the missing binaries (cold: ~25 min on 2 cores)"
     "$e2e_dir/build-controlplane.sh" --node >&2
@@ -458,8 +460,8 @@ make_cgroups() {
 # kill_cgroup_procs: SIGKILL every process in our cgroups (the pods' containers), until none is
 # left (a cgroup may vanish while it is read).
 kill_cgroup_procs() {
-  local round pids
-  for round in 1 2 3 4 5 6 7 8 9 10; do
+  local pids
+  for _ in 1 2 3 4 5 6 7 8 9 10; do
     pids="$(cgroup_dirs | while read -r d; do
       [[ -d "$d" ]] && find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null
     done | sort -u)"
@@ -481,10 +483,10 @@ our_pids() {
   done
 }
 
-unmount_ours() {
+unmount_ours() { # <root>...: every mount at or below one of the roots
   local mp
   # Deepest first; lazily, so a busy mount never blocks the tear-down.
-  python3 - "$S" "${FIXED_DIRS[@]}" <<'PY' | while IFS= read -r mp; do umount -l "$mp" 2>/dev/null || true; done
+  python3 - "$@" <<'PY' | while IFS= read -r mp; do umount -l "$mp" 2>/dev/null || true; done
 import sys
 roots = [r.rstrip("/") for r in sys.argv[1:]]
 mps = []
@@ -521,6 +523,25 @@ restore_host_state() {
 }
 
 # ---------------------------------------------------------------------- up --
+
+# The host holds one node at a time (fixed paths, one cgroup root, one bridge name). The bridge
+# is the lock: `ip link add` succeeds for one `up` only, and the bridge's alias names the owner's
+# state dir, so a `down` never tears down host-wide state that another node's `up` set up.
+bridge_owner() { cat "/sys/class/net/$BRIDGE/ifalias" 2>/dev/null || true; }
+
+acquire_host() {
+  local wait="${E2E_NODE_WAIT:-1800}" said=0 deadline
+  deadline=$((SECONDS + wait))
+  until ip link add "$BRIDGE" type bridge 2>/dev/null; do
+    if ((!said)); then
+      log "another node holds this host (bridge $BRIDGE of '$(bridge_owner)'): waiting up to ${wait}s"
+      said=1
+    fi
+    ((SECONDS < deadline)) || die "the host was not free within ${wait}s (E2E_NODE_WAIT)"
+    sleep 5
+  done
+  ip link set "$BRIDGE" alias "$S"
+}
 
 # start_watchdog: with E2E_WATCH_PID, a process in its own session (a signal to the caller's
 # process group does not reach it) that runs `down` once that PID is gone. Started before
@@ -561,7 +582,6 @@ cmd_up() {
     cmd_down
     set -e
   fi
-  ip link show "$BRIDGE" >/dev/null 2>&1 && die "interface $BRIDGE exists: another node is running (its $0 down removes it)"
   local t0 t
   t0="$(now)"
   cmd_prepare
@@ -572,18 +592,19 @@ cmd_up() {
   mkdir -p "$S"
   (cd "$S" && rm -rf certs logs containerd cni kubelet pod-logs host-before ./*.pid ./*.yaml ./*.json env kubeconfig)
   mkdir -p "$S/logs" "$S/certs"
-  save_host_state
 
+  # From the moment the bridge is ours, a failure (or the watchdog) brings everything down.
+  acquire_host
   UP_DONE=0 # global: the EXIT trap runs after this function has returned
   trap '[[ $UP_DONE == 1 ]] || { log "start-up failed, cleaning up"; cmd_down; }' EXIT
   trap 'exit 130' INT TERM
+  save_host_state
   start_watchdog
 
   # Network: the bridge carries the node address and the pods' veths.
   SUBNET="$(pick_subnet)"
   local base="${SUBNET%.0/24}"
   NODE_IP="$base.1" POD_FIRST="$base.10" POD_LAST="$base.250"
-  ip link add "$BRIDGE" type bridge
   ip addr add "$NODE_IP/24" dev "$BRIDGE"
   ip link set "$BRIDGE" up
   log "node address $NODE_IP on $BRIDGE, pods in $SUBNET"
@@ -700,24 +721,32 @@ cmd_down() {
   set +e
   [[ "${E2E_FROM_WATCHDOG:-0}" == 1 ]] || stop_one watchdog
   rm -f "$S/watchdog.pid"
-  local t0 pid name
+  local t0 pid name host=0
   t0="$(now)"
   [[ -d "$S" ]] || return 0
+  # Host-wide state (cgroups, fixed paths, sysctls, the bridge) only when this node owns it.
+  if [[ "$(bridge_owner)" == "$S" ]]; then
+    host=1
+  elif [[ -n "$(bridge_owner)" ]]; then
+    log "the host belongs to another node ($(bridge_owner)): stopping this one's processes only"
+  fi
   stop_one kubelet
   # The pods' processes, then their shims (daemonised, found by containerd's socket path).
-  kill_cgroup_procs
+  ((host)) && kill_cgroup_procs
   for pid in $(our_pids containerd-shim-runc-v2); do kill -KILL "$pid" 2>/dev/null || true; done
   for name in "${COMPONENTS[@]}"; do
     stop_one "$name"
   done
   E2E_STATE_DIR="$S/controlplane" "$e2e_dir/controlplane.sh" stop
-  kill_cgroup_procs
-  unmount_ours
-  remove_cgroups
-  if ip link show "$BRIDGE" >/dev/null 2>&1; then
+  if ((host)); then
+    kill_cgroup_procs
+    unmount_ours "$S" "${FIXED_DIRS[@]}"
+    remove_cgroups
     ip link delete "$BRIDGE" || log "warning: cannot delete $BRIDGE"
+    restore_host_state
+  else
+    unmount_ours "$S"
   fi
-  restore_host_state
   # Keep the logs (target/e2e-node/logs) for a post-mortem; everything else goes.
   (cd "$S" && rm -rf --one-file-system certs containerd cni kubelet pod-logs controlplane/etcd-data \
     scheduler-certs controller-manager-certs host-before env ./*.kubeconfig kubeconfig ./*.yaml ./*.json)

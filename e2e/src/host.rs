@@ -31,6 +31,9 @@ pub const FIXED_DIRS: [&str; 7] = [
     "/var/run/netns",
 ];
 
+/// The bridge `cluster.sh up` creates: the node address, the pods' veths, and the host-wide lock.
+pub const BRIDGE: &str = "kh-node0";
+
 /// The cgroup name `cluster.sh` gives the kubelet (`cgroupRoot`) in every hierarchy.
 pub const CGROUP_ROOT: &str = "kube-harden-node";
 
