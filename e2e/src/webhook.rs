@@ -193,7 +193,10 @@ impl Webhook {
 
     /// A plain HTTP/1.0 GET on the metrics port.
     fn http_get(&self, path: &str) -> Result<(u16, String)> {
-        process::http_get(self.metrics_port, path)
+        process::http_get(
+            std::net::SocketAddr::from(([127, 0, 0, 1], self.metrics_port)),
+            path,
+        )
     }
 }
 

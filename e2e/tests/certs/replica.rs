@@ -98,7 +98,10 @@ impl Replica {
 
     /// A GET on its metrics port.
     pub(crate) fn http_get(&self, path: &str) -> Result<(u16, String)> {
-        process::http_get(self.metrics_port, path)
+        process::http_get(
+            std::net::SocketAddr::from(([127, 0, 0, 1], self.metrics_port)),
+            path,
+        )
     }
 }
 
