@@ -12,7 +12,7 @@
 # (test/run.go) and fails unless that is at least the newest minor in which a check changed, so a
 # later minor evaluates exactly as that one: its set is that directory (upstream resolves checks
 # and fixtures the same way, by the newest registration at or below the version asked for). This
-# script checks that premise against the module's policy/ before using it.
+# script checks that premise against the module's policy/ and test/ sources before using it.
 #
 # Cached by module version under ${KUBE_HARDEN_CACHE:-$HOME/.cache/kube-harden}/psa-fixtures/;
 # a cache hit needs neither go nor the network.
@@ -60,12 +60,13 @@ newest="$(sed -n 's/^[[:space:]]*newestMinorVersionToTest[[:space:]]*=[[:space:]
   "$dir/test/run.go" | head -1)"
 [[ -n "$newest" ]] || fail "cannot read newestMinorVersionToTest from $dir/test/run.go"
 from=$((minor < newest ? minor : newest))
-# The premise: no check of the module changes after v1.<from>.
-changed="$(grep -ho 'MinimumVersion: *api\.MajorMinorVersion(1, *[0-9]*)' "$dir"/policy/check_*.go |
-  sed 's/.*, *\([0-9]*\))/\1/' | sort -n | tail -1)"
+# The premise: nothing in the module's checks (policy/) or fixture definitions (test/) is
+# registered for a version after v1.<from>.
+changed="$(find "$dir/policy" "$dir/test" -maxdepth 1 -name '*.go' ! -name '*_test.go' \
+  -exec grep -ho 'MajorMinorVersion(1, *[0-9]*)' {} + | sed 's/.*, *\([0-9]*\))/\1/' | sort -n | tail -1)"
 [[ -n "$changed" ]] || fail "cannot read the checks' versions from $dir/policy"
 if ((minor > from && changed > from)); then
-  fail "$module $version changes a check in v1.$changed but has fixtures only up to v1.$from"
+  fail "$module $version changes checks or fixtures in v1.$changed but has fixtures only up to v1.$from"
 fi
 src="$dir/test/testdata/$level/v1.$from"
 [[ -d "$src/pass" && -d "$src/fail" ]] || fail "no pass/ and fail/ in $src"
