@@ -7,7 +7,7 @@ DEBUG_BIN := target/debug/kube-harden
 
 .PHONY: help build test test-targets unit lint standalone-check fmt fmt-check e2e controlplane psa-fixtures demo demo-once demo-offline e2e-kind clean
 .PHONY: docker-build static-check manifests-check monitoring-check
-.PHONY: bench fuzz reliability soak
+.PHONY: bench fuzz reliability soak yaml-oracle
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -15,8 +15,11 @@ help: ## List the targets
 build: ## Build the release binary
 	$(CARGO) build --release --locked
 
-unit: psa-fixtures ## Unit, integration and property tests
+unit: yaml-oracle psa-fixtures ## Unit, integration and property tests
 	fixtures="$$(scripts/psa-fixtures.sh)"; KUBE_HARDEN_PSA_FIXTURES="$$fixtures" $(CARGO) test --locked --all-targets
+
+yaml-oracle: ## Build the YAML oracle (Kubernetes' own YAML-to-JSON, from Go modules; cached) the YAML tests compare with
+	tests/yaml-oracle/build.sh
 
 lint: standalone-check ## clippy with warnings as errors (every workspace crate); nothing points outside the repository
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings

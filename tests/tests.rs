@@ -10,4 +10,5 @@ mod it {
     mod reliability;
     mod server;
     mod support;
+    mod yaml_oracle;
 }

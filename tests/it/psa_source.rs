@@ -87,7 +87,7 @@ fn load(dir: &Path, kind: &str) -> Result<Vec<(String, Value)>, String> {
             .to_owned();
         let text = std::fs::read_to_string(&path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let pod = serde_yaml::from_str(&text)
+        let pod = kube_harden::yaml::from_str(&text)
             .map_err(|e| format!("{} is not YAML: {e}", path.display()))?;
         out.push((stem, pod));
     }
