@@ -1,4 +1,4 @@
-//! Integration tests, one binary (so they build once). See ../shared/STYLE.md.
+//! Integration tests, one binary (so they build once): `cargo test --test tests it::<module>`.
 
 mod it {
     mod harden_cli;
@@ -6,6 +6,7 @@ mod it {
     mod properties;
     mod psa_checks;
     mod psa_fixtures;
+    mod psa_source;
     mod reliability;
     mod server;
     mod support;

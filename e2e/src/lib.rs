@@ -22,6 +22,10 @@ pub mod node;
 pub mod process;
 pub mod webhook;
 
+/// Where the PSA fixtures are and how to read them: one file shared with the integration tests.
+#[path = "../../tests/it/psa_source.rs"]
+mod psa_source;
+
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -444,12 +448,11 @@ pub fn kube_harden_binary(repo: &Path, target: &Path) -> Result<PathBuf> {
     Ok(target.join("debug/kube-harden"))
 }
 
-/// Where the Pod Security Admission fixtures are: `KUBE_HARDEN_PSA_FIXTURES`, or
-/// `../shared/psa-fixtures/restricted-v1.36` beside the repository.
-pub fn psa_fixtures_dir() -> PathBuf {
-    std::env::var_os("KUBE_HARDEN_PSA_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("../shared/psa-fixtures/restricted-v1.36"))
+/// Pod Security Admission's own `restricted` v1.36 fixtures of `kind` (`pass` or `fail`), sorted,
+/// as (file stem, pod): from the Go module `k8s.io/pod-security-admission` v0.36.x, fetched and
+/// cached by scripts/psa-fixtures.sh. Missing fixtures are an error naming that script.
+pub fn psa_fixtures(kind: &str) -> Result<Vec<(String, Value)>> {
+    Ok(psa_source::fixtures(&repo_root(), kind)?)
 }
 
 /// Reads a YAML (or JSON) file with one document.
