@@ -499,7 +499,8 @@ pub fn unix_now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, secs)
 }
 
-fn rfc3339(unix: i64) -> String {
+/// RFC 3339 (seconds) rendering of a Unix time, for messages.
+pub(crate) fn rfc3339(unix: i64) -> String {
     u64::try_from(unix)
         .ok()
         .and_then(|s| UNIX_EPOCH.checked_add(Duration::from_secs(s)))
@@ -1317,14 +1318,22 @@ mod tests {
 
     #[test]
     fn the_files_the_server_loads_are_a_matching_pair() {
-        let bundle = fresh(NOW);
+        // The server refuses a pair that is not valid at the current time: minted now.
+        let now = i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_secs(),
+        )
+        .unwrap();
+        let bundle = fresh(now);
         let dir = tempfile::tempdir().unwrap();
         let cert = dir.path().join("tls/tls.crt");
         let key = dir.path().join("tls/tls.key");
         write_atomically(&key, bundle.key_pem.as_bytes(), 0o600).unwrap();
         write_atomically(&cert, bundle.cert_pem.as_bytes(), 0o644).unwrap();
         let store = crate::server::tls::CertStore::load(&cert, &key).unwrap();
-        assert_eq!(store.not_after(), Some(NOW + 1000));
+        assert_eq!(store.not_after(), Some(now + 1000));
         use std::os::unix::fs::PermissionsExt as _;
         let mode = std::fs::metadata(&key).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);

@@ -9,4 +9,5 @@ mod it {
     mod reliability;
     mod server;
     mod support;
+    mod transport;
 }
