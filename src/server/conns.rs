@@ -105,6 +105,11 @@ impl Activity {
         (self.in_flight.load(Ordering::SeqCst) == 0).then(|| lock(&self.idle_since))
     }
 
+    /// Restarts the idle clock (the TLS handshake is done: the first request's time starts).
+    pub fn restart_idle_clock(&self) {
+        set(&self.idle_since, Instant::now());
+    }
+
     /// Whether a request has been answered on this connection.
     pub fn served(&self) -> bool {
         self.completed.load(Ordering::SeqCst) > 0

@@ -287,7 +287,8 @@ impl Server {
 #[derive(Debug, Clone, Copy)]
 struct ConnLimits {
     handshake_timeout: Duration,
-    /// A connection that has not started a request this long after it was accepted is closed.
+    /// A connection that has not started a request this long after it was accepted (after its
+    /// TLS handshake, on the webhook port) is closed.
     first_request_timeout: Duration,
     idle_timeout: Duration,
     /// After a graceful close was asked for (idle): time left to finish before the connection
@@ -364,6 +365,8 @@ async fn serve_connection(
             return;
         }
     };
+    // The first request's deadline counts from here (a handshake has its own).
+    conn_slot.activity.restart_idle_clock();
     let service = {
         let conn_slot = Arc::clone(&conn_slot);
         hyper::service::service_fn(move |mut req: Request<Incoming>| {
@@ -395,9 +398,14 @@ async fn serve_connection(
             Some(limits.close_timeout)
         }
         () = conn_slot.shed() => {
-            // Stalled (trickling, silent or idle) while others wait for a slot: closed now.
             tracing::debug!(%peer, "shed a stalled connection: at --max-connections");
-            return;
+            if !conn_slot.activity.served() {
+                // Never completed a request (silent or trickling): closed now.
+                return;
+            }
+            // A kept-alive connection, idle: closed gracefully (GOAWAY on HTTP/2), so a client
+            // about to reuse it learns first.
+            Some(limits.close_timeout)
         }
     };
     conn.as_mut().graceful_shutdown();
