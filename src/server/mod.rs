@@ -228,16 +228,7 @@ impl Server {
         );
         let accept_loop = async {
             loop {
-                let (tcp, peer) = match webhook.accept().await {
-                    Ok(conn) => conn,
-                    Err(e) => {
-                        // Out of file descriptors and the like: back off instead of spinning.
-                        state.metrics.error("accept");
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
+                let (tcp, peer) = accept(&webhook, &state, "webhook").await;
                 // At the cap: the oldest stalled connection is shed, and this one waits for its
                 // slot (open files stay bounded by the cap, plus this one).
                 let Some(slot) = slots.acquire().await else {
@@ -280,6 +271,25 @@ impl Server {
         reload.abort();
         metrics_task.abort();
         tracing::info!("kube-harden stopped");
+    }
+}
+
+/// The next connection of `listener`. On an error (out of file descriptors and the like) it is
+/// counted and logged, and the loop backs off instead of spinning.
+async fn accept(
+    listener: &TcpListener,
+    state: &State,
+    port: &'static str,
+) -> (tokio::net::TcpStream, SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok(conn) => return conn,
+            Err(e) => {
+                state.metrics.error("accept");
+                tracing::warn!(port, error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
     }
 }
 
@@ -554,15 +564,7 @@ async fn serve_metrics(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.first_request_timeout);
     loop {
-        let tcp = match listener.accept().await {
-            Ok((tcp, _)) => tcp,
-            Err(e) => {
-                state.metrics.error("accept");
-                tracing::warn!(error = %e, "metrics: accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+        let (tcp, _) = accept(&listener, &state, "metrics").await;
         let Some(slot) = slots.acquire().await else {
             return;
         };

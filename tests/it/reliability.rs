@@ -5,7 +5,6 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -18,56 +17,9 @@ use tokio::net::TcpStream;
 
 use super::support::*;
 
-/// `kube-harden serve` in a child process, killed on drop.
-struct Served {
-    child: Child,
-    pid: u32,
-    webhook: SocketAddr,
-    metrics: SocketAddr,
-    pki: Pki,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn serve(flags: &[&str]) -> Served {
-    let pki = Pki::new();
-    let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = write_pair(dir.path(), &pki.leaf("kube-harden"));
-    let (webhook, metrics) = (free_addr(), free_addr());
-    let child = Command::new(env!("CARGO_BIN_EXE_kube-harden"))
-        .arg("serve")
-        .arg("--tls-cert-file")
-        .arg(&cert)
-        .arg("--tls-key-file")
-        .arg(&key)
-        .args(["--webhook-addr", &webhook.to_string()])
-        .args(["--metrics-addr", &metrics.to_string()])
-        .args(["--shutdown-delay", "0s", "--log-level", "warn"])
-        .args(flags)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let served = Served {
-        pid: child.id(),
-        child,
-        webhook,
-        metrics,
-        pki,
-        _dir: dir,
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while http_get(metrics, "/readyz").await.0 != StatusCode::OK {
-        assert!(Instant::now() < deadline, "server did not become ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    served
+/// `kube-harden serve` in a child process (its log at `warn`), killed on drop.
+async fn serve(flags: &[&str]) -> Logged {
+    serve_logged(&[], &[&["--log-level", "warn"], flags].concat()).await
 }
 
 fn rss_kib(pid: u32) -> u64 {
@@ -108,7 +60,7 @@ struct Tally {
 /// A well-behaved client until `stop`: a review every `pause` on a kept-alive connection, and
 /// every `fresh_every`th on a new connection (as the API server does when it reconnects).
 fn well_behaved(
-    served: &Served,
+    served: &Logged,
     version: Version,
     pause: Duration,
     fresh_every: u64,
@@ -204,7 +156,7 @@ async fn hostile_clients_do_not_starve_well_behaved_ones() {
     }
     drop(warm);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let (rss0, fds0) = (rss_kib(served.pid), open_fds(served.pid));
+    let (rss0, fds0) = (rss_kib(served.child.id()), open_fds(served.child.id()));
 
     let stop = Arc::new(AtomicBool::new(false));
     let tally = Arc::new(Tally::default());
@@ -354,8 +306,8 @@ async fn hostile_clients_do_not_starve_well_behaved_ones() {
     let (mut max_rss, mut max_fds) = (0, 0);
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(6) {
-        max_rss = max_rss.max(rss_kib(served.pid));
-        max_fds = max_fds.max(open_fds(served.pid));
+        max_rss = max_rss.max(rss_kib(served.child.id()));
+        max_fds = max_fds.max(open_fds(served.child.id()));
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let mut outcomes = std::collections::BTreeMap::<String, usize>::new();
@@ -372,11 +324,11 @@ async fn hostile_clients_do_not_starve_well_behaved_ones() {
     }
     // Every hostile connection is gone once its deadline passed.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while open_fds(served.pid) > fds0 + 4 {
+    while open_fds(served.child.id()) > fds0 + 4 {
         assert!(
             Instant::now() < deadline,
             "connections left open: {} fds, {fds0} before",
-            open_fds(served.pid)
+            open_fds(served.child.id())
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -419,7 +371,7 @@ async fn hostile_clients_do_not_starve_well_behaved_ones() {
 async fn the_connection_limit_bounds_open_files() {
     let served = serve(&["--max-connections", "64", "--handshake-timeout", "10s"]).await;
     let (addr, ca) = (served.webhook, served.pki.ca_pem.clone());
-    let fds0 = open_fds(served.pid);
+    let fds0 = open_fds(served.child.id());
     // A busy well-behaved connection opened before the flood keeps working through it (idle
     // ones may be closed at the limit: see below).
     let mut kept = Client::connect(addr, &ca, Version::Http2, None)
@@ -448,7 +400,7 @@ async fn the_connection_limit_bounds_open_files() {
         }
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let fds = open_fds(served.pid);
+    let fds = open_fds(served.child.id());
     assert!(
         fds <= fds0 + 65,
         "{fds} open files with --max-connections 64 ({fds0} before)"
@@ -684,18 +636,18 @@ async fn soak_at_a_steady_rate() {
     let started = Instant::now();
     let total = Duration::from_secs(seconds);
     tokio::time::sleep(total / 10).await;
-    let rss_start = rss_kib(served.pid);
+    let rss_start = rss_kib(served.child.id());
     let mut samples = vec![rss_start];
     while started.elapsed() < total {
         tokio::time::sleep(Duration::from_secs(5).min(total.saturating_sub(started.elapsed())))
             .await;
-        samples.push(rss_kib(served.pid));
+        samples.push(rss_kib(served.child.id()));
     }
     stop.store(true, Ordering::SeqCst);
     for client in clients {
         client.await.unwrap();
     }
-    let rss_end = rss_kib(served.pid);
+    let rss_end = rss_kib(served.child.id());
     let metrics = http_get(served.metrics, "/metrics").await.1;
     let (sent, failed) = (
         tally.sent.load(Ordering::SeqCst),
