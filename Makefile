@@ -7,7 +7,7 @@ DEBUG_BIN := target/debug/kube-harden
 
 .PHONY: help build test unit lint fmt fmt-check e2e controlplane demo demo-once demo-offline e2e-kind clean
 .PHONY: docker-build static-check manifests-check monitoring-check
-.PHONY: bench fuzz reliability soak
+.PHONY: bench fuzz reliability soak yaml-oracle
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -15,8 +15,11 @@ help: ## List the targets
 build: ## Build the release binary
 	$(CARGO) build --release --locked
 
-unit: ## Unit, integration and property tests
+unit: yaml-oracle ## Unit, integration and property tests
 	$(CARGO) test --locked --all-targets
+
+yaml-oracle: ## Build the YAML oracle (Kubernetes' own YAML-to-JSON, from Go modules; cached) the YAML tests compare with
+	tests/yaml-oracle/build.sh
 
 lint: ## clippy with warnings as errors (every workspace crate)
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings

@@ -24,6 +24,7 @@ pub mod offline;
 pub mod psa;
 pub mod scan;
 pub mod server;
+pub mod yaml;
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -154,23 +155,38 @@ fn run_harden(args: &HardenArgs) -> Result<ExitCode> {
         input = std::fs::read_to_string(&args.file).map_err(io_error(&args.file))?;
         args.file.display().to_string()
     };
-    let documents = offline::harden_documents(&input, &source_name, &policy)?;
+    let outcome = offline::harden_stream(&input, &source_name, &policy);
+    let documents = outcome.documents;
     let output = offline::render(&documents, args.output).map_err(|e| Error::Manifest {
         source_name: source_name.clone(),
         document: 0,
         line: 0,
+        column: 0,
         message: e.to_string(),
     })?;
+    eprint!("{}", offline::unserved_report(&documents, &source_name));
     if args.explain {
         eprint!("{}", offline::explain(&documents));
     }
     if args.findings {
         eprint!("{}", offline::findings_report(&documents));
     }
+    // The good documents are written even when others failed (docs/configuration.md).
     std::io::stdout()
         .lock()
         .write_all(output.as_bytes())
         .map_err(io_error(Path::new("-")))?;
+    if !outcome.errors.is_empty() {
+        for error in &outcome.errors {
+            eprintln!("kube-harden: {error}");
+        }
+        eprintln!(
+            "kube-harden: {} of {} documents could not be read or hardened and were left out of the output",
+            outcome.errors.len(),
+            outcome.errors.len() + documents.len()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
     if args.fail_on_findings && offline::has_findings(&documents) {
         return Ok(ExitCode::from(2));
     }

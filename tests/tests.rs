@@ -10,4 +10,5 @@ mod it {
     mod server;
     mod support;
     mod transport;
+    mod yaml_oracle;
 }

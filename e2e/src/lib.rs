@@ -439,7 +439,7 @@ pub fn psa_fixtures_dir() -> PathBuf {
 pub fn read_manifest(path: &Path) -> Result<Value> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    Ok(serde_yaml::from_str(&text)?)
+    Ok(kube_harden::yaml::from_str(&text)?)
 }
 
 /// Checks that every field of `expected` is in `actual` with the same value (objects may have

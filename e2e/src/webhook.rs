@@ -247,11 +247,8 @@ pub fn render_base(kubectl: &Path, repo: &Path) -> Result<Vec<Value>> {
     )?
     .ok("kubectl kustomize manifests/base")?;
     let mut docs = Vec::new();
-    for doc in serde_yaml::Deserializer::from_str(&out.stdout) {
-        let value: Value = serde::Deserialize::deserialize(doc)?;
-        if !value.is_null() {
-            docs.push(value);
-        }
+    for doc in kube_harden::yaml::read_stream(&out.stdout) {
+        docs.push(doc?.value);
     }
     Ok(docs)
 }

@@ -153,11 +153,8 @@ impl Cluster {
         )?
         .ok("kubectl kustomize manifests/overlays/default")?;
         let mut rendered = Vec::new();
-        for doc in serde_yaml::Deserializer::from_str(&out.stdout) {
-            let value: Value = serde::Deserialize::deserialize(doc)?;
-            if !value.is_null() {
-                rendered.push(value);
-            }
+        for doc in kube_harden::yaml::read_stream(&out.stdout) {
+            rendered.push(doc?.value);
         }
         // The namespace, exactly the RBAC the overlay grants, and the admission policies that
         // narrow it (the ServiceAccount may change only the caBundle, create only its Secret):
@@ -229,21 +226,21 @@ impl Cluster {
         }
 
         // The admin identity, acting as kube-harden's ServiceAccount.
-        let mut kubeconfig: serde_yaml::Value =
-            serde_yaml::from_str(&std::fs::read_to_string(&controlplane.kubeconfig)?)?;
+        let mut kubeconfig: Value =
+            kube_harden::yaml::from_str(&std::fs::read_to_string(&controlplane.kubeconfig)?)?;
         for user in kubeconfig["users"]
-            .as_sequence_mut()
+            .as_array_mut()
             .ok_or("kubeconfig without users")?
         {
             user["user"]["as"] = SERVICE_ACCOUNT.into();
-            user["user"]["as-groups"] = serde_yaml::to_value([
+            user["user"]["as-groups"] = serde_json::json!([
                 "system:serviceaccounts",
                 "system:serviceaccounts:kube-harden",
                 "system:authenticated",
-            ])?;
+            ]);
         }
         let sa_kubeconfig = dir.join("kube-harden.kubeconfig");
-        std::fs::write(&sa_kubeconfig, serde_yaml::to_string(&kubeconfig)?)?;
+        std::fs::write(&sa_kubeconfig, kube_harden::yaml::to_string(&kubeconfig))?;
 
         Ok(Self {
             dir,

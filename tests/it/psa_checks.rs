@@ -45,7 +45,7 @@ fn pods(kind: &str) -> Vec<(String, Value)> {
         .map(|path| {
             let text = std::fs::read_to_string(&path)
                 .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-            let pod: Value = serde_yaml::from_str(&text)
+            let pod: Value = kube_harden::yaml::from_str(&text)
                 .unwrap_or_else(|e| panic!("{} is not YAML: {e}", path.display()));
             let stem = path
                 .file_stem()

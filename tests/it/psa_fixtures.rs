@@ -128,7 +128,10 @@ fn load(dir: &str) -> Vec<(String, Value)> {
             let path = entry.expect("readable").path();
             let text = std::fs::read_to_string(&path).expect("readable fixture");
             let name = path.file_stem().unwrap().to_string_lossy().into_owned();
-            (name, serde_yaml::from_str(&text).expect("fixture is YAML"))
+            (
+                name,
+                kube_harden::yaml::from_str(&text).expect("fixture is YAML"),
+            )
         })
         .collect();
     out.sort_by(|a, b| a.0.cmp(&b.0));
