@@ -19,6 +19,7 @@ pub mod config;
 pub mod error;
 pub mod harden;
 pub mod kube_client;
+pub mod logging;
 pub mod metrics;
 pub mod offline;
 pub mod psa;
@@ -30,7 +31,7 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
-use config::{Cli, Command, HardenArgs, LogFormat, ScanArgs, ScanOutput, ServeArgs};
+use config::{Cli, Command, HardenArgs, ScanArgs, ScanOutput, ServeArgs};
 use error::{Error, Result};
 
 /// Runs a parsed command line.
@@ -79,9 +80,10 @@ async fn scan_client(args: &ScanArgs) -> Result<kube::Client> {
 }
 
 fn run_serve(args: ServeArgs) -> Result<ExitCode> {
-    init_logging(args.log_format, &args.log_level)?;
+    logging::init(args.log_format, &args.log_level)?;
     let cert_config = args.cert_config()?;
-    let config = args.into_config()?;
+    let mut config = args.into_config()?;
+    server::nofile::fit(&mut config);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -101,21 +103,6 @@ fn run_serve(args: ServeArgs) -> Result<ExitCode> {
         }
         Ok(ExitCode::SUCCESS)
     })
-}
-
-fn init_logging(format: LogFormat, filter: &str) -> Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .map_err(|e| Error::Config(format!("--log-level {filter:?}: {e}")))?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    // A second initialisation (only possible in tests) keeps the first subscriber.
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-    };
-    Ok(())
 }
 
 /// Resolves on SIGTERM (what the kubelet sends) or SIGINT (Ctrl-C).

@@ -10,5 +10,6 @@ mod it {
     mod reliability;
     mod server;
     mod support;
+    mod transport;
     mod yaml_oracle;
 }

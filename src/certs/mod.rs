@@ -74,6 +74,7 @@ use std::time::Duration;
 pub use bundle::{Bundle, BundleError, CertInfo, ReadError, parse_certificates};
 pub use manager::{CertManager, start};
 pub use name::{Name, NameError, service_names};
+pub(crate) use plan::rfc3339;
 pub use plan::{Action, apply, plan, unix_now};
 pub use settings::{CertConfig, Lifetimes, LifetimesError};
 
