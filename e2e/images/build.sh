@@ -184,6 +184,19 @@ $setup" >&2 || die "$app: building the layer failed"
   echo "$layer/upper:$lower"
 }
 
+# Packs a layer directory once (layer.tar.gz beside it, digests in layer.tar.gz.json); echoes
+# the blob's path.
+packed_layer() {
+  local dir=$1 blob="${1%/*}/layer.tar.gz"
+  if [[ ! -f $blob.json ]]; then
+    local t
+    t=$(now)
+    python3 "$ASSEMBLE" layer -o "$blob" "$dir" >/dev/null
+    say "${dir#"$CACHE"/layers/}: packed in $(took "$t") ($(du -h "$blob" | cut -f1))"
+  fi
+  echo "$blob"
+}
+
 # Assembles one app's archive from its layer chain and image.conf.
 build_image() {
   local app=$1 dir="$HERE/$1"
@@ -197,7 +210,7 @@ build_image() {
   local layers=() IFS=:
   for l in $chain; do layers=("$l" "${layers[@]}"); done
   unset IFS
-  for l in "${layers[@]}"; do args+=(--layer "$l"); done
+  for l in "${layers[@]}"; do args+=(--layer-blob "$(packed_layer "$l")"); done
   [[ -n $ENTRYPOINT ]] && args+=(--entrypoint "$ENTRYPOINT")
   [[ -n $CMD ]] && args+=(--cmd "$CMD")
   [[ -n $USER ]] && args+=(--user "$USER")
