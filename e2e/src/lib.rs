@@ -15,8 +15,10 @@
 //! Webhook registration: <https://kubernetes.io/docs/reference/access-authn-authz/extensible-admission-controllers/>.
 
 pub mod controlplane;
+pub mod host;
 pub mod ledger;
 pub mod metrics;
+pub mod node;
 pub mod process;
 pub mod webhook;
 
@@ -89,10 +91,7 @@ impl Harness {
     pub fn start() -> Result<Self> {
         let t0 = Instant::now();
         let repo = repo_root();
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .map(|p| if p.is_absolute() { p } else { repo.join(p) })
-            .unwrap_or_else(|| repo.join("target"));
+        let target = target_dir(&repo);
         let run_dir = std::env::var_os("E2E_RUN_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| target.join("e2e"));
@@ -396,10 +395,18 @@ pub fn repo_root() -> PathBuf {
     root.canonicalize().unwrap_or(root)
 }
 
+/// `CARGO_TARGET_DIR` (relative to `repo` unless absolute), else `<repo>/target`.
+pub fn target_dir(repo: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|p| if p.is_absolute() { p } else { repo.join(p) })
+        .unwrap_or_else(|| repo.join("target"))
+}
+
 /// `KUBE_HARDEN_BIN` (relative to the repository root: cargo runs tests in the crate's
 /// directory), or `cargo build --bin kube-harden` (a no-op when it is up to date) so the suite
 /// never tests a stale binary.
-fn kube_harden_binary(repo: &Path, target: &Path) -> Result<PathBuf> {
+pub fn kube_harden_binary(repo: &Path, target: &Path) -> Result<PathBuf> {
     if let Some(bin) = std::env::var_os("KUBE_HARDEN_BIN") {
         let bin = PathBuf::from(bin);
         let bin = if bin.is_absolute() {

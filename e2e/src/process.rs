@@ -3,7 +3,7 @@
 //! never stall it.
 
 use std::io::{Read, Write};
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -133,6 +133,25 @@ pub fn run_detached(
         .spawn()
         .map_err(|e| format!("cannot run {what}: {e}"))?;
     wait_until(&mut child, Instant::now() + timeout, &what)
+}
+
+/// A plain HTTP/1.0 `GET path` to `addr`, bounded by socket timeouts: the status and the body.
+pub fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(5)))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .ok_or("malformed HTTP response")?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or("malformed HTTP status line")?;
+    Ok((status, body.to_owned()))
 }
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.

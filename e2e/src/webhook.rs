@@ -3,8 +3,6 @@
 //! MutatingWebhookConfiguration from manifests/base with `clientConfig.service` swapped for
 //! `clientConfig.url` + `caBundle` (the control plane has no Service network).
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -209,24 +207,12 @@ impl Webhook {
         }
     }
 
-    /// A plain HTTP/1.0 GET on the metrics port, bounded by socket timeouts.
+    /// A plain HTTP/1.0 GET on the metrics port.
     fn http_get(&self, path: &str) -> Result<(u16, String)> {
-        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], self.metrics_port));
-        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-        stream.set_write_timeout(Some(Duration::from_secs(5)))?;
-        write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response)?;
-        let (head, body) = response
-            .split_once("\r\n\r\n")
-            .ok_or("malformed HTTP response")?;
-        let status = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or("malformed HTTP status line")?;
-        Ok((status, body.to_owned()))
+        process::http_get(
+            std::net::SocketAddr::from(([127, 0, 0, 1], self.metrics_port)),
+            path,
+        )
     }
 }
 

@@ -1,0 +1,737 @@
+#!/usr/bin/env bash
+# A real single-node Kubernetes cluster on this machine, with kube-harden in its admission chain
+# (docs/node.md): etcd + kube-apiserver (e2e/controlplane.sh), kube-scheduler,
+# kube-controller-manager, containerd (+ Debian's runc and CNI plugins), a kubelet, and
+# `kube-harden serve` registered as the MutatingWebhookConfiguration of manifests/base for
+# namespaces labelled kube-harden.io/mode=enforce (or =audit).
+#
+# Usage: e2e/cluster.sh up       start everything in the background (building what is missing),
+#                                wait until the node is Ready, print the kubeconfig path on stdout
+#        e2e/cluster.sh down     stop everything and restore the host (see "host" below)
+#        e2e/cluster.sh status   exit 0 if every process runs and the node is Ready
+#        e2e/cluster.sh env      print shell `export` lines (KUBECONFIG, E2E_NODE_IP, ...)
+#        e2e/cluster.sh import <archive.tar>...   import OCI archives into the node's containerd
+#        e2e/cluster.sh prepare  install the Debian packages, build the binaries and images
+#                                (what `up` does first; `make node`)
+#
+# Needs root, cgroup v1 or v2 mounted, iproute2, openssl, curl, python3; installs Debian's runc,
+# containernetworking-plugins and iptables with apt-get when missing.
+#
+# Env:   E2E_NODE_STATE_DIR  state dir (default <repo>/target/e2e-node): certs, configs, logs,
+#                            containerd's root and state, the kubelet's root dir
+#        E2E_NODE_SUBNET     the node's private /24 (default: the first 10.213.N.0/24 that no
+#                            route or address of this host overlaps)
+#        KUBE_HARDEN_BIN     the kube-harden binary (default <repo>/target/debug/kube-harden)
+#        E2E_WATCH_PID=<pid> start a watchdog that runs `down` once <pid> exits, so a killed
+#                            test run leaves nothing behind
+#        E2E_NO_BUILD=1      never build; fail if a binary is missing
+#        E2E_READY_TIMEOUT   seconds to wait for each component (default 120)
+#
+# Host: the script creates one bridge (kh-node0) with the node address .1 of its /24, cgroups
+# under /kube-harden-node in every hierarchy, and lets the kubelet set the sysctls it insists on
+# (kernel.panic, kernel.panic_on_oops, vm.overcommit_memory). `down` restores the saved sysctl
+# values, unmounts everything mounted under the state dir or the fixed paths, removes the
+# cgroups and the bridge, and removes the fixed directories the kubelet and containerd write to
+# (/var/lib/kubelet, /var/log/containers, /var/log/pods, /var/lib/cni, /run/containerd, /run/nri)
+# when they did not exist before `up`.
+set -euo pipefail
+
+e2e_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo_dir="$(cd "$e2e_dir/.." && pwd)"
+S="${E2E_NODE_STATE_DIR:-$repo_dir/target/e2e-node}"
+READY_TIMEOUT="${E2E_READY_TIMEOUT:-120}"
+BRIDGE=kh-node0
+NODE_NAME=kube-harden-node
+CGROUP_ROOT=kube-harden-node
+CNI_NETWORK=kube-harden-node
+CNI_BIN_DIR=/usr/lib/cni
+SYSCTLS=(kernel.panic kernel.panic_on_oops vm.overcommit_memory net.ipv4.ip_forward)
+FIXED_DIRS=(/var/lib/kubelet /var/log/containers /var/log/pods /var/lib/cni /run/containerd /run/nri /var/run/netns)
+PAUSE_IMAGE=kube-harden.local/node/pause:1
+WEBCHECK_IMAGE=kube-harden.local/node/webcheck:1
+# Stopped in this order by `down` (the control plane last, by e2e/controlplane.sh).
+COMPONENTS=(kubelet kube-controller-manager kube-scheduler kube-harden containerd)
+
+log() { echo "cluster: $*" >&2; }
+die() { log "error: $*"; exit 1; }
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+
+# ---------------------------------------------------------------- processes --
+
+# pid_alive <name>: the PID in $S/<name>.pid runs and is ours (its command line mentions the
+# state dir), so a recycled PID is never signalled.
+pid_alive() {
+  local f="$S/$1.pid" pid
+  [[ -s "$f" ]] || return 1
+  pid="$(<"$f")"
+  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+  kill -0 "$pid" 2>/dev/null || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$S" || return 1
+  echo "$pid"
+}
+
+wait_gone() { # <pid> <tenths of a second>
+  local i
+  for ((i = 0; i < $2; i++)); do
+    kill -0 "$1" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+stop_one() { # <name>: TERM, 15 s grace, KILL
+  local name="$1" pid
+  if pid="$(pid_alive "$name")"; then
+    kill -TERM "$pid" 2>/dev/null || true
+    if ! wait_gone "$pid" 150; then
+      log "$name (pid $pid) did not exit on TERM, sending KILL"
+      kill -KILL "$pid" 2>/dev/null || true
+      wait_gone "$pid" 50 || true
+    fi
+    log "stopped $name (pid $pid)"
+  fi
+  rm -f "$S/$name.pid"
+}
+
+# start_bg <name> <command...>: runs it in the background, logging to $S/logs/<name>.log.
+start_bg() {
+  local name="$1"
+  shift
+  "$@" </dev/null >"$S/logs/$name.log" 2>&1 &
+  echo $! >"$S/$name.pid"
+}
+
+# wait_for <what> <name of the process that must stay alive> <command...>
+wait_for() {
+  local what="$1" name="$2" deadline=$((SECONDS + READY_TIMEOUT))
+  shift 2
+  until "$@" >/dev/null 2>&1; do
+    pid_alive "$name" >/dev/null || { tail -n 40 "$S/logs/$name.log" >&2; die "$name exited while waiting for $what"; }
+    ((SECONDS < deadline)) || { tail -n 40 "$S/logs/$name.log" >&2; die "$what not ready after ${READY_TIMEOUT}s"; }
+    sleep 0.5
+  done
+}
+
+free_ports() { # <n>
+  python3 - "$1" <<'PY'
+import socket, sys
+socks = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    socks.append(s)
+for s in socks:
+    print(s.getsockname()[1])
+PY
+}
+
+# ------------------------------------------------------------------- checks --
+
+ensure_packages() {
+  local missing=()
+  command -v runc >/dev/null || missing+=(runc)
+  [[ -x "$CNI_BIN_DIR/bridge" && -x "$CNI_BIN_DIR/host-local" && -x "$CNI_BIN_DIR/loopback" ]] ||
+    missing+=(containernetworking-plugins)
+  command -v iptables-save >/dev/null || missing+=(iptables)
+  ((${#missing[@]} == 0)) && return 0
+  command -v apt-get >/dev/null || die "missing ${missing[*]} and no apt-get to install them"
+  log "installing ${missing[*]} (apt-get)"
+  apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+}
+
+find_binaries() {
+  local line k v missing=0
+  while IFS= read -r line; do
+    k="${line%%=*}" v="${line#*=}"
+    [[ -n "${!k:-}" ]] || printf -v "$k" '%s' "$v"
+    [[ -x "${!k}" ]] || missing=1
+  done < <("$e2e_dir/build-controlplane.sh" --node --print-env)
+  if ((missing)); then
+    [[ "${E2E_NO_BUILD:-0}" != 1 ]] || die "binaries missing and E2E_NO_BUILD=1; run: make node"
+    log "building the missing binaries (cold: ~25 min on 2 cores)"
+    "$e2e_dir/build-controlplane.sh" --node >&2
+  fi
+  RUNC_BIN="$(command -v runc)"
+}
+
+# pick_subnet: the first 10.213.N.0/24 no route or address of this host overlaps.
+pick_subnet() {
+  if [[ -n "${E2E_NODE_SUBNET:-}" ]]; then
+    echo "$E2E_NODE_SUBNET"
+    return
+  fi
+  { ip -4 -o route show table all; ip -4 -o addr show; } | python3 -c '
+import ipaddress, re, sys
+used = []
+for line in sys.stdin:
+    for m in re.finditer(r"(?<![\w.])(\d+\.\d+\.\d+\.\d+(?:/\d+)?)", line):
+        try:
+            net = ipaddress.ip_network(m.group(1), strict=False)
+        except ValueError:
+            continue
+        if net.prefixlen > 0:
+            used.append(net)
+for n in range(256):
+    cand = ipaddress.ip_network(f"10.213.{n}.0/24")
+    if not any(cand.overlaps(u) for u in used):
+        print(cand)
+        break
+else:
+    sys.exit("no free 10.213.N.0/24")
+'
+}
+
+# ------------------------------------------------------------------- images --
+
+# build_images: the pause and webcheck images (OCI archives), cached beside their binaries.
+build_images() {
+  local dir rootfs
+  dir="$(dirname "$PAUSE_BIN")"
+  if [[ ! -s "$dir/pause.oci.tar" || ! -s "$dir/webcheck.oci.tar" ]]; then
+    rootfs="$(mktemp -d "$S/rootfs.XXXXXX")"
+    install -D -m 0755 "$PAUSE_BIN" "$rootfs/pause/pause"
+    python3 "$repo_dir/scripts/oci-image.py" build -o "$dir/pause.oci.tar.tmp" --name "$PAUSE_IMAGE" \
+      --layer "$rootfs/pause" --entrypoint '["/pause"]' --user 65535:65535 >/dev/null
+    install -D -m 0755 "$WEBCHECK_BIN" "$rootfs/webcheck/webcheck"
+    install -d -m 1777 "$rootfs/webcheck/tmp"
+    # A legacy image: no USER (root), writes temporary files under /tmp.
+    python3 "$repo_dir/scripts/oci-image.py" build -o "$dir/webcheck.oci.tar.tmp" --name "$WEBCHECK_IMAGE" \
+      --layer "$rootfs/webcheck" --entrypoint '["/webcheck"]' --expose 8080/tcp >/dev/null
+    rm -rf "$rootfs"
+    mv -f "$dir/pause.oci.tar.tmp" "$dir/pause.oci.tar"
+    mv -f "$dir/webcheck.oci.tar.tmp" "$dir/webcheck.oci.tar"
+  fi
+  IMAGE_ARCHIVES=("$dir/pause.oci.tar" "$dir/webcheck.oci.tar")
+}
+
+ctr_() { "$CTR_BIN" --address "$S/containerd/containerd.sock" -n k8s.io "$@"; }
+
+# ------------------------------------------------------------------ configs --
+
+client_cert() { # <name> <CN> <O or ""> [serverAuth SAN]
+  local name="$1" cn="$2" org="$3" san="${4:-}" ca="$S/controlplane/certs" subj
+  subj="/CN=$cn"
+  [[ -n "$org" ]] && subj="/O=$org$subj"
+  (
+    cd "$S/certs"
+    openssl req -newkey rsa:2048 -nodes -sha256 -keyout "$name.key" -out "$name.csr" -subj "$subj"
+    {
+      echo "basicConstraints=critical,CA:FALSE"
+      echo "keyUsage=critical,digitalSignature,keyEncipherment"
+      if [[ -n "$san" ]]; then
+        echo "extendedKeyUsage=serverAuth"
+        echo "subjectAltName=$san"
+      else
+        echo "extendedKeyUsage=clientAuth"
+      fi
+    } >"$name.ext"
+    openssl x509 -req -sha256 -days 2 -in "$name.csr" -CA "$ca/ca.crt" -CAkey "$ca/ca.key" \
+      -CAcreateserial -extfile "$name.ext" -out "$name.crt"
+    rm -f "$name.csr" "$name.ext"
+    chmod 600 "$name.key"
+  ) >>"$S/logs/certs.log" 2>&1 || { cat "$S/logs/certs.log" >&2; die "openssl failed for $name"; }
+}
+
+kubeconfig() { # <file> <cert name>
+  local c="$S/certs"
+  umask 077
+  cat >"$1" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: kube-harden-node
+  cluster:
+    server: $E2E_APISERVER_URL
+    certificate-authority: $S/controlplane/certs/ca.crt
+users:
+- name: $2
+  user:
+    client-certificate: $c/$2.crt
+    client-key: $c/$2.key
+contexts:
+- name: kube-harden-node
+  context:
+    cluster: kube-harden-node
+    user: $2
+current-context: kube-harden-node
+EOF
+  umask 022
+}
+
+write_containerd_config() {
+  mkdir -p "$S/containerd" "$S/cni/net.d" "$S/cni/networks"
+  # containerd 2.4's own config version 4: the sockets are plugin settings
+  # ([plugins.'io.containerd.server.v1.grpc'] address). A top-level [grpc] section, as in
+  # version 2/3 files, is silently ignored there and containerd listens on
+  # /run/containerd/containerd.sock: `up` checks the socket it actually uses.
+  cat >"$S/containerd/config.toml" <<EOF
+version = 4
+root = "$S/containerd/root"
+state = "$S/containerd/state"
+imports = []
+# NRI would listen on /var/run/nri; /opt/containerd is not needed either.
+disabled_plugins = ["io.containerd.nri.v1.nri", "io.containerd.internal.v1.opt"]
+
+[plugins]
+  [plugins.'io.containerd.server.v1.grpc']
+    address = "$S/containerd/containerd.sock"
+  [plugins.'io.containerd.server.v1.ttrpc']
+    address = "$S/containerd/containerd.sock.ttrpc"
+  [plugins.'io.containerd.server.v1.debug']
+    address = ""
+  [plugins.'io.containerd.server.v1.grpc-tcp']
+    address = ""
+
+  [plugins.'io.containerd.cri.v1.images']
+    snapshotter = 'overlayfs'
+    [plugins.'io.containerd.cri.v1.images'.pinned_images]
+      sandbox = '$PAUSE_IMAGE'
+
+  [plugins.'io.containerd.cri.v1.runtime']
+    # The VM lacks CAP_SYS_RESOURCE: without this every sandbox fails with runc's
+    # "can't get final child's PID from pipe".
+    restrict_oom_score_adj = true
+    # Network namespaces under containerd's state dir, not /var/run/netns.
+    netns_mounts_under_state_dir = true
+    cdi_spec_dirs = []
+    [plugins.'io.containerd.cri.v1.runtime'.containerd]
+      default_runtime_name = 'runc'
+      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
+        runtime_type = 'io.containerd.runc.v2'
+        [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
+          BinaryName = '$RUNC_BIN'
+          SystemdCgroup = false
+    [plugins.'io.containerd.cri.v1.runtime'.cni]
+      bin_dirs = ['$CNI_BIN_DIR']
+      conf_dir = '$S/cni/net.d'
+      max_conf_num = 1
+
+  [plugins.'io.containerd.grpc.v1.cri']
+    stream_server_address = '127.0.0.1'
+    stream_server_port = '0'
+EOF
+  # The bridge exists already (made by `up`, with the node address): the plugin attaches
+  # veths to it. No gateway, masquerade or forwarding: the host reaches pods on-link.
+  cat >"$S/cni/net.d/10-$CNI_NETWORK.conflist" <<EOF
+{
+  "cniVersion": "1.0.0",
+  "name": "$CNI_NETWORK",
+  "plugins": [
+    {
+      "type": "bridge",
+      "bridge": "$BRIDGE",
+      "isGateway": false,
+      "ipMasq": false,
+      "ipam": {
+        "type": "host-local",
+        "dataDir": "$S/cni/networks",
+        "ranges": [[{ "subnet": "$SUBNET", "rangeStart": "$POD_FIRST", "rangeEnd": "$POD_LAST" }]]
+      }
+    }
+  ]
+}
+EOF
+}
+
+write_kubelet_config() {
+  local ports
+  mapfile -t ports < <(free_ports 2)
+  KUBELET_PORT="${ports[0]}" KUBELET_HEALTHZ_PORT="${ports[1]}"
+  mkdir -p "$S/kubelet" "$S/pod-logs"
+  cat >"$S/kubelet-config.yaml" <<EOF
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+address: $NODE_IP
+port: $KUBELET_PORT
+readOnlyPort: 0
+healthzBindAddress: 127.0.0.1
+healthzPort: $KUBELET_HEALTHZ_PORT
+tlsCertFile: $S/certs/kubelet-serving.crt
+tlsPrivateKeyFile: $S/certs/kubelet-serving.key
+authentication:
+  anonymous:
+    enabled: false
+  webhook:
+    enabled: false
+  x509:
+    clientCAFile: $S/controlplane/certs/ca.crt
+authorization:
+  mode: AlwaysAllow
+containerRuntimeEndpoint: unix://$S/containerd/containerd.sock
+# This machine has cgroup v1 only, and no systemd.
+failCgroupV1: false
+cgroupDriver: cgroupfs
+cgroupRoot: /$CGROUP_ROOT
+# No iptables chains on the host.
+makeIPTablesUtilChains: false
+podLogsDir: $S/pod-logs
+resolvConf: ""
+failSwapOn: false
+rotateCertificates: false
+serverTLSBootstrap: false
+serializeImagePulls: false
+# A shared CI machine: never evict or garbage-collect the imported images.
+evictionHard:
+  memory.available: "50Mi"
+  nodefs.available: "1%"
+  nodefs.inodesFree: "1%"
+  imagefs.available: "1%"
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+EOF
+}
+
+# register_webhook: manifests/base's MutatingWebhookConfiguration with each service reference
+# replaced by https://127.0.0.1:<port><path> and our CA as caBundle.
+register_webhook() {
+  "$KUBECTL_BIN" kustomize "$repo_dir/manifests/base" >"$S/base.yaml"
+  "$KUBECTL_BIN" create --dry-run=client -o json -f "$S/base.yaml" |
+    python3 -c '
+import base64, json, sys
+url, ca = sys.argv[1], open(sys.argv[2], "rb").read()
+docs = json.load(sys.stdin)
+docs = docs["items"] if docs.get("kind") == "List" else [docs]
+conf = [d for d in docs if d["kind"] == "MutatingWebhookConfiguration" and d["metadata"]["name"] == "kube-harden"]
+if len(conf) != 1:
+    sys.exit("manifests/base renders no MutatingWebhookConfiguration named kube-harden")
+conf = conf[0]
+for w in conf["webhooks"]:
+    svc = w["clientConfig"].pop("service")
+    w["clientConfig"]["url"] = url + svc.get("path", "")
+    w["clientConfig"]["caBundle"] = base64.b64encode(ca).decode()
+json.dump(conf, sys.stdout)
+' "https://127.0.0.1:$WEBHOOK_PORT" "$S/controlplane/certs/ca.crt" >"$S/webhook-configuration.json"
+  "$KUBECTL_BIN" --kubeconfig "$S/kubeconfig" apply -f "$S/webhook-configuration.json" >&2
+}
+
+node_ready() {
+  [[ "$("$KUBECTL_BIN" --kubeconfig "$S/kubeconfig" get node "$NODE_NAME" \
+    -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" == True ]]
+}
+
+# ----------------------------------------------------------------- host state --
+
+save_host_state() {
+  local s d
+  mkdir -p "$S/host-before"
+  : >"$S/host-before/sysctl"
+  for s in "${SYSCTLS[@]}"; do
+    echo "$s=$(sysctl -n "$s")" >>"$S/host-before/sysctl"
+  done
+  : >"$S/host-before/absent-dirs"
+  for d in "${FIXED_DIRS[@]}"; do
+    [[ -e "$d" ]] || echo "$d" >>"$S/host-before/absent-dirs"
+  done
+}
+
+cgroup_dirs() { # every /sys/fs/cgroup/<hierarchy>/$CGROUP_ROOT (v1) or /sys/fs/cgroup/$CGROUP_ROOT (v2)
+  local m
+  while read -r _ m fstype _; do
+    [[ "$fstype" == cgroup || "$fstype" == cgroup2 ]] && echo "$m/$CGROUP_ROOT"
+  done </proc/mounts
+}
+
+make_cgroups() {
+  local d
+  while read -r d; do
+    mkdir -p "$d"
+    # A new cpuset cgroup starts with no CPUs and no memory nodes; give it its parent's.
+    if [[ -f "$d/cpuset.cpus" && -z "$(<"$d/cpuset.cpus")" ]]; then
+      cat "$(dirname "$d")/cpuset.cpus" >"$d/cpuset.cpus"
+      cat "$(dirname "$d")/cpuset.mems" >"$d/cpuset.mems"
+    fi
+  done < <(cgroup_dirs)
+}
+
+# kill_cgroup_procs: SIGKILL every process in our cgroups (the pods' containers).
+kill_cgroup_procs() {
+  local d f pid round
+  for round in 1 2 3 4 5; do
+    local any=0
+    while read -r d; do
+      [[ -d "$d" ]] || continue
+      while IFS= read -r f; do
+        while read -r pid; do
+          [[ -n "$pid" ]] || continue
+          any=1
+          kill -KILL "$pid" 2>/dev/null || true
+        done <"$f"
+      done < <(find "$d" -name cgroup.procs 2>/dev/null)
+    done < <(cgroup_dirs)
+    ((any)) || return 0
+    sleep 0.5
+  done
+}
+
+# our_pids <pattern>: processes whose command line contains the state dir and <pattern>.
+our_pids() {
+  local p
+  for p in /proc/[0-9]*; do
+    tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF -- "$S" || continue
+    tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF -- "$1" || continue
+    echo "${p#/proc/}"
+  done
+}
+
+unmount_ours() {
+  local mp
+  # Deepest first; lazily, so a busy mount never blocks the tear-down.
+  python3 - "$S" "${FIXED_DIRS[@]}" <<'PY' | while IFS= read -r mp; do umount -l "$mp" 2>/dev/null || true; done
+import sys
+roots = [r.rstrip("/") for r in sys.argv[1:]]
+mps = []
+for line in open("/proc/self/mountinfo"):
+    mp = line.split()[4].encode().decode("unicode_escape")
+    if any(mp == r or mp.startswith(r + "/") for r in roots):
+        mps.append(mp)
+for mp in sorted(set(mps), key=len, reverse=True):
+    print(mp)
+PY
+}
+
+remove_cgroups() {
+  local d
+  while read -r d; do
+    [[ -d "$d" ]] || continue
+    find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
+    [[ ! -d "$d" ]] || log "warning: cgroup $d not removed (processes left?)"
+  done < <(cgroup_dirs)
+}
+
+restore_host_state() {
+  local line d
+  if [[ -f "$S/host-before/sysctl" ]]; then
+    while IFS= read -r line; do
+      [[ "$(sysctl -n "${line%%=*}")" == "${line#*=}" ]] || sysctl -qw "$line" || log "warning: cannot restore $line"
+    done <"$S/host-before/sysctl"
+  fi
+  if [[ -f "$S/host-before/absent-dirs" ]]; then
+    while IFS= read -r d; do
+      [[ -n "$d" && -e "$d" ]] && rm -rf --one-file-system "$d"
+    done <"$S/host-before/absent-dirs"
+  fi
+}
+
+# ---------------------------------------------------------------------- up --
+
+cmd_prepare() {
+  [[ "$(id -u)" == 0 ]] || die "must run as root (a kubelet and containerd manage cgroups, mounts and network namespaces)"
+  for tool in ip openssl curl python3; do command -v "$tool" >/dev/null || die "$tool not found"; done
+  ensure_packages
+  find_binaries
+  mkdir -p "$S"
+  build_images
+}
+
+cmd_up() {
+  if [[ -f "$S/env" ]] || pid_alive kubelet >/dev/null || pid_alive containerd >/dev/null; then
+    die "already up in $S (run: $0 down)"
+  fi
+  ip link show "$BRIDGE" >/dev/null 2>&1 && die "interface $BRIDGE exists: another node is running (its $0 down removes it)"
+  local t0 t
+  t0="$(now)"
+  cmd_prepare
+  KUBE_HARDEN_BIN="${KUBE_HARDEN_BIN:-$repo_dir/target/debug/kube-harden}"
+  [[ -x "$KUBE_HARDEN_BIN" ]] || die "no kube-harden at $KUBE_HARDEN_BIN (cargo build --bin kube-harden)"
+
+  # Fresh state each time; keep nothing from an earlier run but reuse the directory.
+  mkdir -p "$S"
+  (cd "$S" && rm -rf certs logs containerd cni kubelet pod-logs host-before ./*.pid ./*.yaml ./*.json env kubeconfig)
+  mkdir -p "$S/logs" "$S/certs"
+  save_host_state
+
+  local started=0
+  trap '[[ $started == 1 ]] || { log "start-up failed, cleaning up"; cmd_down; }' EXIT
+  trap 'exit 130' INT TERM
+
+  # Network: the bridge carries the node address and the pods' veths.
+  SUBNET="$(pick_subnet)"
+  local base="${SUBNET%.0/24}"
+  NODE_IP="$base.1" POD_FIRST="$base.10" POD_LAST="$base.250"
+  ip link add "$BRIDGE" type bridge
+  ip addr add "$NODE_IP/24" dev "$BRIDGE"
+  ip link set "$BRIDGE" up
+  log "node address $NODE_IP on $BRIDGE, pods in $SUBNET"
+
+  # Control plane, with what a node needs of it.
+  t="$(now)"
+  local cp="$S/controlplane"
+  E2E_STATE_DIR="$cp" E2E_NO_BUILD=1 KUBE_APISERVER_BIN="$KUBE_APISERVER_BIN" ETCD_BIN="$ETCD_BIN" \
+    KUBECTL_BIN="$KUBECTL_BIN" E2E_READY_TIMEOUT="$READY_TIMEOUT" \
+    E2E_APISERVER_ARGS="--authorization-mode=Node,RBAC \
+      --enable-admission-plugins=MutatingAdmissionWebhook,ValidatingAdmissionWebhook,PodSecurity,NodeRestriction \
+      --kubelet-preferred-address-types=InternalIP \
+      --kubelet-certificate-authority=$cp/certs/ca.crt \
+      --kubelet-client-certificate=$cp/certs/admin.crt --kubelet-client-key=$cp/certs/admin.key" \
+    "$e2e_dir/controlplane.sh" start
+  # shellcheck disable=SC1091
+  source "$cp/env"
+  cp "$cp/kubeconfig" "$S/kubeconfig"
+  log "control plane in $(elapsed "$t") s"
+
+  # Identities: the kubelet is a real node (Node authorizer + NodeRestriction); the scheduler
+  # and controller-manager use the admin identity.
+  client_cert kubelet "system:node:$NODE_NAME" system:nodes
+  client_cert kubelet-serving "$NODE_NAME" "" "IP:$NODE_IP,DNS:$NODE_NAME"
+  client_cert kube-harden kube-harden "" "IP:127.0.0.1,DNS:localhost"
+  cp "$cp/certs/admin.crt" "$S/certs/admin.crt"
+  cp "$cp/certs/admin.key" "$S/certs/admin.key"
+  kubeconfig "$S/kubelet.kubeconfig" kubelet
+  kubeconfig "$S/admin.kubeconfig" admin
+
+  # containerd, with the node's own images.
+  t="$(now)"
+  build_images
+  write_containerd_config
+  start_bg containerd env PATH="$(dirname "$CONTAINERD_SHIM_BIN"):$PATH" \
+    "$CONTAINERD_BIN" --config "$S/containerd/config.toml"
+  wait_for "containerd" containerd ctr_ version
+  [[ -S "$S/containerd/containerd.sock" ]] || die "containerd does not listen on $S/containerd/containerd.sock"
+  local img
+  for img in "${IMAGE_ARCHIVES[@]}"; do
+    ctr_ images import "$img" >>"$S/logs/ctr.log" 2>&1 || { cat "$S/logs/ctr.log" >&2; die "cannot import $img"; }
+  done
+  log "containerd and images in $(elapsed "$t") s"
+
+  # kube-harden, registered for opted-in namespaces.
+  local ports
+  mapfile -t ports < <(free_ports 4)
+  WEBHOOK_PORT="${ports[0]}" METRICS_PORT="${ports[1]}"
+  local scheduler_port="${ports[2]}" cm_port="${ports[3]}"
+  start_bg kube-harden "$KUBE_HARDEN_BIN" serve \
+    --tls-cert-file "$S/certs/kube-harden.crt" --tls-key-file "$S/certs/kube-harden.key" \
+    --webhook-addr "127.0.0.1:$WEBHOOK_PORT" --metrics-addr "127.0.0.1:$METRICS_PORT" \
+    --shutdown-delay 0s --shutdown-timeout 2s
+  wait_for "kube-harden" kube-harden curl -sf --max-time 2 "http://127.0.0.1:$METRICS_PORT/readyz"
+  register_webhook
+
+  start_bg kube-scheduler "$KUBE_SCHEDULER_BIN" --kubeconfig "$S/admin.kubeconfig" \
+    --authentication-kubeconfig "$S/admin.kubeconfig" --authorization-kubeconfig "$S/admin.kubeconfig" \
+    --leader-elect=false --bind-address=127.0.0.1 --secure-port="$scheduler_port" \
+    --cert-dir "$S/scheduler-certs"
+  start_bg kube-controller-manager "$KUBE_CONTROLLER_MANAGER_BIN" --kubeconfig "$S/admin.kubeconfig" \
+    --authentication-kubeconfig "$S/admin.kubeconfig" --authorization-kubeconfig "$S/admin.kubeconfig" \
+    --leader-elect=false --bind-address=127.0.0.1 --secure-port="$cm_port" \
+    --cert-dir "$S/controller-manager-certs" \
+    --service-account-private-key-file "$cp/certs/sa.key" --root-ca-file "$cp/certs/ca.crt" \
+    --use-service-account-credentials=false
+
+  # The kubelet.
+  t="$(now)"
+  make_cgroups
+  write_kubelet_config
+  local extra=()
+  "$KUBELET_BIN" --help 2>&1 | grep -q -- '--pod-infra-container-image' &&
+    extra+=(--pod-infra-container-image="$PAUSE_IMAGE")
+  start_bg kubelet "$KUBELET_BIN" --config "$S/kubelet-config.yaml" \
+    --kubeconfig "$S/kubelet.kubeconfig" --root-dir "$S/kubelet" \
+    --hostname-override "$NODE_NAME" --node-ip "$NODE_IP" "${extra[@]}"
+  wait_for "node $NODE_NAME Ready" kubelet node_ready
+  log "kubelet registered, node Ready in $(elapsed "$t") s"
+
+  # Verify where containerd listens: the configured socket, never the default one.
+  [[ ! -S /run/containerd/containerd.sock ]] || ! grep -qxF /run/containerd "$S/host-before/absent-dirs" ||
+    die "containerd also listens on /run/containerd/containerd.sock: its [grpc] section was ignored"
+
+  cat >"$S/env" <<EOF
+export KUBECONFIG='$S/kubeconfig'
+export E2E_NODE_STATE_DIR='$S'
+export E2E_NODE_NAME='$NODE_NAME'
+export E2E_NODE_IP='$NODE_IP'
+export E2E_NODE_SUBNET='$SUBNET'
+export E2E_APISERVER_URL='$E2E_APISERVER_URL'
+export E2E_WEBHOOK_METRICS_URL='http://127.0.0.1:$METRICS_PORT'
+export E2E_PAUSE_IMAGE='$PAUSE_IMAGE'
+export E2E_WEBCHECK_IMAGE='$WEBCHECK_IMAGE'
+export KUBECTL_BIN='$KUBECTL_BIN'
+export CTR_BIN='$CTR_BIN'
+export CONTAINERD_ADDRESS='$S/containerd/containerd.sock'
+EOF
+
+  if [[ -n "${E2E_WATCH_PID:-}" ]]; then
+    kill -0 "$E2E_WATCH_PID" 2>/dev/null || die "E2E_WATCH_PID=$E2E_WATCH_PID is not a running process"
+    # Its own session: a signal to the caller's process group does not reach it.
+    # shellcheck disable=SC2016
+    setsid bash -c 'while kill -0 "$2" 2>/dev/null && [[ -f "$1/watchdog.pid" ]]; do sleep 1; done
+             [[ -f "$1/watchdog.pid" ]] && E2E_FROM_WATCHDOG=1 E2E_NODE_STATE_DIR="$1" exec "$3" down' \
+      node-watchdog "$S" "$E2E_WATCH_PID" "$e2e_dir/cluster.sh" \
+      </dev/null >>"$S/logs/watchdog.log" 2>&1 &
+    echo $! >"$S/watchdog.pid"
+  fi
+  started=1
+  trap - EXIT INT TERM
+  log "up in $(elapsed "$t0") s: node $NODE_NAME ($NODE_IP), webhook https://127.0.0.1:$WEBHOOK_PORT"
+  echo "$S/kubeconfig"
+}
+
+# -------------------------------------------------------------------- down --
+
+cmd_down() {
+  [[ "${E2E_FROM_WATCHDOG:-0}" == 1 ]] || stop_one watchdog
+  rm -f "$S/watchdog.pid"
+  local t0 pid name
+  t0="$(now)"
+  [[ -d "$S" ]] || return 0
+  stop_one kubelet
+  # The pods' processes, then their shims (daemonised, found by containerd's socket path).
+  kill_cgroup_procs
+  for pid in $(our_pids containerd-shim-runc-v2); do kill -KILL "$pid" 2>/dev/null || true; done
+  for name in "${COMPONENTS[@]}"; do
+    stop_one "$name"
+  done
+  E2E_STATE_DIR="$S/controlplane" "$e2e_dir/controlplane.sh" stop
+  kill_cgroup_procs
+  unmount_ours
+  remove_cgroups
+  if ip link show "$BRIDGE" >/dev/null 2>&1; then
+    ip link delete "$BRIDGE" || log "warning: cannot delete $BRIDGE"
+  fi
+  restore_host_state
+  # Keep the logs (target/e2e-node/logs) for a post-mortem; everything else goes.
+  (cd "$S" && rm -rf --one-file-system certs containerd cni kubelet pod-logs controlplane/etcd-data \
+    scheduler-certs controller-manager-certs host-before env ./*.kubeconfig kubeconfig ./*.yaml ./*.json)
+  log "down in $(elapsed "$t0") s"
+}
+
+cmd_status() {
+  local name
+  for name in "${COMPONENTS[@]}"; do
+    pid_alive "$name" >/dev/null || { log "$name not running"; return 1; }
+  done
+  E2E_STATE_DIR="$S/controlplane" "$e2e_dir/controlplane.sh" status || return 1
+  # shellcheck disable=SC1091
+  source "$S/env"
+  node_ready || { log "node not Ready"; return 1; }
+  log "running: node $NODE_NAME Ready"
+}
+
+cmd_import() {
+  [[ -f "$S/env" ]] || die "not up ($S/env missing)"
+  # shellcheck disable=SC1091
+  source "$S/env"
+  local f
+  for f in "$@"; do
+    ctr_ images import "$f" >&2
+  done
+}
+
+# Sourced (for a look at one function): define, run nothing.
+[[ "${BASH_SOURCE[0]}" == "$0" ]] || return 0
+
+case "${1:-}" in
+  up) cmd_up ;;
+  down) cmd_down ;;
+  prepare) cmd_prepare ;;
+  status) cmd_status ;;
+  env)
+    [[ -f "$S/env" ]] || die "not up ($S/env missing)"
+    cat "$S/env"
+    ;;
+  import)
+    shift
+    cmd_import "$@"
+    ;;
+  *) echo "usage: $0 up|down|status|env|prepare|import <archive>..." >&2; exit 2 ;;
+esac
