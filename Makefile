@@ -5,7 +5,7 @@ CARGO ?= cargo
 BIN := target/release/kube-harden
 DEBUG_BIN := target/debug/kube-harden
 
-.PHONY: help build test unit lint fmt fmt-check e2e controlplane demo demo-once demo-offline e2e-kind clean
+.PHONY: help build test unit lint fmt fmt-check e2e controlplane node node-e2e node-up node-down demo demo-once demo-offline e2e-kind clean
 .PHONY: docker-build static-check manifests-check monitoring-check
 .PHONY: bench fuzz reliability soak
 
@@ -33,6 +33,20 @@ controlplane: ## Build kube-apiserver, etcd and kubectl from Go modules (cached;
 e2e: controlplane ## End-to-end tests: the webhook in a real kube-apiserver's admission chain
 	$(CARGO) build --locked --bin kube-harden
 	KUBE_HARDEN_BIN=$(DEBUG_BIN) $(CARGO) test --locked -p kube-harden-e2e
+
+node: ## The node (docs/node.md): kubelet, scheduler, controller-manager, containerd, pause image (cached; cold ~15 min); runc + CNI plugins from apt
+	e2e/cluster.sh prepare
+
+node-e2e: node ## Node e2e (root): hardened pods really run on a kubelet + containerd + runc with kube-harden in the admission chain
+	$(CARGO) build --locked --bin kube-harden
+	KUBE_HARDEN_BIN=$(DEBUG_BIN) $(CARGO) test --locked -p kube-harden-e2e --test node
+
+node-up: node ## Start the single-node cluster with kube-harden in the background; prints the kubeconfig path
+	$(CARGO) build --locked --bin kube-harden
+	KUBE_HARDEN_BIN=$(DEBUG_BIN) e2e/cluster.sh up
+
+node-down: ## Stop the single-node cluster and restore the host
+	e2e/cluster.sh down
 
 test: fmt-check lint unit e2e static-check manifests-check monitoring-check ## Everything CI runs: format check, clippy, all tests, e2e, image build, manifests, monitoring
 

@@ -45,7 +45,10 @@ NODE_NAME=kube-harden-node
 CGROUP_ROOT=kube-harden-node
 CNI_NETWORK=kube-harden-node
 CNI_BIN_DIR=/usr/lib/cni
-SYSCTLS=(kernel.panic kernel.panic_on_oops vm.overcommit_memory net.ipv4.ip_forward)
+# What the kubelet sets (pkg/kubelet/cm: setupKernelTunables) and the forwarding switch the CNI
+# bridge plugin would flip as a gateway.
+SYSCTLS=(kernel.panic kernel.panic_on_oops vm.overcommit_memory vm.panic_on_oom kernel.keys.root_maxkeys
+  kernel.keys.root_maxbytes net.ipv4.ip_forward)
 FIXED_DIRS=(/var/lib/kubelet /var/log/containers /var/log/pods /var/lib/cni /run/containerd /run/nri /var/run/netns)
 PAUSE_IMAGE=kube-harden.local/node/pause:1
 WEBCHECK_IMAGE=kube-harden.local/node/webcheck:1
@@ -67,7 +70,7 @@ pid_alive() {
   pid="$(<"$f")"
   [[ "$pid" =~ ^[0-9]+$ ]] || return 1
   kill -0 "$pid" 2>/dev/null || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$S" || return 1
+  tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF -- "$S" || return 1
   echo "$pid"
 }
 
@@ -107,7 +110,8 @@ wait_for() {
   local what="$1" name="$2" deadline=$((SECONDS + READY_TIMEOUT))
   shift 2
   until "$@" >/dev/null 2>&1; do
-    pid_alive "$name" >/dev/null || { tail -n 40 "$S/logs/$name.log" >&2; die "$name exited while waiting for $what"; }
+    # (kill -0, not pid_alive: right after the fork the child's command line is still ours)
+    kill -0 "$(<"$S/$name.pid")" 2>/dev/null || { tail -n 40 "$S/logs/$name.log" >&2; die "$name exited while waiting for $what"; }
     ((SECONDS < deadline)) || { tail -n 40 "$S/logs/$name.log" >&2; die "$what not ready after ${READY_TIMEOUT}s"; }
     sleep 0.5
   done
@@ -391,8 +395,14 @@ register_webhook() {
     python3 -c '
 import base64, json, sys
 url, ca = sys.argv[1], open(sys.argv[2], "rb").read()
-docs = json.load(sys.stdin)
-docs = docs["items"] if docs.get("kind") == "List" else [docs]
+text, docs, pos = sys.stdin.read(), [], 0
+decoder = json.JSONDecoder()
+while pos < len(text):
+    if text[pos].isspace():
+        pos += 1
+        continue
+    doc, pos = decoder.raw_decode(text, pos)
+    docs.extend(doc["items"] if doc.get("kind") == "List" else [doc])
 conf = [d for d in docs if d["kind"] == "MutatingWebhookConfiguration" and d["metadata"]["name"] == "kube-harden"]
 if len(conf) != 1:
     sys.exit("manifests/base renders no MutatingWebhookConfiguration named kube-harden")
@@ -469,8 +479,8 @@ kill_cgroup_procs() {
 our_pids() {
   local p
   for p in /proc/[0-9]*; do
-    tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF -- "$S" || continue
-    tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF -- "$1" || continue
+    tr '\0' ' ' 2>/dev/null <"$p/cmdline" | grep -qF -- "$S" || continue
+    tr '\0' ' ' 2>/dev/null <"$p/cmdline" | grep -qF -- "$1" || continue
     echo "${p#/proc/}"
   done
 }
@@ -516,6 +526,26 @@ restore_host_state() {
 
 # ---------------------------------------------------------------------- up --
 
+# start_watchdog: with E2E_WATCH_PID, a process in its own session (a signal to the caller's
+# process group does not reach it) that runs `down` once that PID is gone. Started before
+# anything else, so a run killed while `up` is still working is cleaned up too: the watchdog
+# first kills this `up` (if it still runs), so the two never race.
+start_watchdog() {
+  [[ -n "${E2E_WATCH_PID:-}" ]] || return 0
+  kill -0 "$E2E_WATCH_PID" 2>/dev/null || die "E2E_WATCH_PID=$E2E_WATCH_PID is not a running process"
+  # shellcheck disable=SC2016
+  setsid bash -c 'while kill -0 "$2" 2>/dev/null && [[ -f "$1/watchdog.pid" ]]; do sleep 1; done
+    [[ -f "$1/watchdog.pid" ]] || exit 0
+    echo "$(date -u +%FT%TZ) watched process $2 is gone: bringing the node down"
+    if tr "\0" " " 2>/dev/null <"/proc/$4/cmdline" | grep -qF "cluster.sh up"; then
+      kill -KILL "$4" 2>/dev/null
+    fi
+    E2E_FROM_WATCHDOG=1 E2E_NODE_STATE_DIR="$1" exec "$3" down' \
+    node-watchdog "$S" "$E2E_WATCH_PID" "$e2e_dir/cluster.sh" "$$" \
+    </dev/null >>"$S/logs/watchdog.log" 2>&1 &
+  echo $! >"$S/watchdog.pid"
+}
+
 cmd_prepare() {
   [[ "$(id -u)" == 0 ]] || die "must run as root (a kubelet and containerd manage cgroups, mounts and network namespaces)"
   for tool in ip openssl curl python3; do command -v "$tool" >/dev/null || die "$tool not found"; done
@@ -542,9 +572,10 @@ cmd_up() {
   mkdir -p "$S/logs" "$S/certs"
   save_host_state
 
-  local started=0
-  trap '[[ $started == 1 ]] || { log "start-up failed, cleaning up"; cmd_down; }' EXIT
+  UP_DONE=0 # global: the EXIT trap runs after this function has returned
+  trap '[[ $UP_DONE == 1 ]] || { log "start-up failed, cleaning up"; cmd_down; }' EXIT
   trap 'exit 130' INT TERM
+  start_watchdog
 
   # Network: the bridge carries the node address and the pods' veths.
   SUBNET="$(pick_subnet)"
@@ -560,8 +591,7 @@ cmd_up() {
   local cp="$S/controlplane"
   E2E_STATE_DIR="$cp" E2E_NO_BUILD=1 KUBE_APISERVER_BIN="$KUBE_APISERVER_BIN" ETCD_BIN="$ETCD_BIN" \
     KUBECTL_BIN="$KUBECTL_BIN" E2E_READY_TIMEOUT="$READY_TIMEOUT" \
-    E2E_APISERVER_ARGS="--authorization-mode=Node,RBAC \
-      --enable-admission-plugins=MutatingAdmissionWebhook,ValidatingAdmissionWebhook,PodSecurity,NodeRestriction \
+    E2E_APISERVER_ARGS="--enable-admission-plugins=NodeRestriction \
       --kubelet-preferred-address-types=InternalIP \
       --kubelet-certificate-authority=$cp/certs/ca.crt \
       --kubelet-client-certificate=$cp/certs/admin.crt --kubelet-client-key=$cp/certs/admin.key" \
@@ -571,8 +601,12 @@ cmd_up() {
   cp "$cp/kubeconfig" "$S/kubeconfig"
   log "control plane in $(elapsed "$t") s"
 
-  # Identities: the kubelet is a real node (Node authorizer + NodeRestriction); the scheduler
-  # and controller-manager use the admin identity.
+  # Identities: the kubelet is a real node (group system:nodes, bound to the bootstrap
+  # ClusterRole system:node; NodeRestriction admission); the scheduler and controller-manager
+  # use the admin identity. (--enable-admission-plugins is a list flag: the value above is
+  # appended to controlplane.sh's; --authorization-mode would be too, hence RBAC only.)
+  "$KUBECTL_BIN" --kubeconfig "$S/kubeconfig" create clusterrolebinding kube-harden-node:nodes \
+    --clusterrole=system:node --group=system:nodes >&2
   client_cert kubelet "system:node:$NODE_NAME" system:nodes
   client_cert kubelet-serving "$NODE_NAME" "" "IP:$NODE_IP,DNS:$NODE_NAME"
   client_cert kube-harden kube-harden "" "IP:127.0.0.1,DNS:localhost"
@@ -650,17 +684,7 @@ export CTR_BIN='$CTR_BIN'
 export CONTAINERD_ADDRESS='$S/containerd/containerd.sock'
 EOF
 
-  if [[ -n "${E2E_WATCH_PID:-}" ]]; then
-    kill -0 "$E2E_WATCH_PID" 2>/dev/null || die "E2E_WATCH_PID=$E2E_WATCH_PID is not a running process"
-    # Its own session: a signal to the caller's process group does not reach it.
-    # shellcheck disable=SC2016
-    setsid bash -c 'while kill -0 "$2" 2>/dev/null && [[ -f "$1/watchdog.pid" ]]; do sleep 1; done
-             [[ -f "$1/watchdog.pid" ]] && E2E_FROM_WATCHDOG=1 E2E_NODE_STATE_DIR="$1" exec "$3" down' \
-      node-watchdog "$S" "$E2E_WATCH_PID" "$e2e_dir/cluster.sh" \
-      </dev/null >>"$S/logs/watchdog.log" 2>&1 &
-    echo $! >"$S/watchdog.pid"
-  fi
-  started=1
+  UP_DONE=1
   trap - EXIT INT TERM
   log "up in $(elapsed "$t0") s: node $NODE_NAME ($NODE_IP), webhook https://127.0.0.1:$WEBHOOK_PORT"
   echo "$S/kubeconfig"

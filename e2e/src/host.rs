@@ -9,11 +9,14 @@ use std::time::Duration;
 
 use crate::{Result, process};
 
-/// The sysctls the kubelet rewrites, and the one the CNI bridge plugin may (as a gateway).
-pub const SYSCTLS: [&str; 4] = [
+/// The sysctls the kubelet sets, and the one the CNI bridge plugin would (as a gateway).
+pub const SYSCTLS: [&str; 7] = [
     "kernel/panic",
     "kernel/panic_on_oops",
     "vm/overcommit_memory",
+    "vm/panic_on_oom",
+    "kernel/keys/root_maxkeys",
+    "kernel/keys/root_maxbytes",
     "net/ipv4/ip_forward",
 ];
 
