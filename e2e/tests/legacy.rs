@@ -69,7 +69,9 @@ fn start() -> Result<(Node, BTreeMap<String, String>)> {
     Ok((node, digests))
 }
 
-fn with_node(test: impl FnOnce(&Node, &BTreeMap<String, String>) -> Result<()>) -> Result<(), Failed> {
+fn with_node(
+    test: impl FnOnce(&Node, &BTreeMap<String, String>) -> Result<()>,
+) -> Result<(), Failed> {
     let lock = NODE.get_or_init(|| Mutex::new(None));
     let mut guard = lock.lock().unwrap_or_else(|p| p.into_inner());
     match guard.get_or_insert_with(|| start().map_err(|e| e.to_string())) {
@@ -95,16 +97,25 @@ fn three_ways(node: &Node, digests: &BTreeMap<String, String>, app: &App) -> Res
     let enforce = [(MODE_LABEL, "enforce")];
     let ns = node.block_on(node.namespace(&format!("plain-{}", app.name), &[]))?;
     let plain = deploy(node, app, &ns, &[])?;
-    eprintln!("legacy: {} plain: runs={} {}", app.name, plain.runs, plain.detail);
+    eprintln!(
+        "legacy: {} plain: runs={} {}",
+        app.name, plain.runs, plain.detail
+    );
     let ns = node.block_on(node.namespace(&format!("hard-{}", app.name), &enforce))?;
     let hardened = deploy(node, app, &ns, &[])?;
-    eprintln!("legacy: {} hardened: runs={} {}", app.name, hardened.runs, hardened.detail);
+    eprintln!(
+        "legacy: {} hardened: runs={} {}",
+        app.name, hardened.runs, hardened.detail
+    );
     let fixed = if app.fix.is_empty() {
         None
     } else {
         let ns = node.block_on(node.namespace(&format!("fix-{}", app.name), &enforce))?;
         let fixed = deploy(node, app, &ns, app.fix)?;
-        eprintln!("legacy: {} fixed: runs={} {}", app.name, fixed.runs, fixed.detail);
+        eprintln!(
+            "legacy: {} fixed: runs={} {}",
+            app.name, fixed.runs, fixed.detail
+        );
         Some(fixed)
     };
     let report = AppReport {
@@ -115,7 +126,10 @@ fn three_ways(node: &Node, digests: &BTreeMap<String, String>, app: &App) -> Res
         hardened,
         fixed,
     };
-    REPORTS.lock().unwrap_or_else(|p| p.into_inner()).push(report.clone());
+    REPORTS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(report.clone());
 
     if report.plain.hardened.is_some() {
         return Err(format!("{}: hardened in a plain namespace", app.name).into());
@@ -123,14 +137,22 @@ fn three_ways(node: &Node, digests: &BTreeMap<String, String>, app: &App) -> Res
     if report.hardened.hardened.is_none() {
         return Err(format!("{}: not hardened in an enforce namespace", app.name).into());
     }
-    expect(&format!("{} in a plain namespace", app.name), &report.plain, true)?;
+    expect(
+        &format!("{} in a plain namespace", app.name),
+        &report.plain,
+        true,
+    )?;
     expect(
         &format!("{} hardened without annotation", app.name),
         &report.hardened,
         app.runs_hardened_as_is,
     )?;
     if let Some(fixed) = &report.fixed {
-        expect(&format!("{} hardened with {:?}", app.name, app.fix), fixed, true)?;
+        expect(
+            &format!("{} hardened with {:?}", app.name, app.fix),
+            fixed,
+            true,
+        )?;
         if fixed.hardened.is_none() {
             return Err(format!("{}: the fixed workload was not hardened", app.name).into());
         }

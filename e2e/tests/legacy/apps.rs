@@ -72,7 +72,10 @@ pub fn all() -> Vec<App> {
             name: "nginx",
             what: "Debian's nginx: master as root, port 80, pid in /run, logs in /var/log/nginx, \
                    bodies in /var/lib/nginx",
-            kind: Kind::Server { port: 80, check: nginx },
+            kind: Kind::Server {
+                port: 80,
+                check: nginx,
+            },
             data_volume: None,
             fix: &[(WRITABLE, "/var/lib/nginx,/var/log/nginx,/run")],
             runs_hardened_as_is: false,
@@ -80,7 +83,10 @@ pub fn all() -> Vec<App> {
         App {
             name: "redis",
             what: "Debian's redis-server with /etc/redis/redis.conf (0640 redis:redis), USER redis",
-            kind: Kind::Server { port: 6379, check: checks::redis },
+            kind: Kind::Server {
+                port: 6379,
+                check: checks::redis,
+            },
             data_volume: None,
             fix: &[
                 (SKIP, "runAsUser"),
@@ -92,7 +98,10 @@ pub fn all() -> Vec<App> {
             name: "postgres",
             what: "Debian's PostgreSQL 15, official-image-style entrypoint (initdb on first \
                    start), data volume at /var/lib/postgresql/data",
-            kind: Kind::Server { port: 5432, check: checks::postgres },
+            kind: Kind::Server {
+                port: 5432,
+                check: checks::postgres,
+            },
             data_volume: Some("/var/lib/postgresql/data"),
             fix: &[(WRITABLE, "/run/postgresql")],
             runs_hardened_as_is: false,
@@ -100,7 +109,10 @@ pub fn all() -> Vec<App> {
         App {
             name: "python-web",
             what: "Python http.server app writing a temp file per request (tempfile), as root",
-            kind: Kind::Server { port: 8080, check: python_web },
+            kind: Kind::Server {
+                port: 8080,
+                check: python_web,
+            },
             data_volume: None,
             fix: &[],
             runs_hardened_as_is: true,
@@ -108,7 +120,9 @@ pub fn all() -> Vec<App> {
         App {
             name: "cronjob",
             what: "shell CronJob appending to /var/log/legacy-job/job.log, as root",
-            kind: Kind::CronJob { expect: "legacy-job ran as uid" },
+            kind: Kind::CronJob {
+                expect: "legacy-job ran as uid",
+            },
             data_volume: None,
             fix: &[(WRITABLE, "/var/log/legacy-job")],
             runs_hardened_as_is: false,
@@ -116,7 +130,10 @@ pub fn all() -> Vec<App> {
         App {
             name: "vendor-uid",
             what: "vendor-style image: USER 10001 owns /opt/vendor, mode 0700",
-            kind: Kind::Server { port: 8080, check: vendor },
+            kind: Kind::Server {
+                port: 8080,
+                check: vendor,
+            },
             data_volume: None,
             fix: &[(SKIP, "runAsUser")],
             runs_hardened_as_is: false,
@@ -124,7 +141,10 @@ pub fn all() -> Vec<App> {
         App {
             name: "named-user",
             what: "USER app (a name), data under /home/app/data",
-            kind: Kind::Server { port: 8080, check: named },
+            kind: Kind::Server {
+                port: 8080,
+                check: named,
+            },
             data_volume: None,
             fix: &[(WRITABLE, "/home/app/data")],
             runs_hardened_as_is: false,

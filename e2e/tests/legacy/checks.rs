@@ -27,7 +27,10 @@ pub fn http(ip: IpAddr, port: u16, expect: &str) -> Result<String> {
         .find(|l| l.contains(expect))
         .unwrap_or(expect)
         .trim();
-    Ok(format!("GET / -> 200 \"{}\"", line.trim_start_matches("<h1>").trim_end_matches("</h1>")))
+    Ok(format!(
+        "GET / -> 200 \"{}\"",
+        line.trim_start_matches("<h1>").trim_end_matches("</h1>")
+    ))
 }
 
 /// Reads one RESP reply line (up to CRLF), and for a bulk string its payload too.

@@ -41,7 +41,9 @@ pub struct Observation {
 fn kubectl_json(node: &Node, args: &[&str]) -> Result<Value> {
     let mut full = args.to_vec();
     full.extend(["-o", "json"]);
-    let out = node.kubectl(&full, None)?.ok(&format!("kubectl {}", args.join(" ")))?;
+    let out = node
+        .kubectl(&full, None)?
+        .ok(&format!("kubectl {}", args.join(" ")))?;
     Ok(serde_json::from_str(&out.stdout)?)
 }
 
@@ -55,15 +57,28 @@ fn log_tail(node: &Node, namespace: &str, pod: &str, previous: bool) -> String {
         .kubectl(&args, None)
         .map(|o| format!("{}{}", o.stdout, o.stderr))
         .unwrap_or_default();
-    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
     let errors: Vec<&str> = lines
         .iter()
         .copied()
         .filter(|l| {
             let l = l.to_ascii_lowercase();
-            ["error", "denied", "read-only", "fatal", "emerg", "cannot", "can't", "failed"]
-                .iter()
-                .any(|w| l.contains(w))
+            [
+                "error",
+                "denied",
+                "read-only",
+                "fatal",
+                "emerg",
+                "cannot",
+                "can't",
+                "failed",
+            ]
+            .iter()
+            .any(|w| l.contains(w))
         })
         .collect();
     let chosen = if errors.is_empty() { &lines } else { &errors };
@@ -76,7 +91,10 @@ fn broken(node: &Node, namespace: &str, pod: &Value) -> Option<String> {
     let status = pod["status"]["containerStatuses"].as_array()?.first()?;
     let waiting = &status["state"]["waiting"];
     if let Some(reason) = waiting["reason"].as_str()
-        && !matches!(reason, "ContainerCreating" | "PodInitializing" | "CrashLoopBackOff")
+        && !matches!(
+            reason,
+            "ContainerCreating" | "PodInitializing" | "CrashLoopBackOff"
+        )
     {
         return Some(format!(
             "{reason}: {}",
@@ -125,14 +143,20 @@ pub fn deploy(
         .filter_map(|l| l.strip_prefix("Warning: "))
         .map(str::to_owned)
         .collect();
-    let kind = object["kind"].as_str().unwrap_or_default().to_ascii_lowercase();
+    let kind = object["kind"]
+        .as_str()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     let stored = kubectl_json(node, &["-n", namespace, "get", &kind, app.name])?;
     let hardened = stored["metadata"]["annotations"][HARDENED_ANNOTATION]
         .as_str()
         .map(str::to_owned);
     let mut observation = Observation {
         namespace: namespace.to_owned(),
-        annotations: annotations.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+        annotations: annotations
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
         warnings,
         hardened,
         run_as_user: None,
@@ -140,7 +164,9 @@ pub fn deploy(
         detail: String::new(),
     };
     let (runs, detail) = match app.kind {
-        Kind::Server { port, check } => watch_server(node, app, namespace, port, check, &mut observation)?,
+        Kind::Server { port, check } => {
+            watch_server(node, app, namespace, port, check, &mut observation)?
+        }
         Kind::CronJob { expect } => run_job(node, app, namespace, expect, &mut observation)?,
     };
     observation.runs = runs;
@@ -185,7 +211,10 @@ fn watch_server(
         }
         std::thread::sleep(Duration::from_millis(700));
     }
-    Ok((false, format!("no answer within {START_TIMEOUT:?} ({last})")))
+    Ok((
+        false,
+        format!("no answer within {START_TIMEOUT:?} ({last})"),
+    ))
 }
 
 fn run_job(
@@ -197,7 +226,14 @@ fn run_job(
 ) -> Result<(bool, String)> {
     let job = format!("{}-run", app.name);
     node.kubectl(
-        &["-n", namespace, "create", "job", &job, &format!("--from=cronjob/{}", app.name)],
+        &[
+            "-n",
+            namespace,
+            "create",
+            "job",
+            &job,
+            &format!("--from=cronjob/{}", app.name),
+        ],
         None,
     )?
     .ok("kubectl create job --from=cronjob")?;
@@ -221,7 +257,10 @@ fn run_job(
                 .stdout;
             return Ok(match log.lines().rev().find(|l| l.contains(expect)) {
                 Some(line) => (true, format!("Job complete; log: \"{}\"", line.trim())),
-                None => (false, format!("Job complete but its log lacks {expect:?}: {log:?}")),
+                None => (
+                    false,
+                    format!("Job complete but its log lacks {expect:?}: {log:?}"),
+                ),
             });
         }
         if status["status"]["failed"].as_i64().unwrap_or(0) > 0 {

@@ -30,12 +30,9 @@ pub struct AppReport {
 impl AppReport {
     /// Whether kube-harden's admission warnings name every annotation of the fix.
     pub fn warnings_name_the_fix(&self, app: &App) -> bool {
-        app.fix.iter().all(|(key, _)| {
-            self.hardened
-                .warnings
-                .iter()
-                .any(|w| w.contains(key))
-        })
+        app.fix
+            .iter()
+            .all(|(key, _)| self.hardened.warnings.iter().any(|w| w.contains(key)))
     }
 }
 
@@ -50,11 +47,18 @@ pub fn why(observation: &Observation) -> String {
         .iter()
         .any(|s| detail.contains(s))
     {
-        reasons.push("writes to the read-only root filesystem (`readOnlyRootFilesystem`)".to_owned());
+        reasons
+            .push("writes to the read-only root filesystem (`readOnlyRootFilesystem`)".to_owned());
     }
-    if ["Permission denied", "(13:", "EACCES", "Errno 13", "Operation not permitted"]
-        .iter()
-        .any(|s| detail.contains(s))
+    if [
+        "Permission denied",
+        "(13:",
+        "EACCES",
+        "Errno 13",
+        "Operation not permitted",
+    ]
+    .iter()
+    .any(|s| detail.contains(s))
     {
         reasons.push(format!(
             "runs as {uid} (`runAsUser`), which may not use the image's files or operations"
@@ -71,7 +75,11 @@ fn cell(text: &str) -> String {
 }
 
 fn outcome(observation: &Observation) -> String {
-    let verdict = if observation.runs { "**runs**" } else { "**breaks**" };
+    let verdict = if observation.runs {
+        "**runs**"
+    } else {
+        "**breaks**"
+    };
     format!("{verdict}: {}", cell(&observation.detail))
 }
 
@@ -152,7 +160,11 @@ pub fn markdown(apps: &[App], reports: &[AppReport]) -> String {
     }
     md.push_str("\nImages (manifest digests, reproducible from the same package versions):\n\n");
     for report in reports {
-        let _ = writeln!(md, "- `kube-harden.local/legacy/{}:1`: `{}`", report.name, report.digest);
+        let _ = writeln!(
+            md,
+            "- `kube-harden.local/legacy/{}:1`: `{}`",
+            report.name, report.digest
+        );
     }
     md
 }
