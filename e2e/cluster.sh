@@ -455,24 +455,20 @@ make_cgroups() {
   done < <(cgroup_dirs)
 }
 
-# kill_cgroup_procs: SIGKILL every process in our cgroups (the pods' containers).
+# kill_cgroup_procs: SIGKILL every process in our cgroups (the pods' containers), until none is
+# left (a cgroup may vanish while it is read).
 kill_cgroup_procs() {
-  local d f pid round
-  for round in 1 2 3 4 5; do
-    local any=0
-    while read -r d; do
-      [[ -d "$d" ]] || continue
-      while IFS= read -r f; do
-        while read -r pid; do
-          [[ -n "$pid" ]] || continue
-          any=1
-          kill -KILL "$pid" 2>/dev/null || true
-        done <"$f"
-      done < <(find "$d" -name cgroup.procs 2>/dev/null)
-    done < <(cgroup_dirs)
-    ((any)) || return 0
+  local round pids
+  for round in 1 2 3 4 5 6 7 8 9 10; do
+    pids="$(cgroup_dirs | while read -r d; do
+      [[ -d "$d" ]] && find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null
+    done | sort -u)"
+    [[ -n "$pids" ]] || return 0
+    # shellcheck disable=SC2086
+    kill -KILL $pids 2>/dev/null
     sleep 0.5
   done
+  log "warning: processes left in the node's cgroups after 10 rounds: $pids"
 }
 
 # our_pids <pattern>: processes whose command line contains the state dir and <pattern>.
@@ -519,7 +515,7 @@ restore_host_state() {
   fi
   if [[ -f "$S/host-before/absent-dirs" ]]; then
     while IFS= read -r d; do
-      [[ -n "$d" && -e "$d" ]] && rm -rf --one-file-system "$d"
+      if [[ -n "$d" && -e "$d" ]]; then rm -rf --one-file-system "$d"; fi
     done <"$S/host-before/absent-dirs"
   fi
 }
@@ -556,8 +552,14 @@ cmd_prepare() {
 }
 
 cmd_up() {
-  if [[ -f "$S/env" ]] || pid_alive kubelet >/dev/null || pid_alive containerd >/dev/null; then
-    die "already up in $S (run: $0 down)"
+  local name
+  for name in "${COMPONENTS[@]}" watchdog; do
+    pid_alive "$name" >/dev/null && die "already up in $S (run: $0 down)"
+  done
+  if [[ -d "$S/host-before" ]]; then
+    log "state of an earlier run that was not brought down in $S: bringing it down first"
+    cmd_down
+    set -e
   fi
   ip link show "$BRIDGE" >/dev/null 2>&1 && die "interface $BRIDGE exists: another node is running (its $0 down removes it)"
   local t0 t
@@ -589,7 +591,8 @@ cmd_up() {
   # Control plane, with what a node needs of it.
   t="$(now)"
   local cp="$S/controlplane"
-  E2E_STATE_DIR="$cp" E2E_NO_BUILD=1 KUBE_APISERVER_BIN="$KUBE_APISERVER_BIN" ETCD_BIN="$ETCD_BIN" \
+  # (E2E_WATCH_PID emptied: this script's watchdog stops the control plane too, in order)
+  E2E_STATE_DIR="$cp" E2E_WATCH_PID="" E2E_NO_BUILD=1 KUBE_APISERVER_BIN="$KUBE_APISERVER_BIN" ETCD_BIN="$ETCD_BIN" \
     KUBECTL_BIN="$KUBECTL_BIN" E2E_READY_TIMEOUT="$READY_TIMEOUT" \
     E2E_APISERVER_ARGS="--enable-admission-plugins=NodeRestriction \
       --kubelet-preferred-address-types=InternalIP \
@@ -693,6 +696,8 @@ EOF
 # -------------------------------------------------------------------- down --
 
 cmd_down() {
+  # A tear-down goes on past any failure: each step undoes what it can.
+  set +e
   [[ "${E2E_FROM_WATCHDOG:-0}" == 1 ]] || stop_one watchdog
   rm -f "$S/watchdog.pid"
   local t0 pid name

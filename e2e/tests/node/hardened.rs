@@ -120,6 +120,25 @@ pub async fn hardened_pod_runs_non_root_read_only_and_answers(node: &Node) -> Re
             .into());
         }
     }
+    // The sandboxes run the project's own pause image (no registry is reachable anyway).
+    let ctr = node.env("CTR_BIN")?;
+    let out = kube_harden_e2e::process::run(
+        std::process::Command::new(ctr).args([
+            "--address",
+            node.env("CONTAINERD_ADDRESS")?,
+            "-n",
+            "k8s.io",
+            "containers",
+            "ls",
+        ]),
+        None,
+        std::time::Duration::from_secs(30),
+    )?
+    .ok("ctr containers ls")?;
+    let pause = node.env("E2E_PAUSE_IMAGE")?;
+    if !out.stdout.lines().any(|l| l.contains(pause)) {
+        return Err(format!("no sandbox runs {pause}:\n{}", out.stdout).into());
+    }
     eprintln!("node: hardened pod runs as UID {uid}, read-only root, /tmp writable ({seen:?})");
     Ok(())
 }
