@@ -8,6 +8,7 @@ DEBUG_BIN := target/debug/kube-harden
 .PHONY: help build test unit lint fmt fmt-check e2e controlplane node node-e2e node-up node-down demo demo-once demo-offline e2e-kind clean
 .PHONY: docker-build static-check manifests-check monitoring-check
 .PHONY: bench fuzz reliability soak
+.PHONY: images images-check legacy-e2e
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -47,6 +48,16 @@ node-up: node ## Start the single-node cluster with kube-harden in the backgroun
 
 node-down: ## Stop the single-node cluster and restore the host
 	e2e/cluster.sh down
+
+images-check: ## Tests of the OCI image assembler (scripts/oci-image.py): reproducible digests, modes, whiteouts
+	python3 scripts/oci-image-test.py
+
+images: images-check ## The legacy-app zoo from Debian packages (root; cached; cold ~5 min): e2e/images/build.sh
+	e2e/images/build.sh
+
+legacy-e2e: node images ## Legacy apps on the node (root): plain, hardened, hardened with the fix; writes docs/legacy-apps.md
+	$(CARGO) build --locked --bin kube-harden
+	KUBE_HARDEN_BIN=$(DEBUG_BIN) $(CARGO) test --locked -p kube-harden-e2e --test legacy
 
 test: fmt-check lint unit e2e static-check manifests-check monitoring-check ## Everything CI runs: format check, clippy, all tests, e2e, image build, manifests, monitoring
 

@@ -61,6 +61,9 @@ fn vendor(ip: IpAddr, port: u16) -> Result<String> {
 fn named(ip: IpAddr, port: u16) -> Result<String> {
     checks::http(ip, port, "named-user app")
 }
+fn jvm(ip: IpAddr, port: u16) -> Result<String> {
+    checks::http(ip, port, "jvm app java=17")
+}
 
 const WRITABLE: &str = "kube-harden.io/writable-paths";
 const SKIP: &str = "kube-harden.io/skip";
@@ -136,6 +139,18 @@ pub fn all() -> Vec<App> {
             },
             data_volume: None,
             fix: &[(SKIP, "runAsUser")],
+            runs_hardened_as_is: false,
+        },
+        App {
+            name: "jvm",
+            what: "Debian's OpenJDK 17 JRE: an HTTP server appending to /opt/app/logs/app.log, \
+                   as root",
+            kind: Kind::Server {
+                port: 8080,
+                check: jvm,
+            },
+            data_volume: None,
+            fix: &[(WRITABLE, "/opt/app/logs")],
             runs_hardened_as_is: false,
         },
         App {
