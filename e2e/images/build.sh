@@ -61,7 +61,7 @@ flock 9
 
 # ---- base: Debian minbase, shared by every image -------------------------------------------
 # Bump when the way the base or the layers are made changes (keys of every layer include it).
-LAYOUT_REV=1
+LAYOUT_REV=2
 BASE_KEY=$(printf '%s\n' "$SUITE" minbase "${MIRRORS[@]}" "$SOURCE_DATE_EPOCH" "$LAYOUT_REV" |
   sha256sum | cut -c1-16)
 BASE="$CACHE/layers/base-$BASE_KEY"
@@ -72,7 +72,7 @@ if [[ ! -f $BASE/.done ]]; then
   # cleanup/apt/lists is skipped so the lists can move to the shared cache; the hook empties
   # logs and caches that would only make the layer differ from run to run.
   mmdebstrap --quiet --variant=minbase --mode=root --skip=cleanup/apt/lists \
-    --customize-hook='rm -rf "$1"/var/log/apt/* "$1"/var/log/dpkg.log "$1"/var/log/alternatives.log "$1"/var/cache/ldconfig/aux-cache "$1"/var/cache/debconf/*-old "$1"/etc/machine-id "$1"/var/lib/dbus/machine-id; : > "$1"/etc/machine-id; : > "$1"/etc/resolv.conf' \
+    --customize-hook='rm -rf "$1"/var/log/apt/* "$1"/var/log/dpkg.log "$1"/var/log/alternatives.log "$1"/var/cache/ldconfig/aux-cache "$1"/var/cache/debconf/*-old "$1"/etc/machine-id "$1"/var/lib/dbus/machine-id; : > "$1"/etc/machine-id; : > "$1"/etc/resolv.conf; chown 0:0 "$1"/var/cache/apt/archives/partial' \
     "$SUITE" "$BASE.tmp/rootfs" "${MIRRORS[@]}"
   rm -rf "$CACHE/apt/lists"
   mv "$BASE.tmp/rootfs/var/lib/apt/lists" "$CACHE/apt/lists"
@@ -251,4 +251,12 @@ for app in "${targets[@]}"; do
   [[ -f $HERE/$app/image.conf ]] || die "unknown app $app (known: $(apps | tr '\n' ' '))"
   build_image "$app"
 done
+# A full build removes the layers no image uses any more (older package versions or inputs).
+if [[ $# -eq 0 ]]; then
+  used=$(printf '%s\n' "${LAYER_OF[@]}" | tr ':' '\n' | sed 's#/\(upper\|rootfs\)$##' | sort -u)
+  for dir in "$CACHE"/layers/*/; do
+    dir=${dir%/}
+    grep -qxF "$dir" <<<"$used" || { say "pruning unused layer ${dir##*/}"; rm -rf "$dir"; }
+  done
+fi
 say "all done in $(took "$total")"

@@ -96,22 +96,22 @@ fn expect(what: &str, observation: &Observation, runs: bool) -> Result<()> {
 fn three_ways(node: &Node, digests: &BTreeMap<String, String>, app: &App) -> Result<()> {
     let enforce = [(MODE_LABEL, "enforce")];
     let ns = node.block_on(node.namespace(&format!("plain-{}", app.name), &[]))?;
-    let plain = deploy(node, app, &ns, &[])?;
+    let plain = deploy(node, app, &ns, false)?;
     eprintln!(
         "legacy: {} plain: runs={} {}",
         app.name, plain.runs, plain.detail
     );
     let ns = node.block_on(node.namespace(&format!("hard-{}", app.name), &enforce))?;
-    let hardened = deploy(node, app, &ns, &[])?;
+    let hardened = deploy(node, app, &ns, false)?;
     eprintln!(
         "legacy: {} hardened: runs={} {}",
         app.name, hardened.runs, hardened.detail
     );
-    let fixed = if app.fix.is_empty() {
+    let fixed = if app.fix.is_empty() && app.fix_env.is_empty() {
         None
     } else {
         let ns = node.block_on(node.namespace(&format!("fix-{}", app.name), &enforce))?;
-        let fixed = deploy(node, app, &ns, app.fix)?;
+        let fixed = deploy(node, app, &ns, true)?;
         eprintln!(
             "legacy: {} fixed: runs={} {}",
             app.name, fixed.runs, fixed.detail

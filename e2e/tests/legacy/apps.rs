@@ -38,8 +38,10 @@ pub struct App {
     pub kind: Kind,
     /// Extra volumes and mounts the legacy manifest has (e.g. a data volume).
     pub data_volume: Option<&'static str>,
-    /// The annotations the fix adds to the workload.
+    /// The annotations the fix adds to the pod template.
     pub fix: &'static [(&'static str, &'static str)],
+    /// Environment variables the fix sets on the container (beyond what kube-harden can say).
+    pub fix_env: &'static [(&'static str, &'static str)],
     /// Whether it keeps running when hardened with no annotation.
     pub runs_hardened_as_is: bool,
 }
@@ -53,7 +55,7 @@ fn nginx(ip: IpAddr, port: u16) -> Result<String> {
     checks::http(ip, port, "Welcome to nginx!")
 }
 fn python_web(ip: IpAddr, port: u16) -> Result<String> {
-    checks::http(ip, port, "tmp=/tmp/req-")
+    checks::http(ip, port, "wrote and read a temp file in /tmp")
 }
 fn vendor(ip: IpAddr, port: u16) -> Result<String> {
     checks::http(ip, port, "vendor app 4.2.1")
@@ -81,6 +83,7 @@ pub fn all() -> Vec<App> {
             },
             data_volume: None,
             fix: &[(WRITABLE, "/var/lib/nginx,/var/log/nginx,/run")],
+            fix_env: &[],
             runs_hardened_as_is: false,
         },
         App {
@@ -95,6 +98,7 @@ pub fn all() -> Vec<App> {
                 (SKIP, "runAsUser"),
                 (WRITABLE, "/var/log/redis,/var/lib/redis,/run/redis"),
             ],
+            fix_env: &[],
             runs_hardened_as_is: false,
         },
         App {
@@ -107,6 +111,7 @@ pub fn all() -> Vec<App> {
             },
             data_volume: Some("/var/lib/postgresql/data"),
             fix: &[(WRITABLE, "/run/postgresql")],
+            fix_env: &[("PGDATA", "/var/lib/postgresql/data/pgdata")],
             runs_hardened_as_is: false,
         },
         App {
@@ -118,6 +123,7 @@ pub fn all() -> Vec<App> {
             },
             data_volume: None,
             fix: &[],
+            fix_env: &[],
             runs_hardened_as_is: true,
         },
         App {
@@ -128,6 +134,7 @@ pub fn all() -> Vec<App> {
             },
             data_volume: None,
             fix: &[(WRITABLE, "/var/log/legacy-job")],
+            fix_env: &[],
             runs_hardened_as_is: false,
         },
         App {
@@ -139,6 +146,7 @@ pub fn all() -> Vec<App> {
             },
             data_volume: None,
             fix: &[(SKIP, "runAsUser")],
+            fix_env: &[],
             runs_hardened_as_is: false,
         },
         App {
@@ -151,6 +159,7 @@ pub fn all() -> Vec<App> {
             },
             data_volume: None,
             fix: &[(WRITABLE, "/opt/app/logs")],
+            fix_env: &[],
             runs_hardened_as_is: false,
         },
         App {
@@ -162,14 +171,21 @@ pub fn all() -> Vec<App> {
             },
             data_volume: None,
             fix: &[(WRITABLE, "/home/app/data")],
+            fix_env: &[],
             runs_hardened_as_is: false,
         },
     ]
 }
 
-/// The app's legacy manifest (no securityContext), with `annotations` on the workload.
-pub fn manifest(app: &App, annotations: &[(&str, &str)]) -> Value {
-    let annotations: serde_json::Map<String, Value> = annotations
+/// The app's legacy manifest (no securityContext); with the fix's annotations on the pod
+/// template and its environment variables on the container when `fixed`.
+pub fn manifest(app: &App, fixed: bool) -> Value {
+    let (fix, fix_env) = if fixed {
+        (app.fix, app.fix_env)
+    } else {
+        (&[][..], &[][..])
+    };
+    let annotations: serde_json::Map<String, Value> = fix
         .iter()
         .map(|(k, v)| ((*k).to_owned(), Value::from(*v)))
         .collect();
@@ -178,6 +194,12 @@ pub fn manifest(app: &App, annotations: &[(&str, &str)]) -> Value {
         "image": image(app.name),
         "imagePullPolicy": "Never",
     });
+    if !fix_env.is_empty() {
+        container["env"] = fix_env
+            .iter()
+            .map(|(name, value)| json!({"name": name, "value": value}))
+            .collect();
+    }
     let mut pod_spec = json!({"terminationGracePeriodSeconds": 2, "containers": []});
     if let Some(path) = app.data_volume {
         container["volumeMounts"] = json!([{"name": "data", "mountPath": path}]);
@@ -191,11 +213,14 @@ pub fn manifest(app: &App, annotations: &[(&str, &str)]) -> Value {
             json!({
                 "apiVersion": "apps/v1",
                 "kind": "Deployment",
-                "metadata": {"name": app.name, "labels": labels, "annotations": annotations},
+                "metadata": {"name": app.name, "labels": labels},
                 "spec": {
                     "replicas": 1,
                     "selector": {"matchLabels": labels},
-                    "template": {"metadata": {"labels": labels}, "spec": pod_spec}
+                    "template": {
+                        "metadata": {"labels": labels, "annotations": annotations},
+                        "spec": pod_spec
+                    }
                 }
             })
         }
@@ -205,13 +230,16 @@ pub fn manifest(app: &App, annotations: &[(&str, &str)]) -> Value {
             json!({
                 "apiVersion": "batch/v1",
                 "kind": "CronJob",
-                "metadata": {"name": app.name, "labels": labels, "annotations": annotations},
+                "metadata": {"name": app.name, "labels": labels},
                 "spec": {
                     "schedule": "17 3 * * *",
                     "suspend": true,
                     "jobTemplate": {"spec": {
                         "backoffLimit": 0,
-                        "template": {"metadata": {"labels": labels}, "spec": pod_spec}
+                        "template": {
+                            "metadata": {"labels": labels, "annotations": annotations},
+                            "spec": pod_spec
+                        }
                     }}
                 }
             })

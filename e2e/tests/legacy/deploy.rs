@@ -23,8 +23,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(150);
 pub struct Observation {
     /// The namespace it ran in.
     pub namespace: String,
-    /// The workload's annotations as applied.
-    pub annotations: Vec<(String, String)>,
+    /// The fix applied: pod-template annotations and container environment variables.
+    pub fix: Vec<(String, String)>,
     /// Every `Warning:` line kubectl printed when the workload was created.
     pub warnings: Vec<String>,
     /// `kube-harden.io/hardened` on the stored workload, if kube-harden changed it.
@@ -123,14 +123,9 @@ fn run_as_user(pod: &Value) -> Option<i64> {
         .or_else(|| pod["spec"]["securityContext"]["runAsUser"].as_i64())
 }
 
-/// Creates the app's workload in `namespace` with `annotations` and observes it.
-pub fn deploy(
-    node: &Node,
-    app: &App,
-    namespace: &str,
-    annotations: &[(&str, &str)],
-) -> Result<Observation> {
-    let object = manifest(app, annotations);
+/// Creates the app's workload in `namespace` (with its fix when `fixed`) and observes it.
+pub fn deploy(node: &Node, app: &App, namespace: &str, fixed: bool) -> Result<Observation> {
+    let object = manifest(app, fixed);
     let created = node
         .kubectl(
             &["-n", namespace, "create", "-f", "-"],
@@ -153,10 +148,15 @@ pub fn deploy(
         .map(str::to_owned);
     let mut observation = Observation {
         namespace: namespace.to_owned(),
-        annotations: annotations
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect(),
+        fix: if fixed {
+            app.fix
+                .iter()
+                .chain(app.fix_env)
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        } else {
+            Vec::new()
+        },
         warnings,
         hardened,
         run_as_user: None,

@@ -70,8 +70,24 @@ pub fn why(observation: &Observation) -> String {
     reasons.join("; ")
 }
 
+/// A date or time token of a log line (`2026/11/30`, `03:16:08`, `2026-11-30T03:16:34Z`).
+fn is_timestamp(token: &str) -> bool {
+    token.chars().any(|c| c.is_ascii_digit())
+        && token.contains([':', '/', '-'])
+        && token
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, ':' | '/' | '-' | '.' | 'T' | 'Z'))
+}
+
+/// A table cell: no pipes or newlines, and no timestamps, so the table changes only when an
+/// outcome does.
 fn cell(text: &str) -> String {
-    text.replace('|', "\\|").replace('\n', " ")
+    text.split(' ')
+        .filter(|t| !is_timestamp(t))
+        .collect::<Vec<_>>()
+        .join(" ")
+        .replace('|', "\\|")
+        .replace('\n', " ")
 }
 
 fn outcome(observation: &Observation) -> String {
@@ -119,12 +135,17 @@ pub fn markdown(apps: &[App], reports: &[AppReport]) -> String {
          | --- | --- | --- | --- | --- | --- | --- | --- |\n",
     );
     for (app, report) in apps.iter().zip(reports) {
-        let fix = if app.fix.is_empty() {
+        let fix = if app.fix.is_empty() && app.fix_env.is_empty() {
             "none needed".to_owned()
         } else {
             app.fix
                 .iter()
-                .map(|(k, v)| format!("`{k}: \"{v}\"`"))
+                .map(|(k, v)| format!("pod template annotation `{k}: \"{v}\"`"))
+                .chain(
+                    app.fix_env
+                        .iter()
+                        .map(|(k, v)| format!("container env `{k}={v}`")),
+                )
                 .collect::<Vec<_>>()
                 .join("<br>")
         };
@@ -133,7 +154,7 @@ pub fn markdown(apps: &[App], reports: &[AppReport]) -> String {
         } else {
             why(&report.hardened)
         };
-        let names = if app.fix.is_empty() {
+        let names = if app.fix.is_empty() && app.fix_env.is_empty() {
             "-"
         } else if report.warnings_name_the_fix(app) {
             "yes"

@@ -10,7 +10,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             scratch.write(f"request {self.path}\n")
             scratch.flush()
             scratch.seek(0)
-            body = f"ok uid={os.getuid()} tmp={scratch.name} {scratch.read()}".encode()
+            body = f"ok uid={os.getuid()} wrote and read a temp file in {os.path.dirname(scratch.name)}: {scratch.read()}".encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()

@@ -12,7 +12,7 @@ if [ "$(id -u)" = 0 ]; then
 fi
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
 	mkdir -p "$PGDATA"
-	chmod 700 "$PGDATA"
+	chmod 700 "$PGDATA" || : # as the official entrypoint: initdb says what is wrong
 	# initdb looks its user up: give a UID without a passwd entry one, as the official image does.
 	if ! getent passwd "$(id -u)" >/dev/null; then
 		NSS_WRAPPER_PASSWD="$(mktemp)"
