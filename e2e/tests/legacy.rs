@@ -25,10 +25,12 @@ use legacy::deploy::{Observation, deploy};
 use legacy::report::{AppReport, markdown};
 use libtest_mimic::{Arguments, Failed, Trial};
 
+/// The node and each image's manifest digest (by app).
+type Started = (Node, BTreeMap<String, String>);
+
 /// The node with the zoo imported, brought up by the first test (an error string if it could
 /// not come up: every test then fails with it).
-static NODE: OnceLock<Mutex<Option<Result<(Node, BTreeMap<String, String>), String>>>> =
-    OnceLock::new();
+static NODE: OnceLock<Mutex<Option<Result<Started, String>>>> = OnceLock::new();
 /// Each finished app's report, in the order the tests ran.
 static REPORTS: Mutex<Vec<AppReport>> = Mutex::new(Vec::new());
 
@@ -51,7 +53,7 @@ fn build_images() -> Result<BTreeMap<String, (String, PathBuf)>> {
 }
 
 /// Brings the node up and imports every image; returns the node and app -> digest.
-fn start() -> Result<(Node, BTreeMap<String, String>)> {
+fn start() -> Result<Started> {
     let archives = build_images()?;
     let state = target_dir(&repo_root()).join("e2e-legacy");
     let node = Node::start(state.clone())?;
