@@ -144,15 +144,22 @@ build_layer() {
   local lower
   if [[ $PARENT == base ]]; then lower="$BASE/rootfs"; else lower=$(build_layer "$PARENT"); fi
   # Resolve the versions apt would install on top of the layers below (offline, simulated).
-  local sim="$CACHE/layers/.sim-$app"
-  rm -rf "$sim"
-  local versions=""
-  if [[ -n $PACKAGES ]]; then
+  # The resolution is cached by the apt lists' Release files, the layers below and the packages.
+  local versions="" resolved
+  resolved="$CACHE/resolved/$(printf '%s\n' "$lower" "$PACKAGES" "$(cat "$CACHE"/apt/lists/*Release 2>/dev/null)" |
+    sha256sum | cut -c1-16)"
+  if [[ -n $PACKAGES && -f $resolved ]]; then
+    versions=$(cat "$resolved")
+  elif [[ -n $PACKAGES ]]; then
+    local sim="$CACHE/layers/.sim-$app"
+    rm -rf "$sim"
     versions=$(in_overlay "$lower" "$sim" \
       "apt-get install -s -q --no-install-recommends $PACKAGES | sed -n 's/^Inst \([^ ]*\) (\([^ ]*\) .*/\1=\2/p' | sort" 2>/dev/null) \
       || die "$app: apt-get cannot resolve $PACKAGES (stale lists? IMAGES_UPDATE=1)"
+    rm -rf "$sim"
+    mkdir -p "$CACHE/resolved"
+    printf '%s\n' "$versions" >"$resolved"
   fi
-  rm -rf "$sim"
   local key
   key=$( { echo "$lower"; echo "$versions"; echo "$LAYOUT_REV";
            (cd "$dir" && find . -type f -print0 | sort -z | xargs -0 sha256sum;
