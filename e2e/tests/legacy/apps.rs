@@ -95,7 +95,7 @@ pub fn all() -> Vec<App> {
             },
             data_volume: None,
             fix: &[
-                (SKIP, "runAsUser"),
+                (SKIP, "runAsUser,runAsGroup"),
                 (WRITABLE, "/var/log/redis,/var/lib/redis,/run/redis"),
             ],
             fix_env: &[],
@@ -145,7 +145,7 @@ pub fn all() -> Vec<App> {
                 check: vendor,
             },
             data_volume: None,
-            fix: &[(SKIP, "runAsUser")],
+            fix: &[(SKIP, "runAsUser,runAsGroup")],
             fix_env: &[],
             runs_hardened_as_is: false,
         },

@@ -117,6 +117,34 @@ fn broken(node: &Node, namespace: &str, pod: &Value) -> Option<String> {
     ))
 }
 
+/// The kubelet's last failure to create the pod's sandbox, if it failed twice (it retries, so
+/// the pod stays ContainerCreating and its status says nothing).
+fn sandbox_refused(node: &Node, namespace: &str, pod: &str) -> Result<Option<String>> {
+    let selector = format!("involvedObject.name={pod},reason=FailedCreatePodSandBox");
+    let events = kubectl_json(
+        node,
+        &[
+            "-n",
+            namespace,
+            "get",
+            "events",
+            "--field-selector",
+            &selector,
+        ],
+    )?;
+    let items = events["items"].as_array().cloned().unwrap_or_default();
+    let count: i64 = items.iter().map(|e| e["count"].as_i64().unwrap_or(1)).sum();
+    Ok((count >= 2)
+        .then(|| {
+            items
+                .last()
+                .and_then(|e| e["message"].as_str())
+                .map(str::to_owned)
+        })
+        .flatten()
+        .map(|m| format!("FailedCreatePodSandBox: {m}")))
+}
+
 fn run_as_user(pod: &Value) -> Option<i64> {
     pod["spec"]["containers"][0]["securityContext"]["runAsUser"]
         .as_i64()
@@ -193,11 +221,14 @@ fn watch_server(
                 return Ok((false, why));
             }
             let running = pod["status"]["containerStatuses"][0]["state"]["running"].is_object();
+            let name = pod["metadata"]["name"].as_str().unwrap_or_default();
+            if !running && let Some(why) = sandbox_refused(node, namespace, name)? {
+                return Ok((false, why));
+            }
             match pod["status"]["podIP"].as_str().map(str::parse::<IpAddr>) {
                 Some(Ok(ip)) if running => match check(ip, port) {
                     Ok(evidence) => {
                         // Still no restart after the check: it answered, it did not flap.
-                        let name = pod["metadata"]["name"].as_str().unwrap_or_default();
                         let again = kubectl_json(node, &["-n", namespace, "get", "pod", name])?;
                         if let Some(why) = broken(node, namespace, &again) {
                             return Ok((false, why));
@@ -273,6 +304,13 @@ fn run_job(
         if let Some(pod) = &pod
             && let Some(why) = broken(node, namespace, pod)
             && why.starts_with("Create")
+        {
+            return Ok((false, why));
+        }
+        if pod
+            .as_ref()
+            .is_some_and(|p| p["status"]["phase"] == "Pending")
+            && let Some(why) = sandbox_refused(node, namespace, &pod_name)?
         {
             return Ok((false, why));
         }
