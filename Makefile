@@ -39,6 +39,7 @@ node: ## The node (docs/node.md): kubelet, scheduler, controller-manager, contai
 	e2e/cluster.sh prepare
 
 node-e2e: node ## Node e2e (root): hardened pods really run on a kubelet + containerd + runc with kube-harden in the admission chain
+	cd e2e/node/programs && GOTOOLCHAIN=local GOFLAGS=-mod=readonly CGO_ENABLED=0 go test -count=1 ./...
 	$(CARGO) build --locked --bin kube-harden
 	KUBE_HARDEN_BIN=$(DEBUG_BIN) $(CARGO) test --locked -p kube-harden-e2e --test node
 
@@ -59,7 +60,7 @@ legacy-e2e: node images ## Legacy apps on the node (root): plain, hardened, hard
 	$(CARGO) build --locked --bin kube-harden
 	KUBE_HARDEN_BIN=$(DEBUG_BIN) $(CARGO) test --locked -p kube-harden-e2e --test legacy
 
-test: fmt-check lint unit e2e static-check manifests-check monitoring-check ## Everything CI runs: format check, clippy, all tests, e2e, image build, manifests, monitoring
+test: fmt-check lint unit e2e node-e2e legacy-e2e static-check manifests-check monitoring-check ## Everything CI runs: format check, clippy, all tests, e2e, node e2e, legacy apps on the node, image build, manifests, monitoring
 
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 IMAGE ?= ghcr.io/kube-harden/kube-harden:$(VERSION)

@@ -52,7 +52,7 @@ etcd_dir="$cache_root/etcd-$ETCD_VERSION"
 build_kubectl="${E2E_BUILD_KUBECTL:-1}"
 containerd_dir="${KUBE_HARDEN_CACHE:-$HOME/.cache/kube-harden}/node/containerd-$CONTAINERD_VERSION"
 # The node's own programs are keyed by their sources' hash (they have no version).
-programs_hash="$(cd "$pmod" && find . -type f \( -name '*.go' -o -name go.mod \) -print0 | LC_ALL=C sort -z |
+programs_hash="$(cd "$pmod" && find . -type f \( -name '*.go' -o -name go.mod \) ! -name '*_test.go' -print0 | LC_ALL=C sort -z |
   xargs -0 sha256sum | sha256sum | cut -c1-16)"
 programs_dir="${KUBE_HARDEN_CACHE:-$HOME/.cache/kube-harden}/node/programs-$programs_hash"
 

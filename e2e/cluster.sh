@@ -26,6 +26,8 @@
 #                            test run leaves nothing behind
 #        E2E_NO_BUILD=1      never build; fail if a binary is missing
 #        E2E_READY_TIMEOUT   seconds to wait for each component (default 120)
+#        E2E_NODE_WAIT       seconds `up` waits while another node holds the host (default 1800):
+#                            one node per host (fixed paths, one cgroup root, one bridge name)
 #
 # Host: the script creates one bridge (kh-node0) with the node address .1 of its /24, cgroups
 # under /kube-harden-node in every hierarchy, and lets the kubelet set the sysctls it insists on
@@ -146,13 +148,13 @@ ensure_packages() {
 }
 
 find_binaries() {
-  local line k v missing=0
+  local line k v absent=0
   while IFS= read -r line; do
     k="${line%%=*}" v="${line#*=}"
     [[ -n "${!k:-}" ]] || printf -v "$k" '%s' "$v"
-    [[ -x "${!k}" ]] || missing=1
+    [[ -x "${!k}" ]] || absent=1
   done < <("$e2e_dir/build-controlplane.sh" --node --print-env)
-  if ((missing)); then
+  if ((absent)); then
     [[ "${E2E_NO_BUILD:-0}" != 1 ]] || die "binaries missing and E2E_NO_BUILD=1; run: make node"
     log "building the missing binaries (cold: ~25 min on 2 cores)"
     "$e2e_dir/build-controlplane.sh" --node >&2
@@ -187,338 +189,11 @@ else:
 '
 }
 
-# ------------------------------------------------------------------- images --
-
-# build_images: the pause and webcheck images (OCI archives), cached beside their binaries.
-build_images() {
-  local dir rootfs
-  dir="$(dirname "$PAUSE_BIN")"
-  if [[ ! -s "$dir/pause.oci.tar" || ! -s "$dir/webcheck.oci.tar" ]]; then
-    rootfs="$(mktemp -d "$S/rootfs.XXXXXX")"
-    install -D -m 0755 "$PAUSE_BIN" "$rootfs/pause/pause"
-    python3 "$repo_dir/scripts/oci-image.py" build -o "$dir/pause.oci.tar.tmp" --name "$PAUSE_IMAGE" \
-      --layer "$rootfs/pause" --entrypoint '["/pause"]' --user 65535:65535 >/dev/null
-    install -D -m 0755 "$WEBCHECK_BIN" "$rootfs/webcheck/webcheck"
-    install -d -m 1777 "$rootfs/webcheck/tmp"
-    # A legacy image: no USER (root), writes temporary files under /tmp.
-    python3 "$repo_dir/scripts/oci-image.py" build -o "$dir/webcheck.oci.tar.tmp" --name "$WEBCHECK_IMAGE" \
-      --layer "$rootfs/webcheck" --entrypoint '["/webcheck"]' --expose 8080/tcp >/dev/null
-    rm -rf "$rootfs"
-    mv -f "$dir/pause.oci.tar.tmp" "$dir/pause.oci.tar"
-    mv -f "$dir/webcheck.oci.tar.tmp" "$dir/webcheck.oci.tar"
-  fi
-  IMAGE_ARCHIVES=("$dir/pause.oci.tar" "$dir/webcheck.oci.tar")
-}
-
-ctr_() { "$CTR_BIN" --address "$S/containerd/containerd.sock" -n k8s.io "$@"; }
-
-# ------------------------------------------------------------------ configs --
-
-client_cert() { # <name> <CN> <O or ""> [serverAuth SAN]
-  local name="$1" cn="$2" org="$3" san="${4:-}" ca="$S/controlplane/certs" subj
-  subj="/CN=$cn"
-  [[ -n "$org" ]] && subj="/O=$org$subj"
-  (
-    cd "$S/certs"
-    openssl req -newkey rsa:2048 -nodes -sha256 -keyout "$name.key" -out "$name.csr" -subj "$subj"
-    {
-      echo "basicConstraints=critical,CA:FALSE"
-      echo "keyUsage=critical,digitalSignature,keyEncipherment"
-      if [[ -n "$san" ]]; then
-        echo "extendedKeyUsage=serverAuth"
-        echo "subjectAltName=$san"
-      else
-        echo "extendedKeyUsage=clientAuth"
-      fi
-    } >"$name.ext"
-    openssl x509 -req -sha256 -days 2 -in "$name.csr" -CA "$ca/ca.crt" -CAkey "$ca/ca.key" \
-      -CAcreateserial -extfile "$name.ext" -out "$name.crt"
-    rm -f "$name.csr" "$name.ext"
-    chmod 600 "$name.key"
-  ) >>"$S/logs/certs.log" 2>&1 || { cat "$S/logs/certs.log" >&2; die "openssl failed for $name"; }
-}
-
-kubeconfig() { # <file> <cert name>
-  local c="$S/certs"
-  umask 077
-  cat >"$1" <<EOF
-apiVersion: v1
-kind: Config
-clusters:
-- name: kube-harden-node
-  cluster:
-    server: $E2E_APISERVER_URL
-    certificate-authority: $S/controlplane/certs/ca.crt
-users:
-- name: $2
-  user:
-    client-certificate: $c/$2.crt
-    client-key: $c/$2.key
-contexts:
-- name: kube-harden-node
-  context:
-    cluster: kube-harden-node
-    user: $2
-current-context: kube-harden-node
-EOF
-  umask 022
-}
-
-write_containerd_config() {
-  mkdir -p "$S/containerd" "$S/cni/net.d" "$S/cni/networks"
-  # containerd 2.4's own config version 4: the sockets are plugin settings
-  # ([plugins.'io.containerd.server.v1.grpc'] address). A top-level [grpc] section, as in
-  # version 2/3 files, is silently ignored there and containerd listens on
-  # /run/containerd/containerd.sock: `up` checks the socket it actually uses.
-  cat >"$S/containerd/config.toml" <<EOF
-version = 4
-root = "$S/containerd/root"
-state = "$S/containerd/state"
-imports = []
-# NRI would listen on /var/run/nri; /opt/containerd is not needed either.
-disabled_plugins = ["io.containerd.nri.v1.nri", "io.containerd.internal.v1.opt"]
-
-[plugins]
-  [plugins.'io.containerd.server.v1.grpc']
-    address = "$S/containerd/containerd.sock"
-  [plugins.'io.containerd.server.v1.ttrpc']
-    address = "$S/containerd/containerd.sock.ttrpc"
-  [plugins.'io.containerd.server.v1.debug']
-    address = ""
-  [plugins.'io.containerd.server.v1.grpc-tcp']
-    address = ""
-
-  [plugins.'io.containerd.cri.v1.images']
-    snapshotter = 'overlayfs'
-    [plugins.'io.containerd.cri.v1.images'.pinned_images]
-      sandbox = '$PAUSE_IMAGE'
-
-  [plugins.'io.containerd.cri.v1.runtime']
-    # The VM lacks CAP_SYS_RESOURCE: without this every sandbox fails with runc's
-    # "can't get final child's PID from pipe".
-    restrict_oom_score_adj = true
-    # Network namespaces under containerd's state dir, not /var/run/netns.
-    netns_mounts_under_state_dir = true
-    cdi_spec_dirs = []
-    [plugins.'io.containerd.cri.v1.runtime'.containerd]
-      default_runtime_name = 'runc'
-      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
-        runtime_type = 'io.containerd.runc.v2'
-        [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
-          BinaryName = '$RUNC_BIN'
-          SystemdCgroup = false
-    [plugins.'io.containerd.cri.v1.runtime'.cni]
-      bin_dirs = ['$CNI_BIN_DIR']
-      conf_dir = '$S/cni/net.d'
-      max_conf_num = 1
-
-  [plugins.'io.containerd.grpc.v1.cri']
-    stream_server_address = '127.0.0.1'
-    stream_server_port = '0'
-EOF
-  # The bridge exists already (made by `up`, with the node address): the plugin attaches
-  # veths to it. No gateway, masquerade or forwarding: the host reaches pods on-link.
-  cat >"$S/cni/net.d/10-$CNI_NETWORK.conflist" <<EOF
-{
-  "cniVersion": "1.0.0",
-  "name": "$CNI_NETWORK",
-  "plugins": [
-    {
-      "type": "bridge",
-      "bridge": "$BRIDGE",
-      "isGateway": false,
-      "ipMasq": false,
-      "ipam": {
-        "type": "host-local",
-        "dataDir": "$S/cni/networks",
-        "ranges": [[{ "subnet": "$SUBNET", "rangeStart": "$POD_FIRST", "rangeEnd": "$POD_LAST" }]]
-      }
-    }
-  ]
-}
-EOF
-}
-
-write_kubelet_config() {
-  local ports
-  mapfile -t ports < <(free_ports 2)
-  KUBELET_PORT="${ports[0]}" KUBELET_HEALTHZ_PORT="${ports[1]}"
-  mkdir -p "$S/kubelet" "$S/pod-logs"
-  cat >"$S/kubelet-config.yaml" <<EOF
-apiVersion: kubelet.config.k8s.io/v1beta1
-kind: KubeletConfiguration
-address: $NODE_IP
-port: $KUBELET_PORT
-readOnlyPort: 0
-healthzBindAddress: 127.0.0.1
-healthzPort: $KUBELET_HEALTHZ_PORT
-tlsCertFile: $S/certs/kubelet-serving.crt
-tlsPrivateKeyFile: $S/certs/kubelet-serving.key
-authentication:
-  anonymous:
-    enabled: false
-  webhook:
-    enabled: false
-  x509:
-    clientCAFile: $S/controlplane/certs/ca.crt
-authorization:
-  mode: AlwaysAllow
-containerRuntimeEndpoint: unix://$S/containerd/containerd.sock
-# This machine has cgroup v1 only, and no systemd.
-failCgroupV1: false
-cgroupDriver: cgroupfs
-cgroupRoot: /$CGROUP_ROOT
-# No iptables chains on the host.
-makeIPTablesUtilChains: false
-podLogsDir: $S/pod-logs
-resolvConf: ""
-failSwapOn: false
-rotateCertificates: false
-serverTLSBootstrap: false
-serializeImagePulls: false
-# A shared CI machine: never evict or garbage-collect the imported images.
-evictionHard:
-  memory.available: "50Mi"
-  nodefs.available: "1%"
-  nodefs.inodesFree: "1%"
-  imagefs.available: "1%"
-imageGCHighThresholdPercent: 100
-imageGCLowThresholdPercent: 99
-EOF
-}
-
-# register_webhook: manifests/base's MutatingWebhookConfiguration with each service reference
-# replaced by https://127.0.0.1:<port><path> and our CA as caBundle.
-register_webhook() {
-  "$KUBECTL_BIN" kustomize "$repo_dir/manifests/base" >"$S/base.yaml"
-  "$KUBECTL_BIN" create --dry-run=client -o json -f "$S/base.yaml" |
-    python3 -c '
-import base64, json, sys
-url, ca = sys.argv[1], open(sys.argv[2], "rb").read()
-text, docs, pos = sys.stdin.read(), [], 0
-decoder = json.JSONDecoder()
-while pos < len(text):
-    if text[pos].isspace():
-        pos += 1
-        continue
-    doc, pos = decoder.raw_decode(text, pos)
-    docs.extend(doc["items"] if doc.get("kind") == "List" else [doc])
-conf = [d for d in docs if d["kind"] == "MutatingWebhookConfiguration" and d["metadata"]["name"] == "kube-harden"]
-if len(conf) != 1:
-    sys.exit("manifests/base renders no MutatingWebhookConfiguration named kube-harden")
-conf = conf[0]
-for w in conf["webhooks"]:
-    svc = w["clientConfig"].pop("service")
-    w["clientConfig"]["url"] = url + svc.get("path", "")
-    w["clientConfig"]["caBundle"] = base64.b64encode(ca).decode()
-json.dump(conf, sys.stdout)
-' "https://127.0.0.1:$WEBHOOK_PORT" "$S/controlplane/certs/ca.crt" >"$S/webhook-configuration.json"
-  "$KUBECTL_BIN" --kubeconfig "$S/kubeconfig" apply -f "$S/webhook-configuration.json" >&2
-}
-
-node_ready() {
-  [[ "$("$KUBECTL_BIN" --kubeconfig "$S/kubeconfig" get node "$NODE_NAME" \
-    -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" == True ]]
-}
-
-# ----------------------------------------------------------------- host state --
-
-save_host_state() {
-  local s d
-  mkdir -p "$S/host-before"
-  : >"$S/host-before/sysctl"
-  for s in "${SYSCTLS[@]}"; do
-    echo "$s=$(sysctl -n "$s")" >>"$S/host-before/sysctl"
-  done
-  : >"$S/host-before/absent-dirs"
-  for d in "${FIXED_DIRS[@]}"; do
-    [[ -e "$d" ]] || echo "$d" >>"$S/host-before/absent-dirs"
-  done
-}
-
-cgroup_dirs() { # every /sys/fs/cgroup/<hierarchy>/$CGROUP_ROOT (v1) or /sys/fs/cgroup/$CGROUP_ROOT (v2)
-  local m
-  while read -r _ m fstype _; do
-    [[ "$fstype" == cgroup || "$fstype" == cgroup2 ]] && echo "$m/$CGROUP_ROOT"
-  done </proc/mounts
-}
-
-make_cgroups() {
-  local d
-  while read -r d; do
-    mkdir -p "$d"
-    # A new cpuset cgroup starts with no CPUs and no memory nodes; give it its parent's.
-    if [[ -f "$d/cpuset.cpus" && -z "$(<"$d/cpuset.cpus")" ]]; then
-      cat "$(dirname "$d")/cpuset.cpus" >"$d/cpuset.cpus"
-      cat "$(dirname "$d")/cpuset.mems" >"$d/cpuset.mems"
-    fi
-  done < <(cgroup_dirs)
-}
-
-# kill_cgroup_procs: SIGKILL every process in our cgroups (the pods' containers), until none is
-# left (a cgroup may vanish while it is read).
-kill_cgroup_procs() {
-  local round pids
-  for round in 1 2 3 4 5 6 7 8 9 10; do
-    pids="$(cgroup_dirs | while read -r d; do
-      [[ -d "$d" ]] && find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null
-    done | sort -u)"
-    [[ -n "$pids" ]] || return 0
-    # shellcheck disable=SC2086
-    kill -KILL $pids 2>/dev/null
-    sleep 0.5
-  done
-  log "warning: processes left in the node's cgroups after 10 rounds: $pids"
-}
-
-# our_pids <pattern>: processes whose command line contains the state dir and <pattern>.
-our_pids() {
-  local p
-  for p in /proc/[0-9]*; do
-    tr '\0' ' ' 2>/dev/null <"$p/cmdline" | grep -qF -- "$S" || continue
-    tr '\0' ' ' 2>/dev/null <"$p/cmdline" | grep -qF -- "$1" || continue
-    echo "${p#/proc/}"
-  done
-}
-
-unmount_ours() {
-  local mp
-  # Deepest first; lazily, so a busy mount never blocks the tear-down.
-  python3 - "$S" "${FIXED_DIRS[@]}" <<'PY' | while IFS= read -r mp; do umount -l "$mp" 2>/dev/null || true; done
-import sys
-roots = [r.rstrip("/") for r in sys.argv[1:]]
-mps = []
-for line in open("/proc/self/mountinfo"):
-    mp = line.split()[4].encode().decode("unicode_escape")
-    if any(mp == r or mp.startswith(r + "/") for r in roots):
-        mps.append(mp)
-for mp in sorted(set(mps), key=len, reverse=True):
-    print(mp)
-PY
-}
-
-remove_cgroups() {
-  local d
-  while read -r d; do
-    [[ -d "$d" ]] || continue
-    find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
-    [[ ! -d "$d" ]] || log "warning: cgroup $d not removed (processes left?)"
-  done < <(cgroup_dirs)
-}
-
-restore_host_state() {
-  local line d
-  if [[ -f "$S/host-before/sysctl" ]]; then
-    while IFS= read -r line; do
-      [[ "$(sysctl -n "${line%%=*}")" == "${line#*=}" ]] || sysctl -qw "$line" || log "warning: cannot restore $line"
-    done <"$S/host-before/sysctl"
-  fi
-  if [[ -f "$S/host-before/absent-dirs" ]]; then
-    while IFS= read -r d; do
-      if [[ -n "$d" && -e "$d" ]]; then rm -rf --one-file-system "$d"; fi
-    done <"$S/host-before/absent-dirs"
-  fi
-}
+# The node's configuration files, certificates and images; host state and the host lock.
+# shellcheck source=e2e/node/config.sh
+source "$e2e_dir/node/config.sh"
+# shellcheck source=e2e/node/host.sh
+source "$e2e_dir/node/host.sh"
 
 # ---------------------------------------------------------------------- up --
 
@@ -561,7 +236,6 @@ cmd_up() {
     cmd_down
     set -e
   fi
-  ip link show "$BRIDGE" >/dev/null 2>&1 && die "interface $BRIDGE exists: another node is running (its $0 down removes it)"
   local t0 t
   t0="$(now)"
   cmd_prepare
@@ -572,18 +246,19 @@ cmd_up() {
   mkdir -p "$S"
   (cd "$S" && rm -rf certs logs containerd cni kubelet pod-logs host-before ./*.pid ./*.yaml ./*.json env kubeconfig)
   mkdir -p "$S/logs" "$S/certs"
-  save_host_state
 
+  # From the moment the bridge is ours, a failure (or the watchdog) brings everything down.
+  acquire_host
   UP_DONE=0 # global: the EXIT trap runs after this function has returned
   trap '[[ $UP_DONE == 1 ]] || { log "start-up failed, cleaning up"; cmd_down; }' EXIT
   trap 'exit 130' INT TERM
+  save_host_state
   start_watchdog
 
   # Network: the bridge carries the node address and the pods' veths.
   SUBNET="$(pick_subnet)"
   local base="${SUBNET%.0/24}"
   NODE_IP="$base.1" POD_FIRST="$base.10" POD_LAST="$base.250"
-  ip link add "$BRIDGE" type bridge
   ip addr add "$NODE_IP/24" dev "$BRIDGE"
   ip link set "$BRIDGE" up
   log "node address $NODE_IP on $BRIDGE, pods in $SUBNET"
@@ -700,24 +375,32 @@ cmd_down() {
   set +e
   [[ "${E2E_FROM_WATCHDOG:-0}" == 1 ]] || stop_one watchdog
   rm -f "$S/watchdog.pid"
-  local t0 pid name
+  local t0 pid name host=0
   t0="$(now)"
   [[ -d "$S" ]] || return 0
+  # Host-wide state (cgroups, fixed paths, sysctls, the bridge) only when this node owns it.
+  if [[ "$(bridge_owner)" == "$S" ]]; then
+    host=1
+  elif [[ -n "$(bridge_owner)" ]]; then
+    log "the host belongs to another node ($(bridge_owner)): stopping this one's processes only"
+  fi
   stop_one kubelet
   # The pods' processes, then their shims (daemonised, found by containerd's socket path).
-  kill_cgroup_procs
+  ((host)) && kill_cgroup_procs
   for pid in $(our_pids containerd-shim-runc-v2); do kill -KILL "$pid" 2>/dev/null || true; done
   for name in "${COMPONENTS[@]}"; do
     stop_one "$name"
   done
   E2E_STATE_DIR="$S/controlplane" "$e2e_dir/controlplane.sh" stop
-  kill_cgroup_procs
-  unmount_ours
-  remove_cgroups
-  if ip link show "$BRIDGE" >/dev/null 2>&1; then
+  if ((host)); then
+    kill_cgroup_procs
+    unmount_ours "$S" "${FIXED_DIRS[@]}"
+    remove_cgroups
     ip link delete "$BRIDGE" || log "warning: cannot delete $BRIDGE"
+    restore_host_state
+  else
+    unmount_ours "$S"
   fi
-  restore_host_state
   # Keep the logs (target/e2e-node/logs) for a post-mortem; everything else goes.
   (cd "$S" && rm -rf --one-file-system certs containerd cni kubelet pod-logs controlplane/etcd-data \
     scheduler-certs controller-manager-certs host-before env ./*.kubeconfig kubeconfig ./*.yaml ./*.json)

@@ -1,6 +1,8 @@
 //! What a node run may change on the host, read before and after: processes, mounts, network
 //! interfaces, iptables rules and chains, the kubelet's sysctls, cgroups and fixed directories
-//! (docs/node.md lists them). The killed-run test compares two snapshots.
+//! (docs/node.md lists them). The killed-run test compares two snapshots. Mounts and interfaces
+//! are read where a node makes them (other work on a shared machine makes its own); one node
+//! runs per host, so a node of another suite running meanwhile would show.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -31,6 +33,9 @@ pub const FIXED_DIRS: [&str; 7] = [
     "/var/run/netns",
 ];
 
+/// The bridge `cluster.sh up` creates: the node address, the pods' veths, and the host-wide lock.
+pub const BRIDGE: &str = "kh-node0";
+
 /// The cgroup name `cluster.sh` gives the kubelet (`cgroupRoot`) in every hierarchy.
 pub const CGROUP_ROOT: &str = "kube-harden-node";
 
@@ -39,9 +44,9 @@ pub const CGROUP_ROOT: &str = "kube-harden-node";
 pub struct Snapshot {
     /// Processes (`pid: command line`) that mention the state dir, or run in the node's cgroups.
     pub processes: BTreeSet<String>,
-    /// Mount points.
+    /// Mount points in the state dir or a fixed directory.
     pub mounts: BTreeSet<String>,
-    /// Network interface names.
+    /// The node's bridge and the veths on the host.
     pub links: BTreeSet<String>,
     /// `iptables-save` lines without counters or comments (tables, chains, rules).
     pub iptables: BTreeSet<String>,
@@ -71,15 +76,24 @@ impl Snapshot {
                 processes.insert(format!("{name}: {}", cmdline.trim()));
             }
         }
+        // Only where a node mounts (its state dir, the fixed paths) and what it adds to the
+        // network (its bridge, veths): other work on a shared machine mounts and unmounts too.
+        let ours = |mp: &str| {
+            std::iter::once(state.as_str())
+                .chain(FIXED_DIRS)
+                .any(|root| mp == root || mp.starts_with(&format!("{root}/")))
+        };
         let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")?;
         let mounts = mountinfo
             .lines()
             .filter_map(|l| l.split_whitespace().nth(4))
+            .filter(|mp| ours(mp))
             .map(str::to_owned)
             .collect();
         let links = std::fs::read_dir("/sys/class/net")?
             .flatten()
             .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|name| name == BRIDGE || name.starts_with("veth"))
             .collect();
         let out = process::run(
             &mut Command::new("iptables-save"),

@@ -251,13 +251,7 @@ impl Harness {
     pub async fn namespace(&self, prefix: &str, labels: &[(&str, &str)]) -> Result<String> {
         let n = self.namespaces.fetch_add(1, Ordering::SeqCst) + 1;
         let name = format!("e2e-{n}-{prefix}");
-        let labels: BTreeMap<&str, &str> = labels.iter().copied().collect();
-        let ns: Namespace = serde_json::from_value(json!({
-            "metadata": {"name": name, "labels": labels}
-        }))?;
-        Api::<Namespace>::all(self.client())
-            .create(&PostParams::default(), &ns)
-            .await?;
+        create_namespace(self.client(), &name, labels).await?;
         Ok(name)
     }
 
@@ -386,6 +380,22 @@ impl Drop for Harness {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+/// Creates namespace `name` with `labels`.
+pub async fn create_namespace(
+    client: kube::Client,
+    name: &str,
+    labels: &[(&str, &str)],
+) -> Result<()> {
+    let labels: BTreeMap<&str, &str> = labels.iter().copied().collect();
+    let ns: Namespace = serde_json::from_value(json!({
+        "metadata": {"name": name, "labels": labels}
+    }))?;
+    Api::<Namespace>::all(client)
+        .create(&PostParams::default(), &ns)
+        .await?;
+    Ok(())
 }
 
 /// The repository root (the parent of this crate).

@@ -4,17 +4,16 @@
 //! `e2e/cluster.sh` (docs/node.md). The script's watchdog runs `down` when the test process
 //! dies, so even a killed run leaves nothing behind (the killed-run test checks exactly that).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Namespace, Pod};
-use kube::api::{Api, PostParams};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::Api;
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use serde_json::json;
 
 use crate::controlplane::read_env_file;
 use crate::{Result, process};
@@ -177,13 +176,7 @@ impl Node {
     pub async fn namespace(&self, prefix: &str, labels: &[(&str, &str)]) -> Result<String> {
         let n = self.namespaces.fetch_add(1, Ordering::SeqCst) + 1;
         let name = format!("node-{n}-{prefix}");
-        let labels: BTreeMap<&str, &str> = labels.iter().copied().collect();
-        let ns: Namespace = serde_json::from_value(json!({
-            "metadata": {"name": name, "labels": labels}
-        }))?;
-        Api::<Namespace>::all(self.client())
-            .create(&PostParams::default(), &ns)
-            .await?;
+        crate::create_namespace(self.client(), &name, labels).await?;
         Ok(name)
     }
 
@@ -292,6 +285,7 @@ pub fn parse_webcheck(body: &str) -> HashMap<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn webcheck_body_is_parsed() {

@@ -6,10 +6,11 @@
 //! the run left.
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use kube_harden_e2e::host::Snapshot;
+use kube_harden_e2e::host::{BRIDGE, Snapshot};
 use kube_harden_e2e::node::{Node, up_command};
 use kube_harden_e2e::{MODE_LABEL, Result, kube_harden_binary, process, repo_root, target_dir};
 
@@ -27,6 +28,16 @@ pub fn killed_run_leaves_nothing_behind() -> Result<()> {
     )?;
     if !status.success() {
         return Err(format!("e2e/cluster.sh prepare failed ({status})").into());
+    }
+    // One node per host: wait until no other (e.g. another suite's) holds it, so `before` is
+    // the host at rest.
+    let bridge = Path::new("/sys/class/net").join(BRIDGE);
+    let deadline = Instant::now() + Duration::from_secs(30 * 60);
+    while bridge.exists() {
+        if Instant::now() >= deadline {
+            return Err("another node held the host for 30 min".into());
+        }
+        std::thread::sleep(Duration::from_secs(2));
     }
     let before = Snapshot::take(&state)?;
 
@@ -73,7 +84,10 @@ pub fn killed_run_leaves_nothing_behind() -> Result<()> {
     kill?;
     // The snapshot does see a running node (else an empty diff below would prove nothing).
     let seen = during.diff(&before);
-    for expected in ["link: + kh-node0", "sysctl: + vm.overcommit_memory=1"] {
+    for expected in [
+        &format!("link: + {BRIDGE}"),
+        "sysctl: + vm.overcommit_memory=1",
+    ] {
         if !seen.iter().any(|d| d == expected) {
             return Err(format!(
                 "a running node should show {expected:?}; the diff was:\n{}",

@@ -12,7 +12,11 @@ use kube_harden_e2e::node::{Node, check_no_restarts, is_ready, parse_webcheck};
 use kube_harden_e2e::{MODE_LABEL, PSA_ENFORCE_LABEL, Result, process};
 use serde_json::json;
 
+use crate::node::hardened::legacy_pod;
+
+/// The legacy pod of the hardened-pod test as a Deployment's template.
 fn legacy_deployment(image: &str) -> Result<Deployment> {
+    let pod = legacy_pod(image);
     Ok(serde_json::from_value(json!({
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -22,16 +26,7 @@ fn legacy_deployment(image: &str) -> Result<Deployment> {
             "selector": {"matchLabels": {"app": "legacy-web"}},
             "template": {
                 "metadata": {"labels": {"app": "legacy-web"}},
-                "spec": {
-                    "terminationGracePeriodSeconds": 5,
-                    "containers": [{
-                        "name": "web",
-                        "image": image,
-                        "imagePullPolicy": "Never",
-                        "ports": [{"containerPort": 8080}],
-                        "readinessProbe": {"httpGet": {"path": "/", "port": 8080}, "periodSeconds": 2}
-                    }]
-                }
+                "spec": pod["spec"],
             }
         }
     }))?)
