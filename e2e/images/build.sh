@@ -71,12 +71,14 @@ if [[ ! -f $BASE/.done ]]; then
   mkdir -p "$BASE.tmp"
   # cleanup/apt/lists is skipped so the lists can move to the shared cache; the hook empties
   # logs and caches that would only make the layer differ from run to run.
+  # shellcheck disable=SC2016 # the hook's $1 is mmdebstrap's (the rootfs)
   mmdebstrap --quiet --variant=minbase --mode=root --skip=cleanup/apt/lists \
     --customize-hook='rm -rf "$1"/var/log/apt/* "$1"/var/log/dpkg.log "$1"/var/log/alternatives.log "$1"/var/cache/ldconfig/aux-cache "$1"/var/cache/debconf/*-old "$1"/etc/machine-id "$1"/var/lib/dbus/machine-id; : > "$1"/etc/machine-id; : > "$1"/etc/resolv.conf; chown 0:0 "$1"/var/cache/apt/archives/partial' \
     "$SUITE" "$BASE.tmp/rootfs" "${MIRRORS[@]}"
   rm -rf "$CACHE/apt/lists"
   mv "$BASE.tmp/rootfs/var/lib/apt/lists" "$CACHE/apt/lists"
   mkdir -p "$BASE.tmp/rootfs/var/lib/apt/lists/partial"
+  # shellcheck disable=SC2016 # dpkg-query's format
   chroot "$BASE.tmp/rootfs" dpkg-query -W -f '${Package}=${Version}\n' | sort >"$BASE.tmp/versions"
   mv "$BASE.tmp" "$BASE"
   touch "$BASE/.done"
@@ -92,6 +94,7 @@ in_overlay() {
   local lower=$1 upper=$2 snippet=$3
   local work="$upper.work" merged="$upper.merged"
   mkdir -p "$upper" "$work" "$merged"
+  # shellcheck disable=SC2016 # the inner script reads its own arguments
   unshare --mount --propagation private bash -euo pipefail -c '
     lower=$1 upper=$2 work=$3 merged=$4 cache=$5 snippet=$6
     mount -t overlay overlay \

@@ -286,7 +286,11 @@ fn run_job(
             let log = node
                 .kubectl(&["-n", namespace, "logs", &pod_name], None)?
                 .stdout;
-            return Ok(match log.lines().rev().find(|l| l.contains(expect)) {
+            let found = log
+                .lines()
+                .rev()
+                .find_map(|l| l.find(expect).map(|at| &l[at..]));
+            return Ok(match found {
                 Some(line) => (true, format!("Job complete; log: \"{}\"", line.trim())),
                 None => (
                     false,
