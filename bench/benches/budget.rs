@@ -1,0 +1,113 @@
+//! The per-review budget (issue 11): the admission handler on hostile bodies, no sockets. Prints
+//! figures (not a timed test): for the four worst memory shapes, the body, the response and how
+//! much the process's peak RSS grew during one review (VmHWM, reset before each review); for 1k/2k/4k/8k colliding writable paths, the CPU time of one review
+//! and its time per path (flat when the cost is linear). `make bench` runs it; figures in
+//! docs/performance.md.
+//!
+//! `BUDGET_PATHS=1000,2000` changes the colliding-path sizes.
+
+use std::time::{Duration, Instant};
+
+use kube_harden::admission::{Mode, review};
+use kube_harden::harden::Policy;
+use kube_harden_bench::hostile;
+
+/// The kube-harden binary's allocator (src/main.rs), so the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// A field of /proc/self/status, in KiB.
+fn status_kib(field: &str) -> usize {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Resets the peak RSS (VmHWM) to the current RSS (Linux >= 4.0, `clear_refs` value 5).
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// One review: response bytes, warnings, whether patched, peak RSS growth, time.
+struct Measured {
+    response: usize,
+    warnings: usize,
+    patched: bool,
+    peak: usize,
+    time: Duration,
+}
+
+fn measure(body: &[u8], policy: &Policy) -> Measured {
+    reset_peak_rss();
+    let before = status_kib("VmRSS:") * 1024;
+    let started = Instant::now();
+    let reviewed = review(body, Mode::Enforce, policy);
+    let time = started.elapsed();
+    let peak = (status_kib("VmHWM:") * 1024).saturating_sub(before);
+    let answer: serde_json::Value = serde_json::from_slice(&reviewed.body).unwrap_or_default();
+    let warnings = answer
+        .pointer("/response/warnings")
+        .and_then(serde_json::Value::as_array)
+        .map_or(0, Vec::len);
+    Measured {
+        response: reviewed.body.len(),
+        warnings,
+        patched: answer.pointer("/response/patch").is_some(),
+        peak,
+        time,
+    }
+}
+
+fn mib(bytes: usize) -> String {
+    format!("{:.2} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; nothing to parse.
+    let policy = Policy::default();
+    println!("## Worst memory shapes (one review each, peak RSS growth during the review)");
+    println!(
+        "| shape | body | response | warnings | patched | peak RSS growth | growth / body | time ms |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    for (label, body) in hostile::worst_shapes() {
+        let m = measure(&body, &policy);
+        println!(
+            "| {label} | {} | {} | {} | {} | {} | {:.1} | {:.1} |",
+            mib(body.len()),
+            mib(m.response),
+            m.warnings,
+            m.patched,
+            mib(m.peak),
+            m.peak as f64 / body.len() as f64,
+            m.time.as_secs_f64() * 1000.0
+        );
+    }
+
+    let sizes: Vec<usize> = std::env::var("BUDGET_PATHS")
+        .ok()
+        .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![1000, 2000, 4000, 8000]);
+    println!();
+    println!("## Colliding writable paths (/_, /-, /~, ...: one volume name), one container");
+    println!("| paths | body | response | patched | time ms (best of 3) | µs per path |");
+    println!("| --- | --- | --- | --- | --- | --- |");
+    for n in sizes {
+        let body = hostile::colliding_review(n);
+        let runs: Vec<Measured> = (0..3).map(|_| measure(&body, &policy)).collect();
+        let best = runs.iter().map(|m| m.time).min().unwrap_or_default();
+        let last = runs.last().expect("three runs");
+        println!(
+            "| {n} | {} | {} | {} | {:.2} | {:.2} |",
+            mib(body.len()),
+            mib(last.response),
+            last.patched,
+            best.as_secs_f64() * 1000.0,
+            best.as_secs_f64() * 1e6 / n as f64
+        );
+    }
+}
