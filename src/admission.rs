@@ -270,7 +270,7 @@ pub fn review(body: &[u8], mode: Mode, policy: &Policy) -> Reviewed {
     };
     match result {
         Ok(hardened) => respond(report, mode, hardened),
-        Err(e) => fail_open(report, "harden", e.to_string()),
+        Err(e) => fail_open(report, e.metric_label(), e.to_string()),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Integration tests, one binary (so they build once). See ../shared/STYLE.md.
 
 mod it {
+    mod budget;
     mod harden_cli;
     mod lifecycle;
     mod properties;

@@ -18,6 +18,8 @@ use tokio::net::TcpStream;
 
 use super::support::*;
 
+mod budget;
+
 /// `kube-harden serve` in a child process, killed on drop.
 struct Served {
     child: Child,

@@ -1,0 +1,137 @@
+//! The budget of one object: caps on what an object may make the rules do, so that memory, CPU
+//! and the size of the answer stay bounded whatever a tenant writes (issue 11). An object past a
+//! cap is not hardened at all ([`HardenError::OverBudget`]): the webhook admits it unchanged with
+//! a warning, as for any object the rules cannot read. Hardening part of it could leave a
+//! read-only root filesystem without the writable paths the app asked for.
+//!
+//! The caps are far above real pods (docs/security.md has the figures): a pod with more than a
+//! few dozen containers, or a handful of writable paths, is rare.
+
+use std::collections::HashSet;
+
+use super::HardenError;
+
+/// Most containers (init, regular and ephemeral together) in one pod spec.
+pub const MAX_CONTAINERS: usize = 256;
+/// Most distinct paths in `kube-harden.io/writable-paths`.
+pub const MAX_WRITABLE_PATHS: usize = 64;
+/// Most writable-path mounts in one pod spec: containers x writable paths.
+pub const MAX_WRITABLE_MOUNTS: usize = 1024;
+/// Longest writable path, in bytes.
+pub const MAX_PATH_BYTES: usize = 256;
+/// Most warnings about an object's annotations; the rest are counted in one more line.
+pub const MAX_WARNINGS: usize = 20;
+/// Characters of an annotation item quoted in a warning.
+const MAX_QUOTED_CHARS: usize = 64;
+
+/// Checks the number of containers and writable-path mounts of a pod spec.
+pub(crate) fn check_pod(containers: usize, writable_paths: usize) -> Result<(), HardenError> {
+    if containers > MAX_CONTAINERS {
+        return Err(HardenError::OverBudget {
+            what: format!("{containers} containers"),
+            limit: MAX_CONTAINERS,
+        });
+    }
+    let mounts = containers.saturating_mul(writable_paths);
+    if mounts > MAX_WRITABLE_MOUNTS {
+        return Err(HardenError::OverBudget {
+            what: format!(
+                "{containers} containers x {writable_paths} writable paths = {mounts} mounts"
+            ),
+            limit: MAX_WRITABLE_MOUNTS,
+        });
+    }
+    Ok(())
+}
+
+/// Warnings about an object's annotations: each distinct warning once, at most
+/// [`MAX_WARNINGS`], and a count of the rest.
+#[derive(Debug, Default)]
+pub(crate) struct Warnings {
+    list: Vec<String>,
+    seen: HashSet<String>,
+    left_out: usize,
+}
+
+impl Warnings {
+    /// Adds a warning unless it was already given; past the cap, only counts it.
+    pub fn push(&mut self, warning: String) {
+        if self.seen.contains(&warning) {
+            return;
+        }
+        if self.list.len() >= MAX_WARNINGS {
+            self.left_out += 1;
+            return;
+        }
+        self.seen.insert(warning.clone());
+        self.list.push(warning);
+    }
+
+    /// The warnings, with a last line counting those left out.
+    pub fn into_vec(mut self) -> Vec<String> {
+        if self.left_out > 0 {
+            self.list.push(format!(
+                "{} more warnings about kube-harden annotations left out",
+                self.left_out
+            ));
+        }
+        self.list
+    }
+}
+
+/// An annotation item as quoted in a warning: Rust debug quoting, cut after
+/// [`MAX_QUOTED_CHARS`] characters.
+pub(crate) fn quoted(item: &str) -> String {
+    match item.char_indices().nth(MAX_QUOTED_CHARS) {
+        None => format!("{item:?}"),
+        Some((end, _)) => {
+            let kept = item.get(..end).unwrap_or_default();
+            format!("{kept:?}... ({} bytes)", item.len())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warnings_are_deduplicated_and_capped() {
+        let mut w = Warnings::default();
+        for _ in 0..1000 {
+            w.push("same".into());
+        }
+        assert_eq!(w.into_vec(), vec!["same"]);
+        let mut w = Warnings::default();
+        for i in 0..1000 {
+            w.push(format!("w{i}"));
+        }
+        let list = w.into_vec();
+        assert_eq!(list.len(), MAX_WARNINGS + 1);
+        assert_eq!(
+            list.last().unwrap(),
+            "980 more warnings about kube-harden annotations left out"
+        );
+    }
+
+    #[test]
+    fn long_items_are_cut_in_warnings() {
+        assert_eq!(quoted("a\"b"), "\"a\\\"b\"");
+        let long = "é".repeat(100);
+        let q = quoted(&long);
+        assert!(q.starts_with(&format!("\"{}\"", "é".repeat(64))), "{q}");
+        assert!(q.ends_with("... (200 bytes)"), "{q}");
+    }
+
+    #[test]
+    fn pods_past_a_cap_are_over_budget() {
+        assert!(check_pod(MAX_CONTAINERS, 4).is_ok());
+        assert!(check_pod(MAX_CONTAINERS + 1, 0).is_err());
+        assert!(check_pod(10, MAX_WRITABLE_PATHS).is_ok());
+        let err = check_pod(200, 10).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "200 containers x 10 writable paths = 2000 mounts: more than the limit of 1024"
+        );
+    }
+}
