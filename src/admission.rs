@@ -274,6 +274,65 @@ pub fn review(body: &[u8], mode: Mode, policy: &Policy) -> Reviewed {
     }
 }
 
+/// The request's envelope without its objects: what [`admit_unchanged`] needs to answer.
+#[derive(Deserialize)]
+struct EnvelopeIn {
+    #[serde(default)]
+    request: Option<EnvelopeRequest>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EnvelopeRequest {
+    #[serde(default)]
+    uid: String,
+    #[serde(default)]
+    kind: Option<GroupVersionKind>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    namespace: Option<String>,
+    #[serde(default)]
+    operation: Option<Operation>,
+    #[serde(default)]
+    dry_run: Option<bool>,
+}
+
+/// Admits the object of `body` unchanged, with a warning, without reviewing it: the server's
+/// answer when a review does not finish within its deadline (`reason` is the metric label,
+/// from a fixed set). Reads only the request's envelope (uid, kind, namespace, name); the
+/// objects are skipped, not stored.
+pub fn admit_unchanged(body: &[u8], reason: &'static str, message: String) -> Reviewed {
+    let mut report = Report {
+        uid: String::new(),
+        operation: "",
+        kind: "",
+        namespace: String::new(),
+        name: String::new(),
+        dry_run: false,
+        outcome: RequestOutcome::Error,
+        changes: Vec::new(),
+        error: None,
+        findings: Vec::new(),
+        restricted: None,
+    };
+    if let Some(req) = serde_json::from_slice::<EnvelopeIn>(body)
+        .ok()
+        .and_then(|e| e.request)
+    {
+        report.uid = req.uid;
+        report.operation = req.operation.as_ref().map_or("", operation_label);
+        report.kind = req.kind.as_ref().map_or("other", |gvk| {
+            WorkloadKind::from_group_kind(&gvk.group, &gvk.kind)
+                .map_or("other", WorkloadKind::as_str)
+        });
+        report.namespace = req.namespace.unwrap_or_default();
+        report.name = req.name.unwrap_or_default();
+        report.dry_run = req.dry_run.unwrap_or(false);
+    }
+    fail_open(report, reason, message)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Target {
     Object,

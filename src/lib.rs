@@ -97,13 +97,14 @@ async fn scan_client(args: &ScanArgs) -> Result<kube::Client> {
 fn run_serve(args: ServeArgs) -> Result<ExitCode> {
     init_logging(args.log_format, &args.log_level)?;
     let cert_config = args.cert_config()?;
+    let max_namespaces = args.metrics_max_namespaces;
     let config = args.into_config()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(Error::Runtime)?;
     runtime.block_on(async {
-        let metrics = metrics::Metrics::new();
+        let metrics = metrics::Metrics::with_max_namespaces(max_namespaces);
         // --manage-certs: the Secret, the certificate files and the caBundle are in place
         // before the server loads the files; renewals then run beside it.
         let renewals = match cert_config {

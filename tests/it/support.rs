@@ -108,6 +108,7 @@ pub fn config(cert: PathBuf, key: PathBuf) -> ServeConfig {
         shutdown_timeout: Duration::from_secs(5),
         max_connections: 1024,
         idle_timeout: Duration::from_secs(30),
+        review_timeout: Duration::from_secs(2),
         policy: Policy::default(),
     }
 }
