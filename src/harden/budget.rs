@@ -7,7 +7,7 @@
 //! The caps are far above real pods (docs/security.md has the figures): a pod with more than a
 //! few dozen containers, or a handful of writable paths, is rare.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use super::HardenError;
 
@@ -44,34 +44,38 @@ pub(crate) fn check_pod(containers: usize, writable_paths: usize) -> Result<(), 
     Ok(())
 }
 
-/// Warnings about an object's annotations: each distinct warning once, at most
-/// [`MAX_WARNINGS`], and a count of the rest.
+/// Warnings about the items of an object's annotations: one per distinct item, at most
+/// [`MAX_WARNINGS`], and a count of the rest. A repeated item costs a hash lookup, not a
+/// formatted message.
 #[derive(Debug, Default)]
 pub(crate) struct Warnings {
     list: Vec<String>,
-    seen: HashSet<String>,
+    /// The items warned about, by annotation (at most [`MAX_WARNINGS`] in all).
+    warned: HashMap<&'static str, HashSet<String>>,
     left_out: usize,
 }
 
 impl Warnings {
-    /// Adds a warning unless it was already given; past the cap, only counts it.
-    pub fn push(&mut self, warning: String) {
-        if self.seen.contains(&warning) {
+    /// Warns about `item` of `annotation` with `message()`, unless that item was already warned
+    /// about; past the cap, only counts it.
+    pub fn push(&mut self, annotation: &'static str, item: &str, message: impl FnOnce() -> String) {
+        let warned = self.warned.entry(annotation).or_default();
+        if warned.contains(item) {
             return;
         }
         if self.list.len() >= MAX_WARNINGS {
             self.left_out += 1;
             return;
         }
-        self.seen.insert(warning.clone());
-        self.list.push(warning);
+        warned.insert(item.to_owned());
+        self.list.push(message());
     }
 
     /// The warnings, with a last line counting those left out.
     pub fn into_vec(mut self) -> Vec<String> {
         if self.left_out > 0 {
             self.list.push(format!(
-                "{} more warnings about kube-harden annotations left out",
+                "{} more problems with kube-harden annotations left out",
                 self.left_out
             ));
         }
@@ -99,18 +103,19 @@ mod tests {
     fn warnings_are_deduplicated_and_capped() {
         let mut w = Warnings::default();
         for _ in 0..1000 {
-            w.push("same".into());
+            w.push("a", "same", || "same".into());
+            w.push("b", "same", || "other annotation".into());
         }
-        assert_eq!(w.into_vec(), vec!["same"]);
+        assert_eq!(w.into_vec(), vec!["same", "other annotation"]);
         let mut w = Warnings::default();
         for i in 0..1000 {
-            w.push(format!("w{i}"));
+            w.push("a", &format!("w{i}"), || format!("w{i}"));
         }
         let list = w.into_vec();
         assert_eq!(list.len(), MAX_WARNINGS + 1);
         assert_eq!(
             list.last().unwrap(),
-            "980 more warnings about kube-harden annotations left out"
+            "980 more problems with kube-harden annotations left out"
         );
     }
 

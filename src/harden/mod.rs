@@ -490,14 +490,18 @@ fn parse_skip(value: Option<&str>, warnings: &mut budget::Warnings) -> HashSet<C
         if item.eq_ignore_ascii_case("false") {
             continue;
         }
-        match item.parse() {
-            Ok(name) => {
-                skip.insert(name);
+        // A lookup that allocates nothing: the annotation may repeat an unknown name a million
+        // times.
+        match ChangeName::ALL.iter().find(|n| n.as_str() == item) {
+            Some(name) => {
+                skip.insert(*name);
             }
-            Err(_) => warnings.push(format!(
-                "{SKIP_ANNOTATION}: unknown change name {}, ignored",
-                budget::quoted(item)
-            )),
+            None => warnings.push(SKIP_ANNOTATION, item, || {
+                format!(
+                    "{SKIP_ANNOTATION}: unknown change name {}, ignored",
+                    budget::quoted(item)
+                )
+            }),
         }
     }
     skip

@@ -246,10 +246,12 @@ pub(crate) fn parse_writable_paths(
             None
         };
         match problem {
-            Some(problem) => warnings.push(format!(
-                "{WRITABLE_PATHS_ANNOTATION}: {} {problem}, ignored",
-                budget::quoted(raw)
-            )),
+            Some(problem) => warnings.push(WRITABLE_PATHS_ANNOTATION, raw, || {
+                format!(
+                    "{WRITABLE_PATHS_ANNOTATION}: {} {problem}, ignored",
+                    budget::quoted(raw)
+                )
+            }),
             None if seen.insert(path) => {
                 if seen.len() > MAX_WRITABLE_PATHS {
                     return Err(HardenError::OverBudget {

@@ -84,7 +84,7 @@ async fn repeated_annotation_items_are_warned_about_once_and_warnings_are_capped
             assert_eq!(about_it, expected_about_it, "{warnings:#?}");
         } else {
             assert!(
-                warnings.iter().any(|w| w.contains("more warnings")),
+                warnings.iter().any(|w| w.contains("more problems")),
                 "a summary line says how many were left out: {warnings:#?}"
             );
         }
