@@ -284,7 +284,7 @@ impl<'de> serde::de::Visitor<'de> for Checked {
 }
 
 #[cfg(test)]
-#[allow(clippy::panic)]
+#[allow(clippy::panic, clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 
