@@ -74,7 +74,16 @@ fn main() {
         "| shape | body | response | warnings | patched | peak RSS growth | growth / body | time ms |"
     );
     println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
-    for (label, body) in hostile::worst_shapes() {
+    let mut shapes = hostile::worst_shapes();
+    shapes.push((
+        "largest answer in budget: 256 containers x 4 paths of 255 B",
+        hostile::largest_answer(),
+    ));
+    shapes.push((
+        "largest spec in budget: env of 90,000 values",
+        hostile::largest_spec(),
+    ));
+    for (label, body) in shapes {
         let m = measure(&body, &policy);
         println!(
             "| {label} | {} | {} | {} | {} | {} | {:.1} | {:.1} |",
@@ -98,6 +107,25 @@ fn main() {
     println!("| --- | --- | --- | --- | --- | --- |");
     for n in sizes {
         let body = hostile::colliding_review(n);
+        let runs: Vec<Measured> = (0..3).map(|_| measure(&body, &policy)).collect();
+        let best = runs.iter().map(|m| m.time).min().unwrap_or_default();
+        let last = runs.last().expect("three runs");
+        println!(
+            "| {n} | {} | {} | {} | {:.2} | {:.2} |",
+            mib(body.len()),
+            mib(last.response),
+            last.patched,
+            best.as_secs_f64() * 1000.0,
+            best.as_secs_f64() * 1e6 / n as f64
+        );
+    }
+
+    println!();
+    println!("## 64 colliding writable paths on a pod that has kube-harden-path, -2, ..., -N");
+    println!("| N taken | body | response | patched | time ms (best of 3) | µs per taken name |");
+    println!("| --- | --- | --- | --- | --- | --- |");
+    for n in [1000, 2000, 4000, 8000] {
+        let body = hostile::colliding_taken_review(n);
         let runs: Vec<Measured> = (0..3).map(|_| measure(&body, &policy)).collect();
         let best = runs.iter().map(|m| m.time).min().unwrap_or_default();
         let last = runs.last().expect("three runs");

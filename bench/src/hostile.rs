@@ -91,6 +91,46 @@ pub fn worst_shapes() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
+/// The largest answer within the per-object budget: 256 containers, 4 writable paths of 255
+/// bytes each (1,024 mounts).
+pub fn largest_answer() -> Vec<u8> {
+    let paths: Vec<String> = (0..4).map(|i| format!("/{i}{}", "a".repeat(253))).collect();
+    pod_review(
+        json!({"kube-harden.io/writable-paths": paths.join(",")}),
+        containers(256),
+    )
+}
+
+/// The most memory within the per-object budget: one container whose `env` has about 6 MB of
+/// values in 90,000 JSON values (under the parse budget of 100,000).
+pub fn largest_spec() -> Vec<u8> {
+    let env: Vec<Value> = (0..30_000)
+        .map(|i| json!({"name": format!("E{i}"), "value": "v".repeat(190)}))
+        .collect();
+    pod_review(
+        json!({}),
+        json!([{"name": "app", "image": "app:1", "env": env}]),
+    )
+}
+
+/// 64 colliding writable paths on a pod that already has volumes `kube-harden-path`,
+/// `kube-harden-path-2`, ... `kube-harden-path-<taken>`: the free-name search must skip them.
+pub fn colliding_taken_review(taken: usize) -> Vec<u8> {
+    let mut review: Value = serde_json::from_slice(&colliding_review(64)).expect("JSON");
+    let volumes: Vec<Value> = (1..=taken)
+        .map(|n| {
+            let name = if n == 1 {
+                "kube-harden-path".to_owned()
+            } else {
+                format!("kube-harden-path-{n}")
+            };
+            json!({"name": name, "configMap": {"name": "c"}})
+        })
+        .collect();
+    review["request"]["object"]["spec"]["volumes"] = Value::Array(volumes);
+    serde_json::to_vec(&review).expect("JSON")
+}
+
 /// A review with `n` colliding writable paths on one container.
 pub fn colliding_review(n: usize) -> Vec<u8> {
     pod_review(

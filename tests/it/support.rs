@@ -135,9 +135,17 @@ impl Running {
     }
 
     pub async fn start_with(pki: Pki, dir: tempfile::TempDir, config: ServeConfig) -> Self {
-        let server = Server::bind(config, Metrics::new())
-            .await
-            .expect("server binds");
+        Self::start_with_metrics(pki, dir, config, Metrics::new()).await
+    }
+
+    /// Starts a server that records into `metrics`.
+    pub async fn start_with_metrics(
+        pki: Pki,
+        dir: tempfile::TempDir,
+        config: ServeConfig,
+        metrics: Metrics,
+    ) -> Self {
+        let server = Server::bind(config, metrics).await.expect("server binds");
         let webhook = server.webhook_addr().unwrap();
         let metrics = server.metrics_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
