@@ -265,7 +265,7 @@ pub fn review(body: &[u8], mode: Mode, policy: &Policy) -> Reviewed {
     if over_budget {
         let limit = slim::MAX_KEPT_VALUES;
         let message = format!(
-            "the object's spec and annotations have more JSON values than the limit of {limit}"
+            "more JSON values in the object's spec and annotations than the limit of {limit}"
         );
         return fail_open(report, "budget", message);
     }

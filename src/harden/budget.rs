@@ -136,7 +136,7 @@ mod tests {
         let err = check_pod(200, 10).unwrap_err().to_string();
         assert_eq!(
             err,
-            "200 containers x 10 writable paths = 2000 mounts: more than the limit of 1024"
+            "200 containers x 10 writable paths = 2000 mounts, over the limit of 1024"
         );
     }
 }

@@ -276,7 +276,7 @@ pub enum HardenError {
     },
     /// The object is past a cap of the per-object budget ([`budget`]): too many containers or
     /// writable-path mounts.
-    #[error("{what}: more than the limit of {limit}")]
+    #[error("{what}, over the limit of {limit}")]
     OverBudget {
         /// What was counted, with the count.
         what: String,

@@ -255,7 +255,7 @@ pub(crate) fn parse_writable_paths(
             None if seen.insert(path) => {
                 if seen.len() > MAX_WRITABLE_PATHS {
                     return Err(HardenError::OverBudget {
-                        what: format!("more than {MAX_WRITABLE_PATHS} writable paths"),
+                        what: format!("a {}th distinct writable path", MAX_WRITABLE_PATHS + 1),
                         limit: MAX_WRITABLE_PATHS,
                     });
                 }
