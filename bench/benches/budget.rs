@@ -84,12 +84,12 @@ fn shapes() -> Vec<(&'static str, Vec<u8>)> {
     shapes
 }
 
-/// One memory shape, in this process (a fresh one: memory the allocator kept from an earlier
+/// One memory shape, in this process: a fresh one that reads the body from stdin and allocates
+/// nothing else first (memory the allocator kept from building the body or from an earlier
 /// shape would hide the peak).
-fn one_shape(index: usize, policy: &Policy) {
-    let Some((label, body)) = shapes().into_iter().nth(index) else {
-        return;
-    };
+fn one_shape(label: &str, policy: &Policy) {
+    let mut body = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::stdin(), &mut body).expect("the body on stdin");
     let m = measure(&body, policy);
     println!(
         "| {label} | {} | {} | {} | {} | {} | {:.1} | {:.1} |",
@@ -106,11 +106,8 @@ fn one_shape(index: usize, policy: &Policy) {
 fn main() {
     // `cargo bench` passes `--bench`; nothing to parse.
     let policy = Policy::default();
-    if let Some(index) = std::env::var("BUDGET_SHAPE")
-        .ok()
-        .and_then(|i| i.parse().ok())
-    {
-        one_shape(index, &policy);
+    if let Ok(label) = std::env::var("BUDGET_SHAPE") {
+        one_shape(&label, &policy);
         return;
     }
     println!(
@@ -120,13 +117,19 @@ fn main() {
         "| shape | body | response | warnings | patched | peak RSS growth | growth / body | time ms |"
     );
     println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
-    for index in 0..shapes().len() {
-        // Each shape in a process of its own (this benchmark, run again).
+    for (label, body) in shapes() {
+        // Each shape in a process of its own (this benchmark, run again), body on stdin.
         let exe = std::env::current_exe().expect("the benchmark's path");
-        let out = std::process::Command::new(exe)
-            .env("BUDGET_SHAPE", index.to_string())
-            .output()
+        let mut child = std::process::Command::new(exe)
+            .env("BUDGET_SHAPE", label)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
             .expect("the benchmark runs again");
+        if let Some(mut stdin) = child.stdin.take() {
+            std::io::Write::write_all(&mut stdin, &body).expect("body written");
+        }
+        let out = child.wait_with_output().expect("the shape's figures");
         print!("{}", String::from_utf8_lossy(&out.stdout));
     }
 
