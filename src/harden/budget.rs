@@ -83,6 +83,25 @@ impl Warnings {
     }
 }
 
+/// Longest name (of a container or volume) carried into decisions, findings and warnings, in
+/// bytes: Kubernetes names are DNS labels of at most 63 characters, so only names the API server
+/// would refuse anyway are cut.
+const MAX_NAME_BYTES: usize = 63;
+
+/// A container or volume name as recorded: itself, or its first 63 bytes and `...` when longer
+/// (a decision is recorded per container and change: a megabyte name must not be copied each
+/// time, nor into every warning).
+pub fn short_name(name: &str) -> String {
+    if name.len() <= MAX_NAME_BYTES {
+        return name.to_owned();
+    }
+    let mut end = MAX_NAME_BYTES;
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", name.get(..end).unwrap_or_default())
+}
+
 /// An annotation item as quoted in a warning: Rust debug quoting, cut after
 /// [`MAX_QUOTED_CHARS`] characters.
 pub(crate) fn quoted(item: &str) -> String {
@@ -126,6 +145,15 @@ mod tests {
         let q = quoted(&long);
         assert!(q.starts_with(&format!("\"{}\"", "é".repeat(64))), "{q}");
         assert!(q.ends_with("... (200 bytes)"), "{q}");
+    }
+
+    #[test]
+    fn long_names_are_cut() {
+        assert_eq!(short_name("app"), "app");
+        let long = "é".repeat(40);
+        let short = short_name(&long);
+        assert_eq!(short, format!("{}...", "é".repeat(31)));
+        assert_eq!(short_name(&"a".repeat(63)), "a".repeat(63));
     }
 
     #[test]

@@ -23,7 +23,7 @@ pub(crate) struct ContainerFacts {
     pub list: &'static str,
     /// Position in that list.
     pub index: usize,
-    /// The container's name.
+    /// The container's name (cut after 63 bytes: [`super::budget::short_name`]).
     pub name: String,
     /// `securityContext.privileged: true`.
     pub privileged: bool,
@@ -47,9 +47,9 @@ impl ContainerFacts {
         ctx: &Context<'_>,
         pod_run_as_non_root: Option<bool>,
     ) -> Result<Self, HardenError> {
-        let name = json::string(c, "name", || format!("spec.{list}[{index}].name"))?
-            .unwrap_or_default()
-            .to_owned();
+        let name = super::budget::short_name(
+            json::string(c, "name", || format!("spec.{list}[{index}].name"))?.unwrap_or_default(),
+        );
         let path = |field: &str| format!("spec.{list}[{name}].securityContext{field}");
         let sc = json::object(c, "securityContext", || path(""))?;
         let own_run_as_non_root = sc

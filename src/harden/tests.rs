@@ -866,3 +866,21 @@ fn colliding_volume_names_get_the_first_free_suffix() {
         ]
     );
 }
+
+#[test]
+fn a_huge_container_name_is_not_copied_into_every_decision() {
+    let name = "x".repeat(1_000_000);
+    let (h, _) = run(&pod(json!({"containers": [{"name": name, "image": "a"}]})));
+    assert!(h.changes.len() > 5);
+    for c in &h.changes {
+        assert!(
+            c.container.as_ref().is_none_or(|n| n.len() <= 66),
+            "{}",
+            c.name
+        );
+    }
+    assert!(!h.findings.is_empty());
+    for f in &h.findings {
+        assert!(f.to_string().len() < 1000, "{f}");
+    }
+}
