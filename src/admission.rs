@@ -116,6 +116,25 @@ pub struct Report {
     pub restricted: Option<Vec<Check>>,
 }
 
+impl Report {
+    /// A report of nothing read yet, with `outcome`.
+    fn empty(outcome: RequestOutcome) -> Self {
+        Self {
+            uid: String::new(),
+            operation: "",
+            kind: "",
+            namespace: String::new(),
+            name: String::new(),
+            dry_run: false,
+            outcome,
+            changes: Vec::new(),
+            error: None,
+            findings: Vec::new(),
+            restricted: None,
+        }
+    }
+}
+
 /// At most this many findings become warnings; the rest are summarised in one line.
 const MAX_FINDING_WARNINGS: usize = 5;
 
@@ -184,19 +203,7 @@ struct Named<'a> {
 
 /// Reviews one AdmissionReview body.
 pub fn review(body: &[u8], mode: Mode, policy: &Policy) -> Reviewed {
-    let mut report = Report {
-        uid: String::new(),
-        operation: "",
-        kind: "",
-        namespace: String::new(),
-        name: String::new(),
-        dry_run: false,
-        outcome: RequestOutcome::Invalid,
-        changes: Vec::new(),
-        error: None,
-        findings: Vec::new(),
-        restricted: None,
-    };
+    let mut report = Report::empty(RequestOutcome::Invalid);
     let parsed: ReviewIn = match serde_json::from_slice(body) {
         Ok(parsed) => parsed,
         Err(e) if e.is_data() => {
@@ -316,19 +323,7 @@ struct EnvelopeRequest {
 /// from a fixed set). Reads only the request's envelope (uid, kind, namespace, name); the
 /// objects are skipped, not stored.
 pub fn admit_unchanged(body: &[u8], reason: &'static str, message: String) -> Reviewed {
-    let mut report = Report {
-        uid: String::new(),
-        operation: "",
-        kind: "",
-        namespace: String::new(),
-        name: String::new(),
-        dry_run: false,
-        outcome: RequestOutcome::Error,
-        changes: Vec::new(),
-        error: None,
-        findings: Vec::new(),
-        restricted: None,
-    };
+    let mut report = Report::empty(RequestOutcome::Error);
     if let Some(req) = serde_json::from_slice::<EnvelopeIn>(body)
         .ok()
         .and_then(|e| e.request)

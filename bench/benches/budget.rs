@@ -137,32 +137,37 @@ fn main() {
         .ok()
         .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![1000, 2000, 4000, 8000]);
-    println!();
-    println!("## Colliding writable paths (/_, /-, /~, ...: one volume name), one container");
-    println!("| paths | body | response | patched | time ms (best of 3) | µs per path |");
-    println!("| --- | --- | --- | --- | --- | --- |");
-    for n in sizes {
-        let body = hostile::colliding_review(n);
-        let runs: Vec<Measured> = (0..3).map(|_| measure(&body, &policy)).collect();
-        let best = runs.iter().map(|m| m.time).min().unwrap_or_default();
-        let last = runs.last().expect("three runs");
-        println!(
-            "| {n} | {} | {} | {} | {:.2} | {:.2} |",
-            mib(body.len()),
-            mib(last.response),
-            last.patched,
-            best.as_secs_f64() * 1000.0,
-            best.as_secs_f64() * 1e6 / n as f64
-        );
-    }
+    cpu_rows(
+        "## Colliding writable paths (/_, /-, /~, ...: one volume name), one container",
+        "| paths | body | response | patched | time ms (best of 3) | µs per path |",
+        &sizes,
+        hostile::colliding_review,
+        &policy,
+    );
+    cpu_rows(
+        "## 64 colliding writable paths on a pod that has kube-harden-path, -2, ..., -N",
+        "| N taken | body | response | patched | time ms (best of 3) | µs per taken name |",
+        &[1000, 2000, 4000, 8000],
+        hostile::colliding_taken_review,
+        &policy,
+    );
+}
 
+/// A table of CPU times: one row per size `n`, the best of three reviews of `body(n)`.
+fn cpu_rows(
+    title: &str,
+    header: &str,
+    sizes: &[usize],
+    body: fn(usize) -> Vec<u8>,
+    policy: &Policy,
+) {
     println!();
-    println!("## 64 colliding writable paths on a pod that has kube-harden-path, -2, ..., -N");
-    println!("| N taken | body | response | patched | time ms (best of 3) | µs per taken name |");
+    println!("{title}");
+    println!("{header}");
     println!("| --- | --- | --- | --- | --- | --- |");
-    for n in [1000, 2000, 4000, 8000] {
-        let body = hostile::colliding_taken_review(n);
-        let runs: Vec<Measured> = (0..3).map(|_| measure(&body, &policy)).collect();
+    for &n in sizes {
+        let body = body(n);
+        let runs: Vec<Measured> = (0..3).map(|_| measure(&body, policy)).collect();
         let best = runs.iter().map(|m| m.time).min().unwrap_or_default();
         let last = runs.last().expect("three runs");
         println!(
