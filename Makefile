@@ -5,9 +5,9 @@ CARGO ?= cargo
 BIN := target/release/kube-harden
 DEBUG_BIN := target/debug/kube-harden
 
-.PHONY: help build test unit lint fmt fmt-check e2e controlplane demo demo-once demo-offline e2e-kind clean
+.PHONY: help build test test-targets unit lint standalone-check fmt fmt-check e2e controlplane psa-fixtures node node-e2e node-up node-down demo demo-once demo-offline e2e-kind clean
 .PHONY: docker-build static-check manifests-check monitoring-check
-.PHONY: bench fuzz reliability soak
+.PHONY: bench fuzz reliability soak yaml-oracle
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -15,11 +15,23 @@ help: ## List the targets
 build: ## Build the release binary
 	$(CARGO) build --release --locked
 
-unit: ## Unit, integration and property tests
-	$(CARGO) test --locked --all-targets
+unit: yaml-oracle psa-fixtures ## Unit, integration and property tests
+	fixtures="$$(scripts/psa-fixtures.sh)"; KUBE_HARDEN_PSA_FIXTURES="$$fixtures" $(CARGO) test --locked --all-targets
 
-lint: ## clippy with warnings as errors (every workspace crate)
+yaml-oracle: ## Build the YAML oracle (Kubernetes' own YAML-to-JSON, from Go modules; cached) the YAML tests compare with
+	tests/yaml-oracle/build.sh
+
+lint: standalone-check ## clippy with warnings as errors (every workspace crate); nothing points outside the repository
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+
+# A clone has nothing beside it. The patterns are written so that this recipe does not match itself.
+standalone-check: ## No tracked file outside docs/ points beside the repository (at the shared/ next to it)
+	@rc=0; git grep -nI -e '[.][.]/shared' -e '/work/[s]hared' -- . ':(exclude)docs/' || rc=$$?; \
+	case $$rc in \
+	  0) echo "standalone-check: the lines above point outside the repository (a clone has no shared/ beside it)" >&2; exit 1 ;; \
+	  1) echo "standalone-check: no tracked file outside docs/ points beside the repository" ;; \
+	  *) echo "standalone-check: git grep failed (exit $$rc): not a git checkout?" >&2; exit 1 ;; \
+	esac
 
 fmt: ## Format the code
 	$(CARGO) fmt --all
@@ -30,11 +42,35 @@ fmt-check: ## Check formatting
 controlplane: ## Build kube-apiserver, etcd and kubectl from Go modules (cached; cold ~6 min)
 	e2e/build-controlplane.sh
 
-e2e: controlplane ## End-to-end tests: the webhook in a real kube-apiserver's admission chain
-	$(CARGO) build --locked --bin kube-harden
-	KUBE_HARDEN_BIN=$(DEBUG_BIN) $(CARGO) test --locked -p kube-harden-e2e
+psa-fixtures: ## Fetch Pod Security Admission's restricted fixtures (Go module k8s.io/pod-security-admission, cached); print their directory
+	scripts/psa-fixtures.sh
 
-test: fmt-check lint unit e2e static-check manifests-check monitoring-check ## Everything CI runs: format check, clippy, all tests, e2e, image build, manifests, monitoring
+e2e: controlplane psa-fixtures ## End-to-end tests: the webhook in a real kube-apiserver's admission chain
+	$(CARGO) build --locked --bin kube-harden
+	fixtures="$$(scripts/psa-fixtures.sh)"; KUBE_HARDEN_BIN=$(DEBUG_BIN) KUBE_HARDEN_PSA_FIXTURES="$$fixtures" $(CARGO) test --locked -p kube-harden-e2e
+
+# What `make test` runs, in order (.ci/run runs and times them one by one: `make test-targets`).
+TEST_TARGETS := fmt-check lint unit e2e node-e2e static-check manifests-check monitoring-check
+
+test: $(TEST_TARGETS) ## Everything CI runs: format check, clippy, all tests, e2e, node e2e, image build, manifests, monitoring
+
+test-targets:
+	@echo $(TEST_TARGETS)
+
+node: ## The node (docs/node.md): kubelet, scheduler, controller-manager, containerd, pause image (cached; cold ~15 min); runc + CNI plugins from apt
+	e2e/cluster.sh prepare
+
+node-e2e: node ## Node e2e (root): hardened pods really run on a kubelet + containerd + runc with kube-harden in the admission chain
+	cd e2e/node/programs && GOTOOLCHAIN=local GOFLAGS=-mod=readonly CGO_ENABLED=0 go test -count=1 ./...
+	$(CARGO) build --locked --bin kube-harden
+	KUBE_HARDEN_BIN=$(DEBUG_BIN) $(CARGO) test --locked -p kube-harden-e2e --test node
+
+node-up: node ## Start the single-node cluster with kube-harden in the background; prints the kubeconfig path
+	$(CARGO) build --locked --bin kube-harden
+	KUBE_HARDEN_BIN=$(DEBUG_BIN) e2e/cluster.sh up
+
+node-down: ## Stop the single-node cluster and restore the host
+	e2e/cluster.sh down
 
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 IMAGE ?= ghcr.io/kube-harden/kube-harden:$(VERSION)

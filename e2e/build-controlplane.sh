@@ -3,13 +3,20 @@
 # Go modules (no images, no release downloads):
 #   kube-apiserver + kubectl  from k8s.io/kubernetes   (e2e/controlplane/kube-apiserver)
 #   etcd                      from go.etcd.io/etcd/server/v3 (e2e/controlplane/etcd)
+# and, with --node, the node (docs/node.md):
+#   kubelet, kube-scheduler, kube-controller-manager  from the same wrapper module
+#   containerd, ctr, containerd-shim-runc-v2  from github.com/containerd/containerd/v2
+#                                             (e2e/node/containerd, cgo off, -tags no_btrfs)
+#   pause, webcheck  the node's own static programs (e2e/node/programs)
 # Versions come from the wrapper modules' go.mod.  Binaries are cached by
-# version under ${KUBE_HARDEN_CACHE:-$HOME/.cache/kube-harden}/controlplane/ and
-# not rebuilt when present.
+# version under ${KUBE_HARDEN_CACHE:-$HOME/.cache/kube-harden}/controlplane/ (and
+# .../node/) and not rebuilt when present.
 #
-# Usage: e2e/build-controlplane.sh            build what is missing, print timings
-#        e2e/build-controlplane.sh --print-env  (after building) print
-#            KUBE_APISERVER_BIN=... ETCD_BIN=... KUBECTL_BIN=... lines, nothing else on stdout
+# Usage: e2e/build-controlplane.sh [--node]   build what is missing, print timings
+#        e2e/build-controlplane.sh [--node] --print-env  print
+#            KUBE_APISERVER_BIN=... ETCD_BIN=... KUBECTL_BIN=... lines (with --node also
+#            KUBELET_BIN, KUBE_SCHEDULER_BIN, KUBE_CONTROLLER_MANAGER_BIN, CONTAINERD_BIN,
+#            CTR_BIN, CONTAINERD_SHIM_BIN, PAUSE_BIN, WEBCHECK_BIN), nothing else on stdout
 # Env:   KUBE_HARDEN_CACHE   cache root (default $HOME/.cache/kube-harden)
 #        E2E_BUILD_KUBECTL=0 skip building kubectl
 #        E2E_REBUILD=1       rebuild even if cached
@@ -19,23 +26,50 @@ set -euo pipefail
 e2e_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 kmod="$e2e_dir/controlplane/kube-apiserver"
 emod="$e2e_dir/controlplane/etcd"
+cmod="$e2e_dir/node/containerd"
+pmod="$e2e_dir/node/programs"
+
+node=0 print_env=0
+for arg in "$@"; do
+  case "$arg" in
+    --node) node=1 ;;
+    --print-env) print_env=1 ;;
+    *) echo "usage: $0 [--node] [--print-env]" >&2; exit 2 ;;
+  esac
+done
 
 mod_version() { # <go.mod> <module path>
   awk -v m="$2" '($1 == m && $2 ~ /^v/) { print $2; exit } ($1 == "require" && $2 == m) { print $3; exit }' "$1"
 }
 K8S_VERSION="$(mod_version "$kmod/go.mod" k8s.io/kubernetes)"
 ETCD_VERSION="$(mod_version "$emod/go.mod" go.etcd.io/etcd/server/v3)"
-[[ -n "$K8S_VERSION" && -n "$ETCD_VERSION" ]] || { echo "cannot read versions from wrapper go.mod files" >&2; exit 1; }
+CONTAINERD_VERSION="$(mod_version "$cmod/go.mod" github.com/containerd/containerd/v2)"
+[[ -n "$K8S_VERSION" && -n "$ETCD_VERSION" && -n "$CONTAINERD_VERSION" ]] || { echo "cannot read versions from wrapper go.mod files" >&2; exit 1; }
 
 cache_root="${KUBE_HARDEN_CACHE:-$HOME/.cache/kube-harden}/controlplane"
 k8s_dir="$cache_root/kubernetes-$K8S_VERSION"
 etcd_dir="$cache_root/etcd-$ETCD_VERSION"
 build_kubectl="${E2E_BUILD_KUBECTL:-1}"
+containerd_dir="${KUBE_HARDEN_CACHE:-$HOME/.cache/kube-harden}/node/containerd-$CONTAINERD_VERSION"
+# The node's own programs are keyed by their sources' hash (they have no version).
+programs_hash="$(cd "$pmod" && find . -type f \( -name '*.go' -o -name go.mod \) ! -name '*_test.go' -print0 | LC_ALL=C sort -z |
+  xargs -0 sha256sum | sha256sum | cut -c1-16)"
+programs_dir="${KUBE_HARDEN_CACHE:-$HOME/.cache/kube-harden}/node/programs-$programs_hash"
 
-if [[ "${1:-}" == "--print-env" ]]; then
+if ((print_env)); then
   echo "KUBE_APISERVER_BIN=$k8s_dir/kube-apiserver"
   echo "ETCD_BIN=$etcd_dir/etcd"
   echo "KUBECTL_BIN=$k8s_dir/kubectl"
+  if ((node)); then
+    echo "KUBELET_BIN=$k8s_dir/kubelet"
+    echo "KUBE_SCHEDULER_BIN=$k8s_dir/kube-scheduler"
+    echo "KUBE_CONTROLLER_MANAGER_BIN=$k8s_dir/kube-controller-manager"
+    echo "CONTAINERD_BIN=$containerd_dir/containerd"
+    echo "CTR_BIN=$containerd_dir/ctr"
+    echo "CONTAINERD_SHIM_BIN=$containerd_dir/containerd-shim-runc-v2"
+    echo "PAUSE_BIN=$programs_dir/pause"
+    echo "WEBCHECK_BIN=$programs_dir/webcheck"
+  fi
   exit 0
 fi
 
@@ -53,9 +87,10 @@ log "$(go version)"
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 
-# build <module dir> <package> <output> [ldflags]
+# build <module dir> <package> <output> [ldflags] [go build flags...]
 build() {
   local dir="$1" pkg="$2" out="$3" ldflags="${4:-}"
+  shift 4 2>/dev/null || shift $#
   if [[ -x "$out" && "${E2E_REBUILD:-0}" != 1 ]]; then
     log "cached: $out"
     return 0
@@ -66,7 +101,7 @@ build() {
   log "building $pkg -> $out"
   # Remove a half-written binary if the build is interrupted.
   trap 'rm -f "'"$tmp"'"' EXIT
-  (cd "$dir" && nice -n 19 go build -o "$tmp" -ldflags "-s -w $ldflags" "$pkg")
+  (cd "$dir" && nice -n 19 go build "$@" -o "$tmp" -ldflags "-s -w $ldflags" "$pkg")
   mv -f "$tmp" "$out"
   trap - EXIT
   log "built $(basename "$out") in $(elapsed "$t0") s"
@@ -89,4 +124,19 @@ if [[ "$build_kubectl" == 1 ]]; then
   build "$kmod" k8s.io/kubernetes/cmd/kubectl "$k8s_dir/kubectl" "$kver_ldflags"
 fi
 
-log "done in $(elapsed "$t_all") s (kubernetes $K8S_VERSION, etcd $ETCD_VERSION, cache $cache_root)"
+if ((node)); then
+  for cmd in kubelet kube-scheduler kube-controller-manager; do
+    build "$kmod" "k8s.io/kubernetes/cmd/$cmd" "$k8s_dir/$cmd" "$kver_ldflags"
+  done
+  # containerd's own version stamping (its Makefile's -X flags).
+  cver_ldflags="-X github.com/containerd/containerd/v2/version.Version=$CONTAINERD_VERSION"
+  cver_ldflags+=" -X github.com/containerd/containerd/v2/version.Package=github.com/containerd/containerd/v2"
+  for cmd in containerd ctr containerd-shim-runc-v2; do
+    build "$cmod" "github.com/containerd/containerd/v2/cmd/$cmd" "$containerd_dir/$cmd" "$cver_ldflags" -tags no_btrfs
+  done
+  for cmd in pause webcheck; do
+    build "$pmod" "./$cmd" "$programs_dir/$cmd" ""
+  done
+fi
+
+log "done in $(elapsed "$t_all") s (kubernetes $K8S_VERSION, etcd $ETCD_VERSION$( ((node)) && echo ", containerd $CONTAINERD_VERSION"), cache $cache_root)"

@@ -104,11 +104,13 @@ pub struct ServeArgs {
     /// Largest AdmissionReview body accepted; larger ones get 413.
     #[arg(long, env = "KUBE_HARDEN_MAX_BODY_BYTES", default_value_t = 6 * 1024 * 1024)]
     pub max_body_bytes: usize,
-    /// Time allowed to receive a request's headers and body; slower clients get 408.
-    #[arg(long, env = "KUBE_HARDEN_REQUEST_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    /// Time allowed for a connection's first request to start, a request's headers, and its
+    /// body (each); slower clients get 408 or a closed connection. Well under the API server's
+    /// 5s webhook timeout, which sends a review at once.
+    #[arg(long, env = "KUBE_HARDEN_REQUEST_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
     pub request_timeout: Duration,
     /// Time a TLS handshake may take.
-    #[arg(long, env = "KUBE_HARDEN_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "KUBE_HARDEN_HANDSHAKE_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
     pub handshake_timeout: Duration,
     /// After SIGTERM: time /readyz reports not ready while connections are still accepted.
     #[arg(long, env = "KUBE_HARDEN_SHUTDOWN_DELAY", default_value = "5s", value_parser = humantime::parse_duration)]
@@ -116,9 +118,19 @@ pub struct ServeArgs {
     /// After the listener closes: time in-flight requests get to finish.
     #[arg(long, env = "KUBE_HARDEN_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,
-    /// Most webhook connections open at once; further ones wait in the listen backlog.
+    /// Most webhook connections open at once; at the cap the oldest stalled connection (no
+    /// request yet, trickling, idle) is closed to make room. Lowered at start if it does not fit
+    /// the limit on open files.
     #[arg(long, env = "KUBE_HARDEN_MAX_CONNECTIONS", default_value_t = 1024)]
     pub max_connections: usize,
+    /// Most connections open at once on the metrics port (/metrics, /healthz, /readyz); at the
+    /// cap the oldest stalled one is closed to make room.
+    #[arg(
+        long,
+        env = "KUBE_HARDEN_METRICS_MAX_CONNECTIONS",
+        default_value_t = 32
+    )]
+    pub metrics_max_connections: usize,
     /// A webhook connection with no request for this long is closed (longer than the API
     /// server's own 90s idle timeout, so the client normally closes first).
     #[arg(long, env = "KUBE_HARDEN_IDLE_TIMEOUT", default_value = "120s", value_parser = humantime::parse_duration)]
@@ -171,10 +183,13 @@ impl ServeArgs {
                 return Err(Error::Config(format!("{flag} must be greater than zero")));
             }
         }
-        if self.max_connections == 0 {
-            return Err(Error::Config(
-                "--max-connections must be greater than zero".into(),
-            ));
+        for (flag, value) in [
+            ("--max-connections", self.max_connections),
+            ("--metrics-max-connections", self.metrics_max_connections),
+        ] {
+            if value == 0 {
+                return Err(Error::Config(format!("{flag} must be greater than zero")));
+            }
         }
         Ok(crate::server::ServeConfig {
             webhook_addr: self.webhook_addr,
@@ -189,6 +204,7 @@ impl ServeArgs {
             shutdown_delay: self.shutdown_delay,
             shutdown_timeout: self.shutdown_timeout,
             max_connections: self.max_connections,
+            metrics_max_connections: self.metrics_max_connections,
             idle_timeout: self.idle_timeout,
             review_timeout: self.review_timeout,
             policy,
@@ -349,7 +365,7 @@ impl ServeArgs {
         };
         lifetimes
             .validate(c.cert_check_interval, self.tls_reload_interval)
-            .map_err(config_error)?;
+            .map_err(|e| config_error(e.to_string()))?;
         Ok(Some(CertConfig {
             secret: c.cert_secret.clone(),
             namespace,

@@ -27,7 +27,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// An input document is not valid YAML/JSON.
-    #[error("{source_name}: document {document} (line {line}): {message}")]
+    #[error("{source_name}: document {document} (line {line}, column {column}): {message}")]
     Manifest {
         /// The input file.
         source_name: String,
@@ -35,6 +35,8 @@ pub enum Error {
         document: usize,
         /// 1-based line where the problem is (or where the document starts).
         line: usize,
+        /// 1-based column where the problem is.
+        column: usize,
         /// What is wrong.
         message: String,
     },
@@ -54,14 +56,16 @@ pub enum Error {
     #[error("cannot start the runtime: {0}")]
     Runtime(#[source] std::io::Error),
     /// A workload cannot be hardened (e.g. a field of the wrong type).
-    #[error("{source_name}: document {document} (line {line}): {source}")]
+    #[error("{source_name}: document {document} (line {line}, column {column}): {source}")]
     Harden {
         /// The input file.
         source_name: String,
         /// 1-based document number in the stream.
         document: usize,
-        /// 1-based line where the document starts.
+        /// 1-based line of the field in error (or where the document starts).
         line: usize,
+        /// 1-based column of the field in error.
+        column: usize,
         /// The rule error.
         #[source]
         source: HardenError,

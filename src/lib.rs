@@ -18,17 +18,20 @@ pub mod certs;
 pub mod config;
 pub mod error;
 pub mod harden;
+pub mod kube_client;
+pub mod logging;
 pub mod metrics;
 pub mod offline;
 pub mod psa;
 pub mod scan;
 pub mod server;
+pub mod yaml;
 
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
-use config::{Cli, Command, HardenArgs, LogFormat, ScanArgs, ScanOutput, ServeArgs};
+use config::{Cli, Command, HardenArgs, ScanArgs, ScanOutput, ServeArgs};
 use error::{Error, Result};
 
 /// Runs a parsed command line.
@@ -71,34 +74,17 @@ fn run_scan(args: &ScanArgs) -> Result<ExitCode> {
 }
 
 async fn scan_client(args: &ScanArgs) -> Result<kube::Client> {
-    let config_error = |e: String| Error::from(scan::ScanError::Config(e));
-    let options = kube::config::KubeConfigOptions {
-        context: args.context.clone(),
-        ..Default::default()
-    };
-    let config = match &args.kubeconfig {
-        Some(path) => {
-            let kubeconfig = kube::config::Kubeconfig::read_from(path)
-                .map_err(|e| config_error(format!("{}: {e}", path.display())))?;
-            kube::Config::from_custom_kubeconfig(kubeconfig, &options)
-                .await
-                .map_err(|e| config_error(e.to_string()))?
-        }
-        None if args.context.is_some() => kube::Config::from_kubeconfig(&options)
-            .await
-            .map_err(|e| config_error(e.to_string()))?,
-        None => kube::Config::infer()
-            .await
-            .map_err(|e| config_error(e.to_string()))?,
-    };
-    kube::Client::try_from(config).map_err(|e| config_error(e.to_string()))
+    kube_client::client(args.kubeconfig.as_deref(), args.context.as_deref(), None)
+        .await
+        .map_err(|e| scan::ScanError::Config(e.to_string()).into())
 }
 
 fn run_serve(args: ServeArgs) -> Result<ExitCode> {
-    init_logging(args.log_format, &args.log_level)?;
+    logging::init(args.log_format, &args.log_level)?;
     let cert_config = args.cert_config()?;
     let max_namespaces = args.metrics_max_namespaces;
-    let config = args.into_config()?;
+    let mut config = args.into_config()?;
+    server::nofile::fit(&mut config);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -118,21 +104,6 @@ fn run_serve(args: ServeArgs) -> Result<ExitCode> {
         }
         Ok(ExitCode::SUCCESS)
     })
-}
-
-fn init_logging(format: LogFormat, filter: &str) -> Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .map_err(|e| Error::Config(format!("--log-level {filter:?}: {e}")))?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    // A second initialisation (only possible in tests) keeps the first subscriber.
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-    };
-    Ok(())
 }
 
 /// Resolves on SIGTERM (what the kubelet sends) or SIGINT (Ctrl-C).
@@ -168,23 +139,38 @@ fn run_harden(args: &HardenArgs) -> Result<ExitCode> {
         input = std::fs::read_to_string(&args.file).map_err(io_error(&args.file))?;
         args.file.display().to_string()
     };
-    let documents = offline::harden_documents(&input, &source_name, &policy)?;
+    let outcome = offline::harden_stream(&input, &source_name, &policy);
+    let documents = outcome.documents;
     let output = offline::render(&documents, args.output).map_err(|e| Error::Manifest {
         source_name: source_name.clone(),
         document: 0,
         line: 0,
+        column: 0,
         message: e.to_string(),
     })?;
+    eprint!("{}", offline::unserved_report(&documents, &source_name));
     if args.explain {
         eprint!("{}", offline::explain(&documents));
     }
     if args.findings {
         eprint!("{}", offline::findings_report(&documents));
     }
+    // The good documents are written even when others failed (docs/configuration.md).
     std::io::stdout()
         .lock()
         .write_all(output.as_bytes())
         .map_err(io_error(Path::new("-")))?;
+    if !outcome.errors.is_empty() {
+        for error in &outcome.errors {
+            eprintln!("kube-harden: {error}");
+        }
+        eprintln!(
+            "kube-harden: {} of {} documents could not be read or hardened and were left out of the output",
+            outcome.errors.len(),
+            outcome.errors.len() + documents.len()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
     if args.fail_on_findings && offline::has_findings(&documents) {
         return Ok(ExitCode::from(2));
     }

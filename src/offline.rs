@@ -1,17 +1,18 @@
 //! `kube-harden harden`: the rules applied to manifest files, offline.
 //!
-//! Reads a YAML stream or JSON (one object, or a `kind: List`), hardens every workload, and
-//! renders the documents in the same order as YAML, JSON, or one RFC 6902 patch per line.
-//! Output is built in memory and written only when every document succeeded, so a malformed
-//! input never leaves half an output behind.
+//! Reads a YAML stream or JSON (objects, or a `kind: List`) as Kubernetes reads it ([`crate::yaml`]),
+//! hardens every workload, and renders the documents in the same order as YAML, JSON, or one
+//! RFC 6902 patch per line. A document that cannot be read or hardened is left out and reported
+//! with its index, line and column; the others are still written, and the command exits
+//! non-zero (docs/configuration.md, "Bad documents").
 
 use std::fmt::Write as _;
 
-use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::harden::{self, Change, Hardened, Policy};
+use crate::yaml;
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{Patch, PatchOperation};
 
@@ -43,30 +44,126 @@ pub struct Document {
     pub findings: Vec<harden::Finding>,
     /// `restricted` checks the hardened pod specs still fail.
     pub restricted: Vec<crate::psa::Violation>,
+    /// Workloads under an apiVersion the API server does not serve (left unchanged).
+    pub unserved: Vec<String>,
     /// 1-based line where the document starts.
     pub line: usize,
+    /// 1-based index of the document in the stream.
+    pub index: usize,
 }
 
-/// Parses `input` (named `source_name` in errors) and hardens every document.
-pub fn harden_documents(input: &str, source_name: &str, policy: &Policy) -> Result<Vec<Document>> {
-    let values = parse_documents(input, source_name)?;
-    values
-        .into_iter()
-        .enumerate()
-        .map(|(i, (value, line))| {
-            harden_document(value, policy)
-                .map_err(|source| Error::Harden {
+/// Every document of a stream: hardened, or why not.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// The documents read and hardened, in input order.
+    pub documents: Vec<Document>,
+    /// The documents that could not be read or hardened (left out of the output), in input
+    /// order; each names its document index, line and column.
+    pub errors: Vec<Error>,
+}
+
+/// Parses `input` (named `source_name` in errors) and hardens every document. A document that
+/// fails is reported in [`Outcome::errors`]; the others are still hardened.
+pub fn harden_stream(input: &str, source_name: &str, policy: &Policy) -> Outcome {
+    let mut outcome = Outcome::default();
+    for (i, read) in yaml::read_stream(input).into_iter().enumerate() {
+        let document = i + 1;
+        let read = match read {
+            Ok(read) => read,
+            Err(e) => {
+                outcome.errors.push(Error::Manifest {
                     source_name: source_name.to_owned(),
-                    document: i + 1,
-                    line,
+                    document,
+                    line: e.error.mark.line,
+                    column: e.error.mark.column,
+                    message: e.error.message,
+                });
+                continue;
+            }
+        };
+        if !read.value.is_object() {
+            outcome.errors.push(Error::Manifest {
+                source_name: source_name.to_owned(),
+                document,
+                line: read.line,
+                column: 1,
+                message: "expected a mapping (a Kubernetes object)".into(),
+            });
+            continue;
+        }
+        match harden_document(&read.value, policy) {
+            Ok(mut doc) => {
+                doc.line = read.line;
+                doc.index = document;
+                outcome.documents.push(doc);
+            }
+            Err((item, source)) => {
+                let mark =
+                    locate(&read.value, &read.positions, item, &source).unwrap_or(yaml::Mark {
+                        line: read.line,
+                        column: 1,
+                    });
+                outcome.errors.push(Error::Harden {
+                    source_name: source_name.to_owned(),
+                    document,
+                    line: mark.line,
+                    column: mark.column,
                     source,
-                })
-                .map(|mut doc| {
-                    doc.line = line;
-                    doc
-                })
-        })
-        .collect()
+                });
+            }
+        }
+    }
+    outcome
+}
+
+/// Parses and hardens every document; the first failure is the error (for callers that want
+/// all or nothing).
+pub fn harden_documents(input: &str, source_name: &str, policy: &Policy) -> Result<Vec<Document>> {
+    let outcome = harden_stream(input, source_name, policy);
+    match outcome.errors.into_iter().next() {
+        Some(e) => Err(e),
+        None => Ok(outcome.documents),
+    }
+}
+
+/// Where the field a rule error names was written: the deepest part of its path found in the
+/// input (`spec.containers[app].securityContext` follows the container named `app`; a missing
+/// pod spec is reported where its nearest parent is).
+fn locate(
+    document: &Value,
+    positions: &yaml::Positions,
+    item: Option<usize>,
+    error: &harden::HardenError,
+) -> Option<yaml::Mark> {
+    let path = match error {
+        harden::HardenError::WrongType { path, .. }
+        | harden::HardenError::MissingPodSpec { path, .. } => path,
+        harden::HardenError::NotAdditive { .. } | harden::HardenError::OverBudget { .. } => {
+            return None;
+        }
+    };
+    let mut pointer = item.map(|i| format!("/items/{i}")).unwrap_or_default();
+    let mut found = positions.get(&pointer);
+    for segment in path.split('.') {
+        let (key, index) = match segment.split_once('[') {
+            Some((key, rest)) => (key, rest.strip_suffix(']')),
+            None => (segment, None),
+        };
+        pointer.push('/');
+        pointer.push_str(&key.replace('~', "~0").replace('/', "~1"));
+        found = positions.get(&pointer).or(found);
+        if let Some(index) = index {
+            // A container's name, or an index.
+            let items = document.pointer(&pointer).and_then(Value::as_array)?;
+            let position = items
+                .iter()
+                .position(|c| c.get("name").and_then(Value::as_str) == Some(index))
+                .or_else(|| index.parse().ok())?;
+            pointer.push_str(&format!("/{position}"));
+            found = positions.get(&pointer).or(found);
+        }
+    }
+    found
 }
 
 /// Renders hardened documents in the chosen format.
@@ -78,8 +175,7 @@ pub fn render(documents: &[Document], format: OutputFormat) -> Result<String, se
                 if i > 0 {
                     out.push_str("---\n");
                 }
-                // Serialising a serde_json::Value to YAML cannot fail.
-                out.push_str(&serde_yaml::to_string(&doc.hardened).unwrap_or_default());
+                out.push_str(&yaml::to_string(&doc.hardened));
             }
             OutputFormat::Json => {
                 out.push_str(&serde_json::to_string_pretty(&doc.hardened)?);
@@ -97,7 +193,7 @@ pub fn render(documents: &[Document], format: OutputFormat) -> Result<String, se
 /// A human-readable account of the decisions, for `--explain` (written to stderr).
 pub fn explain(documents: &[Document]) -> String {
     let mut out = String::new();
-    for (i, doc) in documents.iter().enumerate() {
+    for doc in documents {
         let kind = doc
             .original
             .get("kind")
@@ -111,8 +207,7 @@ pub fn explain(documents: &[Document]) -> String {
         let _ = writeln!(
             out,
             "# document {} (line {}): {kind}/{name}",
-            i + 1,
-            doc.line
+            doc.index, doc.line
         );
         for change in &doc.changes {
             let _ = writeln!(out, "#   {change}");
@@ -128,7 +223,7 @@ pub fn explain(documents: &[Document]) -> String {
 /// stderr). Documents without findings are listed as clean.
 pub fn findings_report(documents: &[Document]) -> String {
     let mut out = String::new();
-    for (i, doc) in documents.iter().enumerate() {
+    for doc in documents {
         if harden::WorkloadKind::of_object(&doc.original).is_none()
             && doc.original.get("kind").and_then(Value::as_str) != Some("List")
         {
@@ -153,7 +248,7 @@ pub fn findings_report(documents: &[Document]) -> String {
         let _ = writeln!(
             out,
             "{kind}/{name} (document {}, line {}): {} findings; {verdict}",
-            i + 1,
+            doc.index,
             doc.line,
             doc.findings.len()
         );
@@ -167,6 +262,22 @@ pub fn findings_report(documents: &[Document]) -> String {
     out
 }
 
+/// One line per workload left unchanged because its apiVersion is not served (written to stderr
+/// whatever the flags).
+pub fn unserved_report(documents: &[Document], source_name: &str) -> String {
+    let mut out = String::new();
+    for doc in documents {
+        for warning in &doc.unserved {
+            let _ = writeln!(
+                out,
+                "warning: {source_name}: document {} (line {}): {warning}",
+                doc.index, doc.line
+            );
+        }
+    }
+    out
+}
+
 /// Whether any document has a finding or fails `restricted` after hardening.
 pub fn has_findings(documents: &[Document]) -> bool {
     documents
@@ -174,14 +285,22 @@ pub fn has_findings(documents: &[Document]) -> bool {
         .any(|d| !d.findings.is_empty() || !d.restricted.is_empty())
 }
 
-fn harden_document(original: Value, policy: &Policy) -> Result<Document, harden::HardenError> {
+/// Hardens one document (a List item by item); an error names the List item it is in.
+fn harden_document(
+    original: &Value,
+    policy: &Policy,
+) -> Result<Document, (Option<usize>, harden::HardenError)> {
     let mut result = Hardened::default();
+    let mut warnings = Vec::new();
     let is_list = original.get("kind").and_then(Value::as_str) == Some("List")
         && original.get("items").is_some_and(Value::is_array);
     if is_list {
         let items = original.get("items").and_then(Value::as_array);
         for (i, item) in items.into_iter().flatten().enumerate() {
-            let item_result = harden::harden_object(item, policy)?;
+            if let Some(unserved) = harden::WorkloadKind::unserved(item) {
+                warnings.push(format!("items[{i}]: {unserved}"));
+            }
+            let item_result = harden::harden_object(item, policy).map_err(|e| (Some(i), e))?;
             let prefix = PointerBuf::from_tokens(["items".to_owned(), i.to_string()]);
             result.patch.0.extend(
                 item_result
@@ -201,23 +320,31 @@ fn harden_document(original: Value, policy: &Policy) -> Result<Document, harden:
             }
         }
     } else {
-        result = harden::harden_object(&original, policy)?;
+        if let Some(unserved) = harden::WorkloadKind::unserved(original) {
+            warnings.push(unserved.to_string());
+        }
+        result = harden::harden_object(original, policy).map_err(|e| (None, e))?;
     }
     let mut hardened = original.clone();
     json_patch::patch(&mut hardened, &result.patch).map_err(|e| {
-        harden::HardenError::NotAdditive {
-            path: e.to_string(),
-        }
+        (
+            None,
+            harden::HardenError::NotAdditive {
+                path: e.to_string(),
+            },
+        )
     })?;
     Ok(Document {
-        original,
+        original: original.clone(),
         hardened,
         patch: result.patch,
         changes: result.changes,
         warnings: result.warnings,
         findings: result.findings,
         restricted: result.restricted.unwrap_or_default(),
+        unserved: warnings,
         line: 1,
+        index: 1,
     })
 }
 
@@ -234,112 +361,95 @@ fn rebase(op: PatchOperation, prefix: &PointerBuf) -> PatchOperation {
     }
 }
 
-/// The documents of a JSON value or YAML stream, with the line each starts on. Empty YAML
-/// documents are dropped.
-fn parse_documents(input: &str, source_name: &str) -> Result<Vec<(Value, usize)>> {
-    let manifest_error = |document, line, message: String| Error::Manifest {
-        source_name: source_name.to_owned(),
-        document,
-        line,
-        message,
-    };
-    let trimmed = input.trim_start();
-    if trimmed.starts_with('{') || trimmed.starts_with('[') {
-        let value: Value =
-            serde_json::from_str(input).map_err(|e| manifest_error(1, e.line(), e.to_string()))?;
-        return match value {
-            Value::Object(_) => Ok(vec![(value, 1)]),
-            _ => Err(manifest_error(1, 1, "expected a JSON object".into())),
-        };
-    }
-    let starts = document_start_lines(input);
-    let mut documents = Vec::new();
-    for (i, de) in serde_yaml::Deserializer::from_str(input).enumerate() {
-        let line = starts.get(i).copied().unwrap_or(1);
-        let value = Value::deserialize(de).map_err(|e| {
-            let line = e.location().map_or(line, |l| l.line());
-            manifest_error(i + 1, line, e.to_string())
-        })?;
-        match value {
-            Value::Null => {}
-            Value::Object(_) => documents.push((value, line)),
-            _ => {
-                return Err(manifest_error(
-                    i + 1,
-                    line,
-                    "expected a mapping (a Kubernetes object)".into(),
-                ));
-            }
-        }
-    }
-    Ok(documents)
-}
-
-/// The line on which each YAML document starts (after each `---` marker), for error messages.
-fn document_start_lines(input: &str) -> Vec<usize> {
-    // 0 while a document's first content line is not yet known.
-    let mut starts = vec![0];
-    let mut seen_content = false;
-    for (n, line) in input.lines().enumerate() {
-        if line == "---" || line.starts_with("--- ") {
-            if seen_content {
-                starts.push(0);
-            }
-            // Content after the marker on the same line starts the document there.
-            let inline = line.len() > 4;
-            if let Some(start) = starts.last_mut() {
-                *start = if inline { n + 1 } else { 0 };
-            }
-            seen_content = inline;
-        } else if !line.trim().is_empty() && !line.trim_start().starts_with('#') {
-            seen_content = true;
-            if let Some(start) = starts.last_mut().filter(|s| **s == 0) {
-                *start = n + 1;
-            }
-        }
-    }
-    starts.iter().map(|&s| s.max(1)).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn document_lines_follow_markers() {
-        assert_eq!(document_start_lines("a: 1\n---\nb: 2\n"), vec![1, 3]);
-        assert_eq!(document_start_lines("---\na: 1\n---\nb: 2\n"), vec![2, 4]);
-        assert_eq!(document_start_lines("# c\n---\na: 1\n"), vec![3]);
-        assert_eq!(
-            document_start_lines("# c\n\na: 1\n---\n\nb: 2\n"),
-            vec![3, 6]
-        );
-        assert_eq!(document_start_lines("--- {a: 1}\n--- {b: 2}\n"), vec![1, 2]);
+    fn messages(input: &str) -> Vec<String> {
+        harden_stream(input, "in.yaml", &Policy::default())
+            .errors
+            .iter()
+            .map(ToString::to_string)
+            .collect()
     }
 
     #[test]
-    fn malformed_yaml_names_document_and_line() {
-        let input = "apiVersion: v1\nkind: Pod\n---\napiVersion: v1\nkind: [unclosed\n";
-        let err = harden_documents(input, "in.yaml", &Policy::default()).unwrap_err();
-        let msg = err.to_string();
-        assert!(msg.starts_with("in.yaml: document 2 (line 6)"), "{msg}");
+    fn malformed_yaml_names_document_line_and_column_and_keeps_the_others() {
+        let input = "apiVersion: v1\nkind: Secret\n---\napiVersion: v1\nkind: [unclosed\n---\n\
+                     apiVersion: v1\nkind: ConfigMap\n";
+        let outcome = harden_stream(input, "in.yaml", &Policy::default());
+        assert_eq!(outcome.documents.len(), 2);
+        assert_eq!(outcome.documents[1].index, 3);
+        assert_eq!(outcome.documents[1].line, 7);
+        let msg = outcome.errors[0].to_string();
+        assert!(
+            msg.starts_with("in.yaml: document 2 (line 5, column 7): "),
+            "{msg}"
+        );
     }
 
     #[test]
     fn scalar_documents_are_rejected() {
-        let err = harden_documents("just a string\n", "in.yaml", &Policy::default()).unwrap_err();
-        assert!(err.to_string().contains("document 1"), "{err}");
-        let err = harden_documents("[1, 2]", "in.json", &Policy::default()).unwrap_err();
-        assert!(err.to_string().contains("expected a JSON object"), "{err}");
+        let errors = messages("just a string\n");
+        assert!(
+            errors[0].contains("document 1 (line 1, column 1): expected a mapping"),
+            "{errors:?}"
+        );
+        let errors = messages("[1, 2]");
+        assert!(errors[0].contains("expected a mapping"), "{errors:?}");
     }
 
     #[test]
-    fn wrong_types_name_the_field() {
+    fn wrong_types_name_the_field_and_its_position() {
         let input = "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec:\n  containers: nope\n";
-        let err = harden_documents(input, "in.yaml", &Policy::default()).unwrap_err();
+        let errors = messages(input);
         assert!(
-            err.to_string().contains("spec.containers: expected a list"),
-            "{err}"
+            errors[0].contains("(line 5, column 3): spec.containers: expected a list"),
+            "{errors:?}"
+        );
+        // Inside a named container of a Deployment, and inside a List item.
+        let input = "apiVersion: apps/v1\nkind: Deployment\nspec:\n  template:\n    spec:\n      \
+                     containers:\n      - name: a\n        image: a\n      - name: b\n        \
+                     securityContext: [oops]\n";
+        let errors = messages(input);
+        assert!(errors[0].contains("(line 10, column 9)"), "{errors:?}");
+        let list = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Pod\n  spec:\n    \
+                    containers: 5\n";
+        let errors = messages(list);
+        assert!(errors[0].contains("(line 7, column 5)"), "{errors:?}");
+        // A missing pod spec: where its nearest parent is.
+        let input = "apiVersion: apps/v1\nkind: Deployment\nspec:\n  replicas: 1\n  template:\n    \
+                     metadata: {}\n";
+        let errors = messages(input);
+        assert!(
+            errors[0]
+                .contains("(line 5, column 3): Deployment has no pod spec at spec.template.spec"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn unserved_api_versions_are_left_alone_with_a_warning() {
+        let input = "apiVersion: extensions/v1beta1\nkind: DaemonSet\nmetadata: {name: d}\nspec:\n  \
+                     template:\n    spec:\n      containers: [{name: a, image: a}]\n---\n\
+                     apiVersion: batch/v1beta1\nkind: CronJob\nmetadata: {name: c}\nspec:\n  \
+                     jobTemplate: {spec: {template: {spec: {containers: [{name: a, image: a}]}}}}\n";
+        let outcome = harden_stream(input, "in.yaml", &Policy::default());
+        assert!(outcome.errors.is_empty());
+        for doc in &outcome.documents {
+            assert_eq!(doc.original, doc.hardened);
+            assert!(doc.patch.0.is_empty());
+        }
+        let report = unserved_report(&outcome.documents, "in.yaml");
+        assert!(
+            report.contains(
+                "in.yaml: document 1 (line 1): extensions/v1beta1 DaemonSet is no longer served"
+            ),
+            "{report}"
+        );
+        assert!(
+            report.contains("document 2 (line 9): batch/v1beta1 CronJob"),
+            "{report}"
         );
     }
 }

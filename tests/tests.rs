@@ -1,4 +1,4 @@
-//! Integration tests, one binary (so they build once). See ../shared/STYLE.md.
+//! Integration tests, one binary (so they build once): `cargo test --test tests it::<module>`.
 
 mod it {
     mod budget;
@@ -7,7 +7,10 @@ mod it {
     mod properties;
     mod psa_checks;
     mod psa_fixtures;
+    mod psa_source;
     mod reliability;
     mod server;
     mod support;
+    mod transport;
+    mod yaml_oracle;
 }

@@ -111,8 +111,8 @@ impl Drop for ControlPlane {
     }
 }
 
-/// Parses the `export K='V'` lines `controlplane.sh` writes.
-fn read_env_file(path: &Path) -> Result<HashMap<String, String>> {
+/// Parses the `export K='V'` lines `controlplane.sh` and `cluster.sh` write.
+pub(crate) fn read_env_file(path: &Path) -> Result<HashMap<String, String>> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     Ok(text

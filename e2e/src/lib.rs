@@ -15,10 +15,16 @@
 //! Webhook registration: <https://kubernetes.io/docs/reference/access-authn-authz/extensible-admission-controllers/>.
 
 pub mod controlplane;
+pub mod host;
 pub mod ledger;
 pub mod metrics;
+pub mod node;
 pub mod process;
 pub mod webhook;
+
+/// Where the PSA fixtures are and how to read them: one file shared with the integration tests.
+#[path = "../../tests/it/psa_source.rs"]
+mod psa_source;
 
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
@@ -89,10 +95,7 @@ impl Harness {
     pub fn start() -> Result<Self> {
         let t0 = Instant::now();
         let repo = repo_root();
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .map(|p| if p.is_absolute() { p } else { repo.join(p) })
-            .unwrap_or_else(|| repo.join("target"));
+        let target = target_dir(&repo);
         let run_dir = std::env::var_os("E2E_RUN_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| target.join("e2e"));
@@ -252,13 +255,7 @@ impl Harness {
     pub async fn namespace(&self, prefix: &str, labels: &[(&str, &str)]) -> Result<String> {
         let n = self.namespaces.fetch_add(1, Ordering::SeqCst) + 1;
         let name = format!("e2e-{n}-{prefix}");
-        let labels: BTreeMap<&str, &str> = labels.iter().copied().collect();
-        let ns: Namespace = serde_json::from_value(json!({
-            "metadata": {"name": name, "labels": labels}
-        }))?;
-        Api::<Namespace>::all(self.client())
-            .create(&PostParams::default(), &ns)
-            .await?;
+        create_namespace(self.client(), &name, labels).await?;
         Ok(name)
     }
 
@@ -389,6 +386,22 @@ impl Drop for Harness {
     }
 }
 
+/// Creates namespace `name` with `labels`.
+pub async fn create_namespace(
+    client: kube::Client,
+    name: &str,
+    labels: &[(&str, &str)],
+) -> Result<()> {
+    let labels: BTreeMap<&str, &str> = labels.iter().copied().collect();
+    let ns: Namespace = serde_json::from_value(json!({
+        "metadata": {"name": name, "labels": labels}
+    }))?;
+    Api::<Namespace>::all(client)
+        .create(&PostParams::default(), &ns)
+        .await?;
+    Ok(())
+}
+
 /// The repository root (the parent of this crate).
 pub fn repo_root() -> PathBuf {
     let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -396,10 +409,18 @@ pub fn repo_root() -> PathBuf {
     root.canonicalize().unwrap_or(root)
 }
 
+/// `CARGO_TARGET_DIR` (relative to `repo` unless absolute), else `<repo>/target`.
+pub fn target_dir(repo: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|p| if p.is_absolute() { p } else { repo.join(p) })
+        .unwrap_or_else(|| repo.join("target"))
+}
+
 /// `KUBE_HARDEN_BIN` (relative to the repository root: cargo runs tests in the crate's
 /// directory), or `cargo build --bin kube-harden` (a no-op when it is up to date) so the suite
 /// never tests a stale binary.
-fn kube_harden_binary(repo: &Path, target: &Path) -> Result<PathBuf> {
+pub fn kube_harden_binary(repo: &Path, target: &Path) -> Result<PathBuf> {
     if let Some(bin) = std::env::var_os("KUBE_HARDEN_BIN") {
         let bin = PathBuf::from(bin);
         let bin = if bin.is_absolute() {
@@ -427,19 +448,18 @@ fn kube_harden_binary(repo: &Path, target: &Path) -> Result<PathBuf> {
     Ok(target.join("debug/kube-harden"))
 }
 
-/// Where the Pod Security Admission fixtures are: `KUBE_HARDEN_PSA_FIXTURES`, or
-/// `../shared/psa-fixtures/restricted-v1.36` beside the repository.
-pub fn psa_fixtures_dir() -> PathBuf {
-    std::env::var_os("KUBE_HARDEN_PSA_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("../shared/psa-fixtures/restricted-v1.36"))
+/// Pod Security Admission's own `restricted` v1.36 fixtures of `kind` (`pass` or `fail`), sorted,
+/// as (file stem, pod): from the Go module `k8s.io/pod-security-admission` v0.36.x, fetched and
+/// cached by scripts/psa-fixtures.sh. Missing fixtures are an error naming that script.
+pub fn psa_fixtures(kind: &str) -> Result<Vec<(String, Value)>> {
+    Ok(psa_source::fixtures(&repo_root(), kind)?)
 }
 
 /// Reads a YAML (or JSON) file with one document.
 pub fn read_manifest(path: &Path) -> Result<Value> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    Ok(serde_yaml::from_str(&text)?)
+    Ok(kube_harden::yaml::from_str(&text)?)
 }
 
 /// Checks that every field of `expected` is in `actual` with the same value (objects may have

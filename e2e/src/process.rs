@@ -1,9 +1,10 @@
 //! Child processes with a deadline: every command the harness runs (the control-plane script,
 //! kubectl, cargo) is bounded in time, and its output is read on threads so a full pipe can
-//! never stall it.
+//! never stall it. Long-running servers (kube-harden) are [`Supervised`]: stopped on drop, and by
+//! a watchdog if the test process dies.
 
 use std::io::{Read, Write};
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -135,6 +136,25 @@ pub fn run_detached(
     wait_until(&mut child, Instant::now() + timeout, &what)
 }
 
+/// A plain HTTP/1.0 `GET path` to `addr`, bounded by socket timeouts: the status and the body.
+pub fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(5)))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .ok_or("malformed HTTP response")?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or("malformed HTTP status line")?;
+    Ok((status, body.to_owned()))
+}
+
 /// A TCP port on 127.0.0.1 that was free a moment ago.
 pub fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
@@ -185,4 +205,71 @@ pub fn spawn_watchdog(child: &Child, name: &str) -> std::io::Result<Child> {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
+}
+
+/// A server process a test started (kube-harden), with its watchdog ([`spawn_watchdog`]).
+/// [`Supervised::stop`], also run on drop, sends SIGTERM and then SIGKILL after 10 s.
+#[derive(Debug)]
+pub struct Supervised {
+    child: Option<Child>,
+    watchdog: Option<Child>,
+}
+
+impl Supervised {
+    /// Watches `child`; `name` is the watchdog's `$0`. If the watchdog cannot start, `child` is
+    /// killed.
+    pub fn watch(mut child: Child, name: &str) -> std::io::Result<Self> {
+        match spawn_watchdog(&child, name) {
+            Ok(watchdog) => Ok(Self {
+                child: Some(child),
+                watchdog: Some(watchdog),
+            }),
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(e)
+            }
+        }
+    }
+
+    /// The exit status once the process has exited (or was stopped), `None` while it runs.
+    pub fn try_wait(&mut self) -> std::io::Result<Option<ExitStatus>> {
+        match self.child.as_mut() {
+            Some(child) => child.try_wait(),
+            None => Ok(Some(ExitStatus::default())),
+        }
+    }
+
+    /// Whether the process is running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.try_wait(), Ok(None))
+    }
+
+    /// Stops the process: SIGTERM, then SIGKILL after 10 s; then the watchdog (idempotent).
+    pub fn stop(&mut self) {
+        if let Some(mut watchdog) = self.watchdog.take() {
+            let _ = watchdog.kill();
+            let _ = watchdog.wait();
+        }
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        if matches!(child.try_wait(), Ok(None)) {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+        }
+        let _ = child.wait();
+    }
+}
+
+impl Drop for Supervised {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }

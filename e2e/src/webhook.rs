@@ -3,10 +3,8 @@
 //! MutatingWebhookConfiguration from manifests/base with `clientConfig.service` swapped for
 //! `clientConfig.url` + `caBundle` (the control plane has no Service network).
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::ByteString;
@@ -82,8 +80,7 @@ pub struct Webhook {
     pub webhook_port: u16,
     /// Plain-HTTP port of /metrics, /healthz, /readyz.
     pub metrics_port: u16,
-    child: Option<Child>,
-    watchdog: Option<Child>,
+    process: Option<process::Supervised>,
 }
 
 impl Webhook {
@@ -95,8 +92,7 @@ impl Webhook {
             log_file,
             webhook_port: process::free_port()?,
             metrics_port: process::free_port()?,
-            child: None,
-            watchdog: None,
+            process: None,
         };
         webhook.spawn()?;
         Ok(webhook)
@@ -109,9 +105,9 @@ impl Webhook {
 
     /// Whether the process is running.
     pub fn is_running(&mut self) -> bool {
-        self.child
+        self.process
             .as_mut()
-            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+            .is_some_and(process::Supervised::is_running)
     }
 
     /// Starts the process (again) on the same ports and waits until it is ready.
@@ -140,9 +136,10 @@ impl Webhook {
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", self.bin.display()))?;
         // Stops the server if this test process dies without running its cleanup.
-        let watchdog = process::spawn_watchdog(&child, "kube-harden-e2e-watchdog")?;
-        self.child = Some(child);
-        self.watchdog = Some(watchdog);
+        self.process = Some(process::Supervised::watch(
+            child,
+            "kube-harden-e2e-watchdog",
+        )?);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if !self.is_running() {
@@ -169,24 +166,9 @@ impl Webhook {
 
     /// Stops the server: SIGTERM, then SIGKILL after 10 s (idempotent).
     pub fn stop(&mut self) {
-        if let Some(mut watchdog) = self.watchdog.take() {
-            let _ = watchdog.kill();
-            let _ = watchdog.wait();
+        if let Some(mut process) = self.process.take() {
+            process.stop();
         }
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        if matches!(child.try_wait(), Ok(None)) {
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-        }
-        let _ = child.wait();
     }
 
     /// The last `lines` lines of the server's log.
@@ -209,24 +191,12 @@ impl Webhook {
         }
     }
 
-    /// A plain HTTP/1.0 GET on the metrics port, bounded by socket timeouts.
+    /// A plain HTTP/1.0 GET on the metrics port.
     fn http_get(&self, path: &str) -> Result<(u16, String)> {
-        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], self.metrics_port));
-        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-        stream.set_write_timeout(Some(Duration::from_secs(5)))?;
-        write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response)?;
-        let (head, body) = response
-            .split_once("\r\n\r\n")
-            .ok_or("malformed HTTP response")?;
-        let status = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or("malformed HTTP status line")?;
-        Ok((status, body.to_owned()))
+        process::http_get(
+            std::net::SocketAddr::from(([127, 0, 0, 1], self.metrics_port)),
+            path,
+        )
     }
 }
 
@@ -247,11 +217,8 @@ pub fn render_base(kubectl: &Path, repo: &Path) -> Result<Vec<Value>> {
     )?
     .ok("kubectl kustomize manifests/base")?;
     let mut docs = Vec::new();
-    for doc in serde_yaml::Deserializer::from_str(&out.stdout) {
-        let value: Value = serde::Deserialize::deserialize(doc)?;
-        if !value.is_null() {
-            docs.push(value);
-        }
+    for doc in kube_harden::yaml::read_stream(&out.stdout) {
+        docs.push(doc?.value);
     }
     Ok(docs)
 }

@@ -48,7 +48,7 @@ use serde_json::{Map, Value};
 pub use findings::{Finding, FindingName};
 pub use patch::additions;
 pub use policy::{Policy, PolicyError, ResourceDefaults};
-pub use workload::WorkloadKind;
+pub use workload::{Unserved, WorkloadKind};
 
 /// Annotation that opts an object out: `"true"` for everything, or a comma-separated list of
 /// change names.

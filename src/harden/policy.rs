@@ -22,6 +22,7 @@ pub struct Policy {
     /// Pod `fsGroup` (default 2866).
     pub fs_group: i64,
     /// `sizeLimit` of the emptyDir volumes mounted at /tmp and the writable paths (default 64Mi).
+    #[serde(deserialize_with = "crate::yaml::string_or_number")]
     pub tmp_size_limit: String,
     /// Default requests and limits.
     pub resources: ResourceDefaults,
@@ -35,12 +36,16 @@ pub struct Policy {
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct ResourceDefaults {
     /// Default CPU request (default `100m`).
+    #[serde(deserialize_with = "crate::yaml::string_or_number")]
     pub cpu_request: String,
     /// Default memory request (default `128Mi`).
+    #[serde(deserialize_with = "crate::yaml::string_or_number")]
     pub memory_request: String,
     /// Default CPU limit (default `500m`).
+    #[serde(deserialize_with = "crate::yaml::string_or_number")]
     pub cpu_limit: String,
     /// Default memory limit (default `512Mi`).
+    #[serde(deserialize_with = "crate::yaml::string_or_number")]
     pub memory_limit: String,
     /// Whether to add CPU limits at all (default true). CPU limits throttle; some teams prefer
     /// requests only.
@@ -75,9 +80,10 @@ impl Default for ResourceDefaults {
 /// A policy file that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
-    /// The YAML does not parse or has an unknown field or wrong type.
+    /// The YAML does not parse or has an unknown field or wrong type (with its line and
+    /// column).
     #[error("invalid policy: {0}")]
-    Parse(#[from] serde_yaml::Error),
+    Parse(#[from] crate::yaml::YamlError),
     /// A field has a value outside what Kubernetes or the rules accept.
     #[error("invalid policy: field `{field}`: {reason}")]
     Invalid {
@@ -94,7 +100,7 @@ impl Policy {
         let policy: Self = if yaml.trim().is_empty() {
             Self::default()
         } else {
-            serde_yaml::from_str(yaml)?
+            crate::yaml::from_str(yaml)?
         };
         policy.validate()?;
         Ok(policy)
@@ -198,11 +204,34 @@ mod tests {
             ("runAsUsr: 5", "runAsUsr"),
             ("disabled: [notAChange]", "notAChange"),
             ("runAsUser: abc", "runAsUser"),
+            ("resources:\n  cpuLimits: maybe\n", "resources.cpuLimits"),
         ];
         for (yaml, field) in cases {
             let err = Policy::from_yaml(yaml).unwrap_err().to_string();
             assert!(err.contains(field), "{yaml}: {err} should name {field}");
         }
+    }
+
+    #[test]
+    fn yaml_1_1_values_and_numbers_are_read_as_kubernetes_reads_them() {
+        let p = Policy::from_yaml(
+            "runAsUser: 0x3e8\nfsGroup: 0755\nresources: {cpuLimits: no, cpuRequest: 1, cpuLimit: 2}\n",
+        )
+        .unwrap();
+        assert_eq!(p.run_as_user, 1000);
+        assert_eq!(p.fs_group, 493);
+        assert!(!p.resources.cpu_limits);
+        assert_eq!(p.resources.cpu_request, "1");
+        assert_eq!(p.resources.cpu_limit, "2");
+    }
+
+    #[test]
+    fn parse_errors_carry_the_field_line_and_column() {
+        let err = Policy::from_yaml("runAsUser: 5\nresources:\n  cpuLimits: maybe\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 3, column 3"), "{err}");
+        assert!(err.contains("resources.cpuLimits"), "{err}");
     }
 
     #[test]

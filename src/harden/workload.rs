@@ -42,41 +42,58 @@ impl WorkloadKind {
 
     /// The kind for an API group and kind name (`""`/`apps`/`batch`), if it carries a pod spec.
     pub fn from_group_kind(group: &str, kind: &str) -> Option<Self> {
-        Some(match (group, kind) {
-            ("", "Pod") => Self::Pod,
-            ("", "ReplicationController") => Self::ReplicationController,
-            ("apps", "Deployment") => Self::Deployment,
-            ("apps", "StatefulSet") => Self::StatefulSet,
-            ("apps", "DaemonSet") => Self::DaemonSet,
-            ("apps", "ReplicaSet") => Self::ReplicaSet,
-            ("batch", "Job") => Self::Job,
-            ("batch", "CronJob") => Self::CronJob,
-            _ => return None,
-        })
+        TABLE
+            .iter()
+            .find(|row| row.name == kind && group_of(row.api_version) == group)
+            .map(|row| row.kind)
     }
 
-    /// The kind of a manifest, from its `apiVersion` and `kind`.
+    /// The kind of a manifest, from its `apiVersion` and `kind`: only under the apiVersion the
+    /// API server serves (an older one is [`Unserved`], left alone).
     pub fn of_object(object: &Value) -> Option<Self> {
-        let api_version = object.get("apiVersion")?.as_str()?;
-        let kind = object.get("kind")?.as_str()?;
-        let group = api_version
-            .rsplit_once('/')
-            .map(|(group, _)| group)
-            .unwrap_or("");
-        Self::from_group_kind(group, kind)
+        let (api_version, kind) = api_version_kind(object)?;
+        TABLE
+            .iter()
+            .find(|row| row.name == kind && row.api_version == api_version)
+            .map(|row| row.kind)
+    }
+
+    /// A workload kind under an apiVersion the API server does not serve (`extensions/v1beta1`
+    /// DaemonSet, `batch/v1beta1` CronJob, `v1` Deployment...): never hardened, since the
+    /// API server rejects the object whatever it holds; the caller warns.
+    pub fn unserved(object: &Value) -> Option<Unserved> {
+        let (api_version, kind) = api_version_kind(object)?;
+        let row = TABLE.iter().find(|row| row.name == kind)?;
+        let known = row.unserved.contains(&api_version);
+        // Another group with a kind of the same name is someone else's API (a CRD).
+        let builtin_group = matches!(group_of(api_version), "" | "apps" | "extensions" | "batch");
+        (api_version != row.api_version && (known || builtin_group)).then(|| Unserved {
+            api_version: api_version.to_owned(),
+            kind: row.kind,
+            known,
+        })
     }
 
     /// The kind's name as in manifests.
     pub fn as_str(self) -> &'static str {
+        self.row().name
+    }
+
+    /// The apiVersion the API server serves this kind under.
+    pub fn api_version(self) -> &'static str {
+        self.row().api_version
+    }
+
+    fn row(self) -> &'static Row {
         match self {
-            Self::Pod => "Pod",
-            Self::Deployment => "Deployment",
-            Self::StatefulSet => "StatefulSet",
-            Self::DaemonSet => "DaemonSet",
-            Self::ReplicaSet => "ReplicaSet",
-            Self::ReplicationController => "ReplicationController",
-            Self::Job => "Job",
-            Self::CronJob => "CronJob",
+            Self::Pod => &POD,
+            Self::Deployment => &DEPLOYMENT,
+            Self::StatefulSet => &STATEFUL_SET,
+            Self::DaemonSet => &DAEMON_SET,
+            Self::ReplicaSet => &REPLICA_SET,
+            Self::ReplicationController => &REPLICATION_CONTROLLER,
+            Self::Job => &JOB,
+            Self::CronJob => &CRON_JOB,
         }
     }
 
@@ -116,6 +133,123 @@ impl WorkloadKind {
     }
 }
 
+/// One row of [`TABLE`].
+struct Row {
+    kind: WorkloadKind,
+    name: &'static str,
+    /// The apiVersion Kubernetes v1.36 serves.
+    api_version: &'static str,
+    /// Older apiVersions of the same kind, no longer served (removed in 1.16, CronJob's
+    /// `batch/v1beta1` in 1.25).
+    unserved: &'static [&'static str],
+}
+
+/// Every workload kind, the apiVersion it is served under and the ones it no longer is.
+const TABLE: &[Row] = &[
+    POD,
+    DEPLOYMENT,
+    STATEFUL_SET,
+    DAEMON_SET,
+    REPLICA_SET,
+    REPLICATION_CONTROLLER,
+    JOB,
+    CRON_JOB,
+];
+
+const POD: Row = Row {
+    kind: WorkloadKind::Pod,
+    name: "Pod",
+    api_version: "v1",
+    unserved: &[],
+};
+const DEPLOYMENT: Row = Row {
+    kind: WorkloadKind::Deployment,
+    name: "Deployment",
+    api_version: "apps/v1",
+    unserved: &["extensions/v1beta1", "apps/v1beta1", "apps/v1beta2"],
+};
+const STATEFUL_SET: Row = Row {
+    kind: WorkloadKind::StatefulSet,
+    name: "StatefulSet",
+    api_version: "apps/v1",
+    unserved: &["apps/v1beta1", "apps/v1beta2"],
+};
+const DAEMON_SET: Row = Row {
+    kind: WorkloadKind::DaemonSet,
+    name: "DaemonSet",
+    api_version: "apps/v1",
+    unserved: &["extensions/v1beta1", "apps/v1beta2"],
+};
+const REPLICA_SET: Row = Row {
+    kind: WorkloadKind::ReplicaSet,
+    name: "ReplicaSet",
+    api_version: "apps/v1",
+    unserved: &["extensions/v1beta1", "apps/v1beta2"],
+};
+const REPLICATION_CONTROLLER: Row = Row {
+    kind: WorkloadKind::ReplicationController,
+    name: "ReplicationController",
+    api_version: "v1",
+    unserved: &[],
+};
+const JOB: Row = Row {
+    kind: WorkloadKind::Job,
+    name: "Job",
+    api_version: "batch/v1",
+    unserved: &[],
+};
+const CRON_JOB: Row = Row {
+    kind: WorkloadKind::CronJob,
+    name: "CronJob",
+    api_version: "batch/v1",
+    unserved: &["batch/v1beta1", "batch/v2alpha1"],
+};
+
+/// A workload written under an apiVersion the API server does not serve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unserved {
+    /// The apiVersion as written.
+    pub api_version: String,
+    /// The kind.
+    pub kind: WorkloadKind,
+    /// Whether it is an older version Kubernetes once served (otherwise no Kubernetes version
+    /// ever served the kind under it).
+    pub known: bool,
+}
+
+impl fmt::Display for Unserved {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (kind, served) = (self.kind, self.kind.api_version());
+        if self.known {
+            write!(
+                f,
+                "{} {kind} is no longer served by the API server; left unchanged: change apiVersion to {served}",
+                self.api_version
+            )
+        } else {
+            write!(
+                f,
+                "{} {kind} is not an apiVersion Kubernetes serves {kind} under; left unchanged: {kind} is {served}",
+                self.api_version
+            )
+        }
+    }
+}
+
+fn api_version_kind(object: &Value) -> Option<(&str, &str)> {
+    Some((
+        object.get("apiVersion")?.as_str()?,
+        object.get("kind")?.as_str()?,
+    ))
+}
+
+fn group_of(api_version: &str) -> &str {
+    api_version
+        .rsplit_once('/')
+        .map(|(group, _)| group)
+        .unwrap_or("")
+}
+
 impl fmt::Display for WorkloadKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -152,6 +286,9 @@ mod tests {
             ("v1", "Service", None),
             ("v1", "Deployment", None),
             ("example.com/v1", "Pod", None),
+            ("apps/v1beta2", "Deployment", None),
+            ("batch/v1beta1", "CronJob", None),
+            ("extensions/v1beta1", "DaemonSet", None),
         ];
         for (api_version, kind, expected) in cases {
             let object = json!({"apiVersion": api_version, "kind": kind});
@@ -162,6 +299,63 @@ mod tests {
             );
         }
         assert_eq!(WorkloadKind::of_object(&json!({"kind": "Pod"})), None);
+    }
+
+    #[test]
+    fn unserved_api_versions_are_named() {
+        let cases = [
+            ("extensions/v1beta1", "DaemonSet", Some(true)),
+            ("extensions/v1beta1", "Deployment", Some(true)),
+            ("apps/v1beta1", "Deployment", Some(true)),
+            ("apps/v1beta2", "StatefulSet", Some(true)),
+            ("batch/v1beta1", "CronJob", Some(true)),
+            ("v1", "Deployment", Some(false)),
+            ("apps/v1", "Pod", Some(false)),
+            ("apps/v1", "Deployment", None),
+            ("batch/v1", "CronJob", None),
+            ("example.com/v1", "Deployment", None),
+            ("v1", "Service", None),
+        ];
+        for (api_version, kind, known) in cases {
+            let object = json!({"apiVersion": api_version, "kind": kind});
+            let unserved = WorkloadKind::unserved(&object);
+            assert_eq!(
+                unserved.as_ref().map(|u| u.known),
+                known,
+                "{api_version} {kind}"
+            );
+            if let Some(u) = unserved {
+                assert!(
+                    u.to_string().starts_with(&format!("{api_version} {kind} ")),
+                    "{u}"
+                );
+            }
+        }
+        let message =
+            WorkloadKind::unserved(&json!({"apiVersion": "batch/v1beta1", "kind": "CronJob"}))
+                .unwrap()
+                .to_string();
+        assert!(
+            message.contains("change apiVersion to batch/v1"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn group_kind_lookup_matches_the_served_versions() {
+        for kind in WorkloadKind::ALL {
+            let group = group_of(kind.api_version());
+            assert_eq!(
+                WorkloadKind::from_group_kind(group, kind.as_str()),
+                Some(*kind)
+            );
+            let object = json!({"apiVersion": kind.api_version(), "kind": kind.as_str()});
+            assert_eq!(WorkloadKind::of_object(&object), Some(*kind));
+        }
+        assert_eq!(
+            WorkloadKind::from_group_kind("extensions", "Deployment"),
+            None
+        );
     }
 
     #[test]

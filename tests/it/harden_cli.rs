@@ -114,8 +114,9 @@ fn yaml_stream_keeps_order_and_passes_other_kinds_through() {
     assert_eq!(lines[2], "[]");
 
     let yaml = ok_stdout(harden(&["-f", "-"], Some(input)));
-    let docs: Vec<Value> = serde_yaml::Deserializer::from_str(&yaml)
-        .map(|d| serde::Deserialize::deserialize(d).expect("YAML output"))
+    let docs: Vec<Value> = kube_harden::yaml::read_stream(&yaml)
+        .into_iter()
+        .map(|d| d.expect("YAML output").value)
         .collect();
     let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["ConfigMap", "Pod", "Service"]);
@@ -152,26 +153,35 @@ fn json_list_items_are_hardened_with_patches_under_items() {
     assert_eq!(out[0]["items"][0], list["items"][0]);
 }
 
+/// A bad document is reported with its index, line and column and left out; the good ones are
+/// still written; the exit status is 1 (docs/configuration.md, "Bad documents").
 #[test]
-fn malformed_input_fails_with_document_and_line_and_prints_nothing() {
+fn bad_documents_are_reported_and_the_others_written() {
     let cases = [
         (
-            "apiVersion: v1\nkind: Pod\nspec: {containers: []}\n---\nkind: [oops\n",
-            "document 2 (line",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n---\nkind: [oops\n",
+            "document 2 (line 5, column 7): ",
+            1,
         ),
-        ("{\"kind\": \"Pod\",", "document 1 (line 1)"),
+        ("{\"kind\": \"Pod\",", "document 1 (line 1, column ", 0),
         (
-            "apiVersion: v1\nkind: Pod\nspec: {}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  template:\n    spec:\n      containers: {}\n",
-            "document 2 (line 5): spec.template.spec.containers: expected a list",
+            "apiVersion: v1\nkind: Pod\nspec: {containers: []}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  template:\n    spec:\n      containers: {}\n",
+            "document 2 (line 11, column 7): spec.template.spec.containers: expected a list",
+            1,
         ),
-        ("- just\n- a list\n", "document 1"),
+        (
+            "- just\n- a list\n",
+            "document 1 (line 1, column 1): expected a mapping",
+            0,
+        ),
     ];
-    for (input, expected) in cases {
-        let out = harden(&["-f", "-"], Some(input));
-        assert!(!out.status.success(), "{input:?} should fail");
-        assert!(out.stdout.is_empty(), "nothing half-written for {input:?}");
+    for (input, expected, written) in cases {
+        let out = harden(&["-f", "-", "-o", "json"], Some(input));
+        assert_eq!(out.status.code(), Some(1), "{input:?} should fail");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(expected), "{input:?}: {stderr}");
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(json_stream(&stdout).len(), written, "{input:?}: {stdout}");
     }
 }
 

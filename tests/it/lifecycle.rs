@@ -1,7 +1,6 @@
 //! Start-up, certificate rotation and shutdown, with clients sending all along.
 
 use std::convert::Infallible;
-use std::path::Path;
 use std::pin::Pin;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -17,24 +16,6 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::Value;
 
 use super::support::*;
-
-/// Lays out a Secret volume as the kubelet does: `..<stamp>/` holds the files, `..data` links to
-/// it, and `tls.crt`/`tls.key` link through `..data`.
-fn secret_volume_swap(dir: &Path, stamp: &str, pair: &Pair) {
-    let data = dir.join(format!("..{stamp}"));
-    std::fs::create_dir(&data).unwrap();
-    std::fs::write(data.join("tls.crt"), &pair.cert_pem).unwrap();
-    std::fs::write(data.join("tls.key"), &pair.key_pem).unwrap();
-    let tmp = dir.join("..data_tmp");
-    std::os::unix::fs::symlink(format!("..{stamp}"), &tmp).unwrap();
-    std::fs::rename(&tmp, dir.join("..data")).unwrap();
-    for file in ["tls.crt", "tls.key"] {
-        let link = dir.join(file);
-        if link.symlink_metadata().is_err() {
-            std::os::unix::fs::symlink(format!("..data/{file}"), &link).unwrap();
-        }
-    }
-}
 
 #[tokio::test]
 async fn certificate_rotation_by_symlink_swap_under_load() {

@@ -1,60 +1,22 @@
 //! `kube_harden::psa` against Pod Security Admission's own `restricted` v1.36 fixtures: every
 //! `pass/` pod has no violation, and every `fail/` pod fails the check its file name names.
 //!
-//! The fixtures live in `../shared/psa-fixtures/restricted-v1.36` next to the crate, or wherever
-//! `KUBE_HARDEN_PSA_FIXTURES` points. A missing directory fails the tests: they never skip.
+//! The fixtures come from the Go module `k8s.io/pod-security-admission` v0.36.x (its
+//! test/testdata), fetched and cached by scripts/psa-fixtures.sh (tests/it/psa_source.rs). Missing
+//! fixtures fail the tests: they never skip.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use kube_harden::psa::{Check, Violation, check_restricted};
 use serde_json::Value;
 
-const FIXTURES_ENV: &str = "KUBE_HARDEN_PSA_FIXTURES";
+use super::psa_source;
 
-fn fixtures_dir() -> PathBuf {
-    let dir = match std::env::var_os(FIXTURES_ENV) {
-        Some(dir) => PathBuf::from(dir),
-        None => {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/psa-fixtures/restricted-v1.36")
-        }
-    };
-    assert!(
-        dir.is_dir(),
-        "PSA fixtures not found at {} (set {FIXTURES_ENV} to the restricted-v1.36 directory \
-         holding pass/ and fail/)",
-        dir.display()
-    );
-    dir
-}
-
-/// The `*.yaml` files of `fixtures/<kind>`, sorted, as (file stem, pod).
+/// The `*.yaml` pods of `pass/` or `fail/`, sorted, as (file stem, pod).
 fn pods(kind: &str) -> Vec<(String, Value)> {
-    let dir = fixtures_dir().join(kind);
-    let entries =
-        std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()));
-    let mut paths: Vec<PathBuf> = entries
-        .map(|entry| entry.unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display())))
-        .map(|entry| entry.path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "yaml"))
-        .collect();
-    paths.sort();
-    assert!(!paths.is_empty(), "no *.yaml fixtures in {}", dir.display());
-    paths
-        .into_iter()
-        .map(|path| {
-            let text = std::fs::read_to_string(&path)
-                .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-            let pod: Value = serde_yaml::from_str(&text)
-                .unwrap_or_else(|e| panic!("{} is not YAML: {e}", path.display()));
-            let stem = path
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .unwrap_or_else(|| panic!("odd file name {}", path.display()))
-                .to_owned();
-            (stem, pod)
-        })
-        .collect()
+    psa_source::fixtures(Path::new(env!("CARGO_MANIFEST_DIR")), kind)
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn check_pod(pod: &Value) -> Vec<Violation> {

@@ -1,15 +1,18 @@
-//! The Pod Security Admission fixtures (../shared/psa-fixtures, from the Kubernetes project) run
-//! through `harden`, then through our Rust `restricted` checks: every pass/ pod stays valid, and
-//! each fail/ pod either now satisfies restricted (its violation was a missing field) or still
-//! fails because the author wrote an insecure value explicitly (kept, by design). The expected
-//! lists are recorded in docs/rules.md.
+//! Pod Security Admission's own `restricted` v1.36 fixtures (from the Go module
+//! `k8s.io/pod-security-admission` v0.36.x, see tests/it/psa_source.rs) run through `harden`,
+//! then through our Rust `restricted` checks: every pass/ pod stays valid, and each fail/ pod
+//! either now satisfies restricted (its violation was a missing field) or still fails because
+//! the author wrote an insecure value explicitly (kept, by design). The expected lists are
+//! recorded in docs/rules.md.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::Path;
 
 use kube_harden::harden::{Policy, harden_object};
 use kube_harden::psa::check_restricted;
 use serde_json::Value;
+
+use super::psa_source;
 
 /// fail/ fixtures that still fail `restricted` after hardening, and the checks they fail. Each is
 /// an explicit value kube-harden never overrides (or something no default can fix, like a
@@ -111,28 +114,9 @@ const STILL_FAILING: &[(&str, &str)] = &[
     ("windowshostprocess1", "hostNamespaces,windowsHostProcess"),
 ];
 
-fn fixtures_dir() -> PathBuf {
-    std::env::var_os("KUBE_HARDEN_PSA_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../shared/psa-fixtures/restricted-v1.36")
-        })
-}
-
-fn load(dir: &str) -> Vec<(String, Value)> {
-    let dir = fixtures_dir().join(dir);
-    let mut out: Vec<(String, Value)> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("PSA fixtures missing at {}: {e}", dir.display()))
-        .map(|entry| {
-            let path = entry.expect("readable").path();
-            let text = std::fs::read_to_string(&path).expect("readable fixture");
-            let name = path.file_stem().unwrap().to_string_lossy().into_owned();
-            (name, serde_yaml::from_str(&text).expect("fixture is YAML"))
-        })
-        .collect();
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    out
+fn load(kind: &str) -> Vec<(String, Value)> {
+    psa_source::fixtures(Path::new(env!("CARGO_MANIFEST_DIR")), kind)
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn harden_and_check(pod: &Value) -> Vec<String> {

@@ -451,10 +451,23 @@ async fn health_and_metrics_endpoints() {
         ) > 1.7e9
     );
     assert!(metrics.contains("process_resident_memory_bytes"));
+
+    // One review: its duration is one observation in its mode's histogram, with every bucket.
+    let mut client = server.client(Version::Http1).await;
+    let (status, _) = client.review("/mutate", &fixture("pod-create.json")).await;
+    assert_eq!(status, StatusCode::OK);
+    let metrics = server.metrics_text().await;
+    for series in [
+        r#"kube_harden_admission_duration_seconds_count{mode="enforce"}"#,
+        r#"kube_harden_admission_duration_seconds_bucket{mode="enforce",le="+Inf"}"#,
+    ] {
+        assert_eq!(metric(&metrics, series), 1.0, "{series}\n{metrics}");
+    }
     assert!(
         metrics.contains(
-            "kube_harden_admission_duration_seconds_bucket{mode=\"enforce\",le=\"0.0001\"}"
-        ) || !metrics.contains("mode=\"enforce\"")
+            "kube_harden_admission_duration_seconds_bucket{mode=\"enforce\",le=\"0.0001\"} "
+        ),
+        "{metrics}"
     );
     server.stop().await;
 }

@@ -1,4 +1,4 @@
-//! Behaviour 1: Pod Security Admission `restricted` rejects a legacy pod; with kube-harden in
+//! Pod Security Admission `restricted` rejects a legacy pod; with kube-harden in
 //! the same namespace's admission chain, the same pod is admitted and stored hardened.
 
 use kube_harden::admission::Mode;

@@ -1,4 +1,4 @@
-//! Behaviour 4: in audit mode the webhook changes nothing, and what it would have added reaches
+//! In audit mode the webhook changes nothing, and what it would have added reaches
 //! the client as warnings that kubectl prints.
 
 use kube_harden::admission::Mode;
@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::admission::legacy_pod;
 
 fn yaml(value: &Value) -> Result<String> {
-    Ok(serde_yaml::to_string(value)?)
+    Ok(kube_harden::yaml::to_string(value))
 }
 
 pub async fn audit_mode_changes_nothing_and_kubectl_prints_the_warnings(h: &Harness) -> Result<()> {

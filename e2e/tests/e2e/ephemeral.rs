@@ -1,4 +1,4 @@
-//! Behaviour 6: an ephemeral (debug) container added through the `pods/ephemeralcontainers`
+//! An ephemeral (debug) container added through the `pods/ephemeralcontainers`
 //! subresource is hardened; the pod's existing containers are left alone. In a restricted
 //! namespace without kube-harden, the same debug container is refused.
 

@@ -1,4 +1,4 @@
-//! Behaviour 7: with the webhook stopped and `failurePolicy: Ignore`, pods are still admitted
+//! With the webhook stopped and `failurePolicy: Ignore`, pods are still admitted
 //! (unhardened), and the API server's own webhook metrics count the failure. Pod Security
 //! Admission still has the last word where it is enforced. The webhook is started again at the
 //! end so the cluster is left as it was.

@@ -1,19 +1,17 @@
-//! Behaviour 2: every Pod Security Admission fixture (../shared/psa-fixtures, from the
-//! Kubernetes project) goes through a real `restricted` namespace with kube-harden in the
-//! chain. pass/ pods are admitted; a fail/ pod is admitted unless its violation is a value its
-//! author wrote (kube-harden never overrides one). For each fixture, kube-harden's own Rust
-//! `check_restricted` on the locally hardened pod must agree with the API server's decision.
+//! Every Pod Security Admission `restricted` v1.36 fixture (from the Go module
+//! `k8s.io/pod-security-admission` v0.36.x, fetched by scripts/psa-fixtures.sh) goes through a
+//! real `restricted` namespace with kube-harden in the chain. pass/ pods are admitted; a fail/ pod
+//! is admitted unless its violation is a value its author wrote (kube-harden never overrides one).
+//! For each fixture, kube-harden's own Rust `check_restricted` on the locally hardened pod must
+//! agree with the API server's decision.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
 use kube_harden::admission::Mode;
 use kube_harden::harden::HARDENED_ANNOTATION;
 use kube_harden::psa::check_restricted;
 use kube_harden_e2e::ledger::apply;
-use kube_harden_e2e::{
-    Harness, MODE_LABEL, PSA_ENFORCE_LABEL, Result, psa_fixtures_dir, read_manifest, subset,
-};
+use kube_harden_e2e::{Harness, MODE_LABEL, PSA_ENFORCE_LABEL, Result, psa_fixtures, subset};
 use serde_json::Value;
 
 /// fail/ fixtures whose violation was a missing field: admitted once hardened. The other fail/
@@ -43,28 +41,6 @@ enum Decision {
     Invalid(String),
 }
 
-fn load(dir: &Path) -> Result<Vec<(String, Value)>> {
-    let mut out = Vec::new();
-    let entries = std::fs::read_dir(dir).map_err(|e| {
-        format!(
-            "PSA fixtures missing at {} ({e}); set KUBE_HARDEN_PSA_FIXTURES",
-            dir.display()
-        )
-    })?;
-    for entry in entries {
-        let path = entry?.path();
-        if path.extension().is_some_and(|e| e == "yaml") {
-            let name = path
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            out.push((name, read_manifest(&path)?));
-        }
-    }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(out)
-}
-
 pub async fn psa_fixtures_agree_with_the_api_server(h: &Harness) -> Result<()> {
     let ns = h
         .namespace(
@@ -72,7 +48,6 @@ pub async fn psa_fixtures_agree_with_the_api_server(h: &Harness) -> Result<()> {
             &[(PSA_ENFORCE_LABEL, "restricted"), (MODE_LABEL, "enforce")],
         )
         .await?;
-    let root = psa_fixtures_dir();
     let mut agree = 0;
     let mut disagree = Vec::new();
     let mut not_comparable = Vec::new();
@@ -82,7 +57,7 @@ pub async fn psa_fixtures_agree_with_the_api_server(h: &Harness) -> Result<()> {
     let mut pass_count = 0;
     let mut fail_count = 0;
     for dir in ["pass", "fail"] {
-        let fixtures = load(&root.join(dir))?;
+        let fixtures = psa_fixtures(dir)?;
         assert!(fixtures.len() >= 20, "{} {dir}/ fixtures", fixtures.len());
         for (name, mut pod) in fixtures {
             // Fixture names have underscores and repeat across pass/ and fail/.

@@ -1,4 +1,4 @@
-//! Behaviour 8: the webhook's /metrics reflects exactly what the tests did. Every request the
+//! The webhook's /metrics reflects exactly what the tests did. Every request the
 //! earlier tests sent through the webhook was recorded in the ledger with the decisions of the
 //! same rules run locally; the counters must match it series by series, and the number of
 //! reviews must equal the number of calls the API server counted.

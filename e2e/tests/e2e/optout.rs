@@ -1,4 +1,4 @@
-//! Behaviour 5: what the author wrote holds. Opt-out annotations (all, or some changes),
+//! What the author wrote holds. Opt-out annotations (all, or some changes),
 //! explicit values (even insecure ones), and a privileged pod, admitted in a namespace without
 //! Pod Security enforcement, which stays privileged and root.
 

@@ -1,4 +1,4 @@
-//! Issue 7: `kube-harden scan` against the real API server. Legacy workloads are created in a
+//! `kube-harden scan` against the real API server. Legacy workloads are created in a
 //! namespace without kube-harden; the scan (read-only: nothing it sees changes) predicts per
 //! workload what enforce would add and which findings remain. The same objects are then created
 //! in an enforce namespace, and what the webhook stored must be exactly what the scan predicted.

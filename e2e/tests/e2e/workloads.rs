@@ -1,4 +1,4 @@
-//! Behaviour 3: Deployment, StatefulSet, DaemonSet, ReplicaSet, ReplicationController, Job and
+//! Deployment, StatefulSet, DaemonSet, ReplicaSet, ReplicationController, Job and
 //! CronJob applied with kubectl are stored with hardened pod templates, and applying the same
 //! manifest again changes nothing: whether kubectl sends a patch (server-side apply always does)
 //! or not, the webhook adds nothing, and the spec, generation and resourceVersion stay.

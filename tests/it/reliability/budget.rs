@@ -144,7 +144,7 @@ async fn hostile_reviews_stay_within_the_budget() {
             "{label}: {sent} bytes in, {} bytes out, {:.0} ms, peak RSS {} KiB",
             answer.len(),
             took.as_secs_f64() * 1000.0,
-            peak_rss_kib(served.pid)
+            peak_rss_kib(served.child.id())
         );
         assert_eq!(status, StatusCode::OK, "{label}");
         assert!(took < Duration::from_secs(5), "{label}: {took:?}");
@@ -157,7 +157,7 @@ async fn hostile_reviews_stay_within_the_budget() {
     stop.store(true, Ordering::SeqCst);
     poller.await.unwrap();
     let slowest = Duration::from_micros(slowest_health_us.load(Ordering::SeqCst));
-    let peak = peak_rss_kib(served.pid);
+    let peak = peak_rss_kib(served.child.id());
     println!("slowest /healthz {slowest:?}, peak RSS {peak} KiB");
     assert!(
         slowest < Duration::from_secs(1),
