@@ -123,6 +123,7 @@ BENCH_SECONDS ?= 5
 bench: controlplane ## Benchmarks (figures, not timed tests): rules (criterion), server vs a canned baseline, pod creation via kube-apiserver
 	$(CARGO) build --release --locked -p kube-harden -p kube-harden-bench --bins
 	$(CARGO) bench --locked -p kube-harden-bench --bench engine
+	$(CARGO) bench --locked -p kube-harden-bench --bench budget
 	target/release/kube-harden-bench server --seconds $(BENCH_SECONDS)
 	target/release/kube-harden-bench controlplane
 

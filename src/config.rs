@@ -135,6 +135,14 @@ pub struct ServeArgs {
     /// server's own 90s idle timeout, so the client normally closes first).
     #[arg(long, env = "KUBE_HARDEN_IDLE_TIMEOUT", default_value = "120s", value_parser = humantime::parse_duration)]
     pub idle_timeout: Duration,
+    /// Time one review may take; past it the object is admitted unchanged with a warning
+    /// (fail-open). Keep it below the webhook's `timeoutSeconds` (5s in the manifests).
+    #[arg(long, env = "KUBE_HARDEN_REVIEW_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub review_timeout: Duration,
+    /// Most distinct namespaces the metrics label by name; later ones (and names that are not
+    /// valid namespace names) are counted as `_other`.
+    #[arg(long, env = "KUBE_HARDEN_METRICS_MAX_NAMESPACES", default_value_t = crate::metrics::DEFAULT_MAX_NAMESPACES)]
+    pub metrics_max_namespaces: usize,
     /// Log format.
     #[arg(
         long,
@@ -169,6 +177,7 @@ impl ServeArgs {
             ("--request-timeout", self.request_timeout),
             ("--handshake-timeout", self.handshake_timeout),
             ("--idle-timeout", self.idle_timeout),
+            ("--review-timeout", self.review_timeout),
         ] {
             if value.is_zero() {
                 return Err(Error::Config(format!("{flag} must be greater than zero")));
@@ -197,6 +206,7 @@ impl ServeArgs {
             max_connections: self.max_connections,
             metrics_max_connections: self.metrics_max_connections,
             idle_timeout: self.idle_timeout,
+            review_timeout: self.review_timeout,
             policy,
         })
     }

@@ -82,6 +82,7 @@ async fn scan_client(args: &ScanArgs) -> Result<kube::Client> {
 fn run_serve(args: ServeArgs) -> Result<ExitCode> {
     logging::init(args.log_format, &args.log_level)?;
     let cert_config = args.cert_config()?;
+    let max_namespaces = args.metrics_max_namespaces;
     let mut config = args.into_config()?;
     server::nofile::fit(&mut config);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -89,7 +90,7 @@ fn run_serve(args: ServeArgs) -> Result<ExitCode> {
         .build()
         .map_err(Error::Runtime)?;
     runtime.block_on(async {
-        let metrics = metrics::Metrics::new();
+        let metrics = metrics::Metrics::with_max_namespaces(max_namespaces);
         // --manage-certs: the Secret, the certificate files and the caBundle are in place
         // before the server loads the files; renewals then run beside it.
         let renewals = match cert_config {

@@ -44,7 +44,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 
 use crate::admission::{self, Mode};
@@ -84,6 +84,9 @@ pub struct ServeConfig {
     pub metrics_max_connections: usize,
     /// A webhook connection without a request for this long is closed.
     pub idle_timeout: Duration,
+    /// Time one review may take (waiting for a hardening slot included); past it the object is
+    /// admitted unchanged. Below the webhook's `timeoutSeconds`.
+    pub review_timeout: Duration,
     /// The hardening policy.
     pub policy: Policy,
 }
@@ -115,6 +118,9 @@ struct State {
     ready: AtomicBool,
     max_body_bytes: usize,
     request_timeout: Duration,
+    review_timeout: Duration,
+    /// One permit per review running on the blocking pool.
+    review_slots: Arc<Semaphore>,
 }
 
 /// A server whose sockets are bound; [`Server::run`] serves until the shutdown future resolves.
@@ -156,6 +162,8 @@ impl Server {
             ready: AtomicBool::new(false),
             max_body_bytes: config.max_body_bytes,
             request_timeout: config.request_timeout,
+            review_timeout: config.review_timeout,
+            review_slots: Arc::new(Semaphore::new(review_slots())),
         });
         Ok(Self {
             acceptor: TlsAcceptor::from(Arc::new(tls_config)),
@@ -441,7 +449,7 @@ fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     response
 }
 
-async fn route_webhook(req: Request<Incoming>, state: &State) -> Response<Full<Bytes>> {
+async fn route_webhook(req: Request<Incoming>, state: &Arc<State>) -> Response<Full<Bytes>> {
     let mode = match req.uri().path() {
         "/mutate" => Mode::Enforce,
         "/audit" => Mode::Audit,
@@ -463,7 +471,7 @@ async fn route_webhook(req: Request<Incoming>, state: &State) -> Response<Full<B
             return text(status, format!("{message}\n"));
         }
     };
-    let reviewed = admission::review(&body, mode, &state.policy);
+    let reviewed = review_within_budget(body, mode, state).await;
     let elapsed = started.elapsed();
     state.metrics.record_review(mode, &reviewed.report, elapsed);
     log_review(mode, &reviewed.report, elapsed);
@@ -479,6 +487,42 @@ async fn route_webhook(req: Request<Incoming>, state: &State) -> Response<Full<B
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
+}
+
+/// Reviews run at most this many at once on the blocking pool: the CPU count (at least 2).
+fn review_slots() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().max(2))
+}
+
+/// Runs the review off the async workers (tokio's blocking pool, at most [`review_slots`] at
+/// once), so that no review can stall the accept loop, `/healthz` or other connections, and
+/// answers within `--review-timeout`: past it (waiting for a slot included) the object is
+/// admitted unchanged with a warning. A review past its deadline keeps its slot until it ends,
+/// so abandoned reviews cannot pile up.
+async fn review_within_budget(body: Bytes, mode: Mode, state: &Arc<State>) -> admission::Reviewed {
+    let deadline = state.review_timeout;
+    let work = {
+        let (state, body) = (Arc::clone(state), body.clone());
+        async move {
+            let permit = Arc::clone(&state.review_slots).acquire_owned().await;
+            tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                admission::review(&body, mode, &state.policy)
+            })
+            .await
+        }
+    };
+    match tokio::time::timeout(deadline, work).await {
+        Ok(Ok(reviewed)) => reviewed,
+        Ok(Err(e)) => {
+            admission::admit_unchanged(&body, "internal", format!("the review stopped: {e}"))
+        }
+        Err(_) => admission::admit_unchanged(
+            &body,
+            "deadline",
+            format!("the review did not finish within {deadline:?}"),
+        ),
+    }
 }
 
 /// Reads the body within the size limit and the request timeout.

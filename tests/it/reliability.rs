@@ -17,6 +17,8 @@ use tokio::net::TcpStream;
 
 use super::support::*;
 
+mod budget;
+
 /// `kube-harden serve` in a child process (its log at `warn`), killed on drop.
 async fn serve(flags: &[&str]) -> Logged {
     serve_logged(&[], &[&["--log-level", "warn"], flags].concat()).await

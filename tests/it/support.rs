@@ -143,6 +143,7 @@ pub fn config(cert: PathBuf, key: PathBuf) -> ServeConfig {
         max_connections: 1024,
         metrics_max_connections: 32,
         idle_timeout: Duration::from_secs(30),
+        review_timeout: Duration::from_secs(2),
         policy: Policy::default(),
     }
 }
@@ -169,9 +170,17 @@ impl Running {
     }
 
     pub async fn start_with(pki: Pki, dir: tempfile::TempDir, config: ServeConfig) -> Self {
-        let server = Server::bind(config, Metrics::new())
-            .await
-            .expect("server binds");
+        Self::start_with_metrics(pki, dir, config, Metrics::new()).await
+    }
+
+    /// Starts a server that records into `metrics`.
+    pub async fn start_with_metrics(
+        pki: Pki,
+        dir: tempfile::TempDir,
+        config: ServeConfig,
+        metrics: Metrics,
+    ) -> Self {
+        let server = Server::bind(config, metrics).await.expect("server binds");
         let webhook = server.webhook_addr().unwrap();
         let metrics = server.metrics_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
