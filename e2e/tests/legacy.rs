@@ -149,6 +149,18 @@ fn three_ways(node: &Node, digests: &BTreeMap<String, String>, app: &App) -> Res
         &report.hardened,
         app.runs_hardened_as_is,
     )?;
+    // Issue 14: an app that breaks hardened is a defect unless kube-harden's own warnings name
+    // the fix this suite applies.
+    let not_named = report.fix_not_named(app);
+    if !report.hardened.runs && !not_named.is_empty() {
+        return Err(format!(
+            "{}: breaks hardened and kube-harden's warnings do not name the fix ({}): {:?}",
+            app.name,
+            not_named.join(", "),
+            report.hardened.warnings
+        )
+        .into());
+    }
     if let Some(fixed) = &report.fixed {
         expect(
             &format!("{} hardened with {:?}", app.name, app.fix),

@@ -68,6 +68,9 @@ finding_names! {
     WritableRootFilesystem => "writableRootFilesystem",
     /// An image without a tag or digest, or tagged `latest`.
     ImageLatest => "imageLatest",
+    /// A data directory the app must own (PostgreSQL's `PGDATA`) is a volume's mount point, in
+    /// a container that runs as a set non-root UID.
+    DataDirIsMountPoint => "dataDirIsMountPoint",
 }
 
 impl fmt::Display for FindingName {
@@ -185,6 +188,26 @@ pub fn find(spec: &Object, kind: WorkloadKind) -> Vec<Finding> {
         );
     }
     let long_running = !matches!(kind, WorkloadKind::Job | WorkloadKind::CronJob);
+    // First: the one finding that says the app will not start, so the cap on finding warnings
+    // never hides it.
+    for list in CONTAINER_LISTS {
+        for c in spec
+            .get(list)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(reason) = data_dir_is_mount_point(c, pod_sc) {
+                let name =
+                    super::budget::short_name(c.get("name").and_then(Value::as_str).unwrap_or("?"));
+                push(
+                    FindingName::DataDirIsMountPoint,
+                    Some(name.as_str()),
+                    reason,
+                );
+            }
+        }
+    }
 
     for list in CONTAINER_LISTS {
         for c in spec
@@ -307,6 +330,54 @@ pub fn find(spec: &Object, kind: WorkloadKind) -> Vec<Finding> {
         }
     }
     out
+}
+
+/// PostgreSQL's data directory: the variable, and its default in the official image (and the
+/// Debian-based images built like it).
+const PGDATA: &str = "PGDATA";
+const PGDATA_DEFAULT: &str = "/var/lib/postgresql/data";
+
+/// Why container `c` cannot initialise its data directory, if that is the case: `PGDATA` (as
+/// set in `env`, else its default when `env` and `envFrom` cannot set it) is the mount point of a
+/// volume, and the container runs as a non-root UID of the pod spec. initdb must own and `chmod`
+/// the directory, and a volume's root belongs to root (`chmod: changing permissions of
+/// '/var/lib/postgresql/data': Operation not permitted`); a subdirectory it creates is its own.
+fn data_dir_is_mount_point(c: &Value, pod_sc: Option<&Value>) -> Option<String> {
+    let uid = sc(c)
+        .and_then(|s| s.get("runAsUser"))
+        .and_then(Value::as_i64)
+        .or_else(|| {
+            pod_sc
+                .and_then(|s| s.get("runAsUser"))
+                .and_then(Value::as_i64)
+        })
+        .filter(|uid| *uid != 0)?;
+    let entry = c
+        .get("env")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find(|e| e.get("name").and_then(Value::as_str) == Some(PGDATA));
+    let data_dir = match entry {
+        // `valueFrom`: the value is not known here.
+        Some(entry) => entry.get("value").and_then(Value::as_str)?,
+        None if c.get("envFrom").is_some_and(|e| !e.is_null()) => return None,
+        None => PGDATA_DEFAULT,
+    };
+    let data_dir = data_dir.trim_end_matches('/');
+    let mounted = c
+        .get("volumeMounts")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m.get("mountPath").and_then(Value::as_str))
+        .any(|p| !data_dir.is_empty() && p.trim_end_matches('/') == data_dir);
+    mounted.then(|| {
+        format!(
+            "{PGDATA} {data_dir} is a volume's mount point: as UID {uid} initdb cannot chmod it; \
+             set {PGDATA}={data_dir}/pgdata (a subdirectory)"
+        )
+    })
 }
 
 fn seccomp_unconfined(sc: Option<&Value>) -> bool {
@@ -460,6 +531,120 @@ mod tests {
         for (spec, kind, expected) in cases {
             assert_eq!(names(spec.clone(), kind), expected, "{spec}");
         }
+    }
+
+    #[test]
+    fn a_data_dir_at_a_mount_point_under_a_set_uid() {
+        let data = json!([{"name": "data", "mountPath": "/var/lib/postgresql/data"}]);
+        let pg = |env: Value, mounts: Value, sc: Value| {
+            let mut c = probed(
+                json!({"name": "db", "image": "postgres:16", "volumeMounts": mounts,
+                                      "securityContext": sc}),
+            );
+            if !env.is_null() {
+                c["env"] = env;
+            }
+            c
+        };
+        let uid = json!({"runAsUser": 2866});
+        let env = |v: &str| json!([{"name": "PGDATA", "value": v}]);
+        let finding = vec![(FindingName::DataDirIsMountPoint, c("db"))];
+        // (pod securityContext, container, expected)
+        let cases: Vec<(Value, Value, Vec<(FindingName, Option<String>)>)> = vec![
+            // The image's default PGDATA is the mount point.
+            (
+                uid.clone(),
+                pg(Value::Null, data.clone(), json!({})),
+                finding.clone(),
+            ),
+            (
+                json!({}),
+                pg(Value::Null, data.clone(), uid.clone()),
+                finding.clone(),
+            ),
+            (
+                uid.clone(),
+                pg(env("/var/lib/postgresql/data/"), data.clone(), json!({})),
+                finding.clone(),
+            ),
+            (
+                uid.clone(),
+                pg(
+                    env("/pg"),
+                    json!([{"name": "d", "mountPath": "/pg/"}]),
+                    json!({}),
+                ),
+                finding.clone(),
+            ),
+            // The fix: a subdirectory of the volume.
+            (
+                uid.clone(),
+                pg(
+                    env("/var/lib/postgresql/data/pgdata"),
+                    data.clone(),
+                    json!({}),
+                ),
+                vec![],
+            ),
+            // Root (the entrypoint chowns), or the image's own user (unknown here).
+            (
+                json!({"runAsUser": 0}),
+                pg(Value::Null, data.clone(), json!({})),
+                vec![],
+            ),
+            (json!({}), pg(Value::Null, data.clone(), json!({})), vec![]),
+            (
+                uid.clone(),
+                pg(Value::Null, data.clone(), json!({"runAsUser": 0})),
+                vec![],
+            ),
+            // No volume there, or PGDATA not known.
+            (uid.clone(), pg(Value::Null, json!([]), json!({})), vec![]),
+            (
+                uid.clone(),
+                pg(
+                    json!([{"name": "PGDATA", "valueFrom": {"configMapKeyRef": {"name": "c", "key": "k"}}}]),
+                    data.clone(),
+                    json!({}),
+                ),
+                vec![],
+            ),
+            (
+                uid.clone(),
+                {
+                    let mut c = pg(Value::Null, data.clone(), json!({}));
+                    c["envFrom"] = json!([{"configMapRef": {"name": "c"}}]);
+                    c
+                },
+                vec![],
+            ),
+            // Another app's data volume.
+            (
+                uid.clone(),
+                pg(
+                    Value::Null,
+                    json!([{"name": "d", "mountPath": "/var/lib/redis"}]),
+                    json!({}),
+                ),
+                vec![],
+            ),
+        ];
+        for (pod_sc, container, expected) in cases {
+            let spec = json!({"securityContext": pod_sc, "containers": [container]});
+            let found: Vec<_> = names(spec.clone(), WorkloadKind::Pod)
+                .into_iter()
+                .filter(|(n, _)| *n == FindingName::DataDirIsMountPoint)
+                .collect();
+            assert_eq!(found, expected, "{spec}");
+        }
+        let spec =
+            json!({"securityContext": uid, "containers": [pg(Value::Null, data, json!({}))]});
+        let Value::Object(spec) = spec else { panic!() };
+        assert_eq!(
+            find(&spec, WorkloadKind::Deployment)[0].reason,
+            "PGDATA /var/lib/postgresql/data is a volume's mount point: as UID 2866 initdb cannot \
+             chmod it; set PGDATA=/var/lib/postgresql/data/pgdata (a subdirectory)"
+        );
     }
 
     #[test]
