@@ -550,7 +550,8 @@ mod tests {
         let env = |v: &str| json!([{"name": "PGDATA", "value": v}]);
         let finding = vec![(FindingName::DataDirIsMountPoint, c("db"))];
         // (pod securityContext, container, expected)
-        let cases: Vec<(Value, Value, Vec<(FindingName, Option<String>)>)> = vec![
+        type Found = Vec<(FindingName, Option<String>)>;
+        let cases: Vec<(Value, Value, Found)> = vec![
             // The image's default PGDATA is the mount point.
             (
                 uid.clone(),
