@@ -27,20 +27,19 @@ pub(crate) fn hints(
     };
     let mut out = Vec::new();
     if applied(ChangeName::ReadOnlyRootFilesystem) && !writable_paths {
+        let name = ChangeName::ReadOnlyRootFilesystem;
         out.push(format!(
-            "the root filesystem is now read-only; an app that writes outside /tmp needs \
-             {WRITABLE_PATHS_ANNOTATION}: \"<dir>,<dir>\" on {target} (or skip {})",
-            ChangeName::ReadOnlyRootFilesystem
+            "{name}: the root filesystem is read-only; an app that writes outside /tmp needs \
+             {WRITABLE_PATHS_ANNOTATION}: \"<dir>,<dir>\" on {target} (or skip {name})"
         ));
     }
     if applied(ChangeName::RunAsUser) {
+        let (user, group) = (ChangeName::RunAsUser, ChangeName::RunAsGroup);
         out.push(format!(
-            "containers now run as UID {} instead of their image's own USER; an image that needs \
-             its own user wants {SKIP_ANNOTATION}: \"{},{}\" on {target} (or an explicit {})",
-            policy.run_as_user,
-            ChangeName::RunAsUser,
-            ChangeName::RunAsGroup,
-            ChangeName::RunAsUser
+            "{user}: containers run as UID {}, not as their image's own USER; an image that needs \
+             its own user wants {SKIP_ANNOTATION}: \"{user},{group}\" on {target} (or an explicit \
+             {user})",
+            policy.run_as_user
         ));
     }
     out
@@ -75,10 +74,10 @@ mod tests {
         let policy = Policy::default();
         let rofs = |c| change(ReadOnlyRootFilesystem, Some(c), Outcome::Applied);
         let user = change(RunAsUser, None, Outcome::Applied);
-        let read_only = "the root filesystem is now read-only; an app that writes outside /tmp \
-                         needs kube-harden.io/writable-paths: \"<dir>,<dir>\" on the pod template \
-                         (or skip readOnlyRootFilesystem)";
-        let uid = "containers now run as UID 2866 instead of their image's own USER; an image \
+        let read_only = "readOnlyRootFilesystem: the root filesystem is read-only; an app that \
+                         writes outside /tmp needs kube-harden.io/writable-paths: \"<dir>,<dir>\" \
+                         on the pod template (or skip readOnlyRootFilesystem)";
+        let uid = "runAsUser: containers run as UID 2866, not as their image's own USER; an image \
                    that needs its own user wants kube-harden.io/skip: \"runAsUser,runAsGroup\" on \
                    the pod template (or an explicit runAsUser)";
         let cases: Vec<(Vec<Change>, bool, Vec<&str>)> = vec![

@@ -86,10 +86,10 @@ fn legacy_pod_gets_every_field() {
     assert_eq!(
         h.warnings,
         vec![
-            "the root filesystem is now read-only; an app that writes outside /tmp needs \
-             kube-harden.io/writable-paths: \"<dir>,<dir>\" on the Pod (or skip \
+            "readOnlyRootFilesystem: the root filesystem is read-only; an app that writes outside \
+             /tmp needs kube-harden.io/writable-paths: \"<dir>,<dir>\" on the Pod (or skip \
              readOnlyRootFilesystem)",
-            "containers now run as UID 2866 instead of their image's own USER; an image that \
+            "runAsUser: containers run as UID 2866, not as their image's own USER; an image that \
              needs its own user wants kube-harden.io/skip: \"runAsUser,runAsGroup\" on the Pod \
              (or an explicit runAsUser)",
         ]
@@ -333,7 +333,7 @@ fn skip_list_skips_just_those_and_warns_on_unknown_names() {
     assert_eq!(outcome(&h, ChangeName::Resources, Some("app")), o);
     assert_eq!(h.warnings.len(), 2, "{:?}", h.warnings);
     assert!(h.warnings[0].contains("bogus"), "{:?}", h.warnings);
-    assert!(h.warnings[1].starts_with("containers now run as UID 2866"));
+    assert!(h.warnings[1].starts_with("runAsUser: containers run as UID 2866"));
     let names = out["metadata"]["annotations"][HARDENED_ANNOTATION]
         .as_str()
         .unwrap();
@@ -452,7 +452,7 @@ fn writable_paths_get_their_own_volumes() {
     // The bad path, then the UID hint (no read-only-root hint: the pod lists writable paths).
     assert_eq!(h.warnings.len(), 2, "{:?}", h.warnings);
     assert!(h.warnings[0].contains("../bad"), "{:?}", h.warnings);
-    assert!(h.warnings[1].starts_with("containers now run as UID"));
+    assert!(h.warnings[1].starts_with("runAsUser: containers run as UID"));
 }
 
 #[test]
