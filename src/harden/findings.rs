@@ -190,143 +190,123 @@ pub fn find(spec: &Object, kind: WorkloadKind) -> Vec<Finding> {
     let long_running = !matches!(kind, WorkloadKind::Job | WorkloadKind::CronJob);
     // First: the one finding that says the app will not start, so the cap on finding warnings
     // never hides it.
-    for list in CONTAINER_LISTS {
-        for c in spec
-            .get(list)
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            if let Some(reason) = data_dir_is_mount_point(c, pod_sc) {
-                let name =
-                    super::budget::short_name(c.get("name").and_then(Value::as_str).unwrap_or("?"));
-                push(
-                    FindingName::DataDirIsMountPoint,
-                    Some(name.as_str()),
-                    reason,
-                );
-            }
+    for (_, c) in containers(spec) {
+        if let Some(reason) = data_dir_is_mount_point(c, pod_sc) {
+            push(
+                FindingName::DataDirIsMountPoint,
+                Some(container_name(c).as_str()),
+                reason,
+            );
         }
     }
 
-    for list in CONTAINER_LISTS {
-        for c in spec
-            .get(list)
+    for (list, c) in containers(spec) {
+        let name = container_name(c);
+        let csc = sc(c);
+        let sidecar = list == "initContainers"
+            && c.get("restartPolicy").and_then(Value::as_str) == Some("Always");
+        if long_running && (list == "containers" || sidecar) {
+            for (probe, finding, why) in [
+                (
+                    "livenessProbe",
+                    FindingName::NoLivenessProbe,
+                    "a hung process is never restarted",
+                ),
+                (
+                    "readinessProbe",
+                    FindingName::NoReadinessProbe,
+                    "traffic reaches it before it can serve",
+                ),
+            ] {
+                if c.get(probe).is_none_or(Value::is_null) {
+                    push(finding, Some(name.as_str()), format!("no {probe}: {why}"));
+                }
+            }
+        }
+        if flag(csc, "privileged") == Some(true) {
+            push(
+                FindingName::Privileged,
+                Some(name.as_str()),
+                "privileged: full access to the node".into(),
+            );
+        }
+        if flag(csc, "runAsNonRoot") == Some(false) {
+            push(
+                FindingName::RunAsNonRootFalse,
+                Some(name.as_str()),
+                "runAsNonRoot is false".into(),
+            );
+        }
+        if csc.and_then(|s| s.get("runAsUser")).and_then(Value::as_i64) == Some(0) {
+            push(
+                FindingName::RunAsRoot,
+                Some(name.as_str()),
+                "runAsUser is 0 (root)".into(),
+            );
+        }
+        if seccomp_unconfined(csc) {
+            push(
+                FindingName::SeccompUnconfined,
+                Some(name.as_str()),
+                "seccompProfile is Unconfined".into(),
+            );
+        }
+        if flag(csc, "allowPrivilegeEscalation") == Some(true) {
+            push(
+                FindingName::AllowPrivilegeEscalation,
+                Some(name.as_str()),
+                "allowPrivilegeEscalation is true: setuid binaries can gain privileges".into(),
+            );
+        }
+        if flag(csc, "readOnlyRootFilesystem") == Some(false) {
+            push(
+                FindingName::WritableRootFilesystem,
+                Some(name.as_str()),
+                "readOnlyRootFilesystem is false: an intruder can change the image's files".into(),
+            );
+        }
+        let added: Vec<&str> = csc
+            .and_then(|s| s.get("capabilities"))
+            .and_then(|caps| caps.get("add"))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .filter(|cap| !matches!(*cap, "NET_BIND_SERVICE" | "CAP_NET_BIND_SERVICE"))
+            .collect();
+        if !added.is_empty() {
+            push(
+                FindingName::CapabilitiesAdded,
+                Some(name.as_str()),
+                format!("adds capabilities {}", added.join(", ")),
+            );
+        }
+        for port in c
+            .get("ports")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
         {
-            let name =
-                super::budget::short_name(c.get("name").and_then(Value::as_str).unwrap_or("?"));
-            let csc = sc(c);
-            let sidecar = list == "initContainers"
-                && c.get("restartPolicy").and_then(Value::as_str) == Some("Always");
-            if long_running && (list == "containers" || sidecar) {
-                for (probe, finding, why) in [
-                    (
-                        "livenessProbe",
-                        FindingName::NoLivenessProbe,
-                        "a hung process is never restarted",
-                    ),
-                    (
-                        "readinessProbe",
-                        FindingName::NoReadinessProbe,
-                        "traffic reaches it before it can serve",
-                    ),
-                ] {
-                    if c.get(probe).is_none_or(Value::is_null) {
-                        push(finding, Some(name.as_str()), format!("no {probe}: {why}"));
-                    }
-                }
-            }
-            if flag(csc, "privileged") == Some(true) {
-                push(
-                    FindingName::Privileged,
-                    Some(name.as_str()),
-                    "privileged: full access to the node".into(),
-                );
-            }
-            if flag(csc, "runAsNonRoot") == Some(false) {
-                push(
-                    FindingName::RunAsNonRootFalse,
-                    Some(name.as_str()),
-                    "runAsNonRoot is false".into(),
-                );
-            }
-            if csc.and_then(|s| s.get("runAsUser")).and_then(Value::as_i64) == Some(0) {
-                push(
-                    FindingName::RunAsRoot,
-                    Some(name.as_str()),
-                    "runAsUser is 0 (root)".into(),
-                );
-            }
-            if seccomp_unconfined(csc) {
-                push(
-                    FindingName::SeccompUnconfined,
-                    Some(name.as_str()),
-                    "seccompProfile is Unconfined".into(),
-                );
-            }
-            if flag(csc, "allowPrivilegeEscalation") == Some(true) {
-                push(
-                    FindingName::AllowPrivilegeEscalation,
-                    Some(name.as_str()),
-                    "allowPrivilegeEscalation is true: setuid binaries can gain privileges".into(),
-                );
-            }
-            if flag(csc, "readOnlyRootFilesystem") == Some(false) {
-                push(
-                    FindingName::WritableRootFilesystem,
-                    Some(name.as_str()),
-                    "readOnlyRootFilesystem is false: an intruder can change the image's files"
-                        .into(),
-                );
-            }
-            let added: Vec<&str> = csc
-                .and_then(|s| s.get("capabilities"))
-                .and_then(|caps| caps.get("add"))
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .filter(|cap| !matches!(*cap, "NET_BIND_SERVICE" | "CAP_NET_BIND_SERVICE"))
-                .collect();
-            if !added.is_empty() {
-                push(
-                    FindingName::CapabilitiesAdded,
-                    Some(name.as_str()),
-                    format!("adds capabilities {}", added.join(", ")),
-                );
-            }
-            for port in c
-                .get("ports")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                if let Some(host_port) = port
-                    .get("hostPort")
-                    .and_then(Value::as_i64)
-                    .filter(|p| *p != 0)
-                {
-                    push(
-                        FindingName::HostPort,
-                        Some(name.as_str()),
-                        format!("binds port {host_port} on the node"),
-                    );
-                }
-            }
-            if let Some(image) = c.get("image").and_then(Value::as_str)
-                && unpinned_image(image)
+            if let Some(host_port) = port
+                .get("hostPort")
+                .and_then(Value::as_i64)
+                .filter(|p| *p != 0)
             {
                 push(
-                    FindingName::ImageLatest,
+                    FindingName::HostPort,
                     Some(name.as_str()),
-                    format!(
-                        "image {image} has no tag or is :latest: what runs can change under you"
-                    ),
+                    format!("binds port {host_port} on the node"),
                 );
             }
+        }
+        if let Some(image) = c.get("image").and_then(Value::as_str)
+            && unpinned_image(image)
+        {
+            push(
+                FindingName::ImageLatest,
+                Some(name.as_str()),
+                format!("image {image} has no tag or is :latest: what runs can change under you"),
+            );
         }
     }
     out
@@ -378,6 +358,22 @@ fn data_dir_is_mount_point(c: &Value, pod_sc: Option<&Value>) -> Option<String> 
              set {PGDATA}={data_dir}/pgdata (a subdirectory)"
         )
     })
+}
+
+/// Every container of a pod spec with the list it is in, in the order the kubelet starts them.
+fn containers(spec: &Object) -> impl Iterator<Item = (&'static str, &Value)> {
+    CONTAINER_LISTS.into_iter().flat_map(move |list| {
+        spec.get(list)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(move |c| (list, c))
+    })
+}
+
+/// A container's name as findings quote it.
+fn container_name(c: &Value) -> String {
+    super::budget::short_name(c.get("name").and_then(Value::as_str).unwrap_or("?"))
 }
 
 fn seccomp_unconfined(sc: Option<&Value>) -> bool {
