@@ -14,22 +14,6 @@ use serde_json::Value;
 
 use crate::harden::{self, ChangeName, Finding, Policy, WorkloadKind};
 
-/// The resources scanned: API path prefix, plural, kind.
-const RESOURCES: &[(&str, &str, WorkloadKind)] = &[
-    ("/apis/apps/v1", "deployments", WorkloadKind::Deployment),
-    ("/apis/apps/v1", "statefulsets", WorkloadKind::StatefulSet),
-    ("/apis/apps/v1", "daemonsets", WorkloadKind::DaemonSet),
-    ("/apis/apps/v1", "replicasets", WorkloadKind::ReplicaSet),
-    (
-        "/api/v1",
-        "replicationcontrollers",
-        WorkloadKind::ReplicationController,
-    ),
-    ("/apis/batch/v1", "cronjobs", WorkloadKind::CronJob),
-    ("/apis/batch/v1", "jobs", WorkloadKind::Job),
-    ("/api/v1", "pods", WorkloadKind::Pod),
-];
-
 /// Page size of list requests.
 const PAGE: u32 = 500;
 
@@ -71,7 +55,7 @@ pub enum ScanError {
     },
 }
 
-/// Whether a controller of a kind kube-harden reports owns the object.
+/// Whether a controller of a kind kube-harden reports owns the object (a Pod is never one).
 fn owned_by_workload(object: &Value) -> bool {
     object
         .pointer("/metadata/ownerReferences")
@@ -80,18 +64,12 @@ fn owned_by_workload(object: &Value) -> bool {
         .flatten()
         .any(|owner| {
             owner.get("controller").and_then(Value::as_bool) == Some(true)
-                && matches!(
-                    owner.get("kind").and_then(Value::as_str),
-                    Some(
-                        "Deployment"
-                            | "StatefulSet"
-                            | "DaemonSet"
-                            | "ReplicaSet"
-                            | "ReplicationController"
-                            | "Job"
-                            | "CronJob"
-                    )
-                )
+                && owner
+                    .get("kind")
+                    .and_then(Value::as_str)
+                    .is_some_and(|kind| {
+                        WorkloadKind::all().any(|k| k != WorkloadKind::Pod && k.as_str() == kind)
+                    })
         })
 }
 
@@ -148,7 +126,12 @@ pub async fn list(
         namespaces.iter().map(|n| Some(n.as_str())).collect()
     };
     let mut objects = Vec::new();
-    for &(prefix, plural, kind) in RESOURCES {
+    for kind in WorkloadKind::all() {
+        let prefix = match kind.group() {
+            "" => format!("/api/{}", kind.api_version()),
+            _ => format!("/apis/{}", kind.api_version()),
+        };
+        let plural = kind.plural();
         for scope in &scopes {
             let path = match scope {
                 None => format!("{prefix}/{plural}"),
