@@ -82,6 +82,14 @@ impl WorkloadKind {
         group_of(self.row().api_version)
     }
 
+    /// The version (`v1` of `apps/v1`).
+    pub fn version(self) -> &'static str {
+        let api_version = self.row().api_version;
+        api_version
+            .rsplit_once('/')
+            .map_or(api_version, |(_, version)| version)
+    }
+
     /// The resource name in API paths (`deployments`).
     pub fn plural(self) -> &'static str {
         self.row().plural
@@ -418,6 +426,14 @@ mod tests {
         let table: Vec<_> = WorkloadKind::all()
             .map(|k| (k.group(), k.api_version(), k.as_str(), k.plural()))
             .collect();
+        for kind in WorkloadKind::all() {
+            assert_eq!(
+                kind.api_version(),
+                [kind.group(), kind.version()]
+                    .join("/")
+                    .trim_start_matches('/')
+            );
+        }
         assert_eq!(
             table,
             [
