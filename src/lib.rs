@@ -12,6 +12,14 @@
 //! ```
 //!
 //! The rules in [`harden`] are pure; I/O lives in [`offline`] (and the server).
+// The library reads objects, requests and files from outside: nothing in it may panic. Tests
+// may (clippy.toml allows these in `#[cfg(test)]` code); a module that must opt out says why.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 pub mod admission;
 pub mod certs;
