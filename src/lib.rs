@@ -82,9 +82,13 @@ fn run_scan(args: &ScanArgs) -> Result<ExitCode> {
 }
 
 async fn scan_client(args: &ScanArgs) -> Result<kube::Client> {
-    kube_client::client(args.kubeconfig.as_deref(), args.context.as_deref(), None)
-        .await
-        .map_err(|e| scan::ScanError::Config(e.to_string()).into())
+    kube_client::client(
+        args.kube.kubeconfig.as_deref(),
+        args.context.as_deref(),
+        None,
+    )
+    .await
+    .map_err(|e| scan::ScanError::Config(e.to_string()).into())
 }
 
 fn run_serve(args: ServeArgs) -> Result<ExitCode> {
