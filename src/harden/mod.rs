@@ -1,8 +1,11 @@
 //! The hardening rules: pure functions from an object (as raw JSON) to the list of decisions
 //! taken and the RFC 6902 patch that carries them out.
 //!
-//! No I/O, no async, no clocks: the admission handler, the offline `harden` command and the tests
-//! all call [`harden_object`] (or [`harden_new_ephemeral_containers`]) the same way.
+//! No I/O, no async, no clocks. Three entry points, one code path: the admission handler and
+//! `scan` call [`harden_workload`] (the kind comes from the request or the list), the offline
+//! `harden` command and the tests [`harden_object`] (the kind is read from the object's
+//! `apiVersion` and `kind`), and the `pods/ephemeralcontainers` subresource
+//! [`harden_new_ephemeral_containers`].
 //!
 //! ```text
 //!  object (serde_json::Value)
