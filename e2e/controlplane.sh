@@ -50,6 +50,13 @@ pid_alive() {
   echo "$pid"
 }
 
+# started_alive <name>: the process just started in the background still runs. Not pid_alive:
+# right after the fork, until the exec, the child's command line is this script's, which does not
+# name the state dir (a loaded machine makes that window long enough to be hit).
+started_alive() {
+  kill -0 "$(<"$STATE_DIR/$1.pid")" 2>/dev/null
+}
+
 stop_one() { # <name>
   local name="$1" pid i
   if pid="$(pid_alive "$name")"; then
@@ -238,7 +245,7 @@ cmd_start() {
 
   local deadline=$((SECONDS + READY_TIMEOUT))
   until curl -sf --max-time 2 "$etcd_url/health" >/dev/null 2>&1; do
-    pid_alive etcd >/dev/null || { dump_logs; die "etcd exited during start-up"; }
+    started_alive etcd || { dump_logs; die "etcd exited during start-up"; }
     ((SECONDS < deadline)) || { dump_logs; die "etcd not healthy after ${READY_TIMEOUT}s"; }
     sleep 0.2
   done
@@ -269,7 +276,7 @@ cmd_start() {
   echo $! >"$STATE_DIR/kube-apiserver.pid"
 
   until readyz "$api_url"; do
-    pid_alive kube-apiserver >/dev/null || { dump_logs; die "kube-apiserver exited during start-up"; }
+    started_alive kube-apiserver || { dump_logs; die "kube-apiserver exited during start-up"; }
     ((SECONDS < deadline)) || { dump_logs; die "kube-apiserver not ready after ${READY_TIMEOUT}s"; }
     sleep 0.5
   done

@@ -11,12 +11,6 @@
 //! AdmissionReview gets an `invalid` AdmissionResponse. An object the rules cannot read is
 //! admitted unchanged with a warning (fail-open, matching `failurePolicy: Ignore`): kube-harden
 //! adds protection and must never become the reason a workload cannot be deployed.
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 
 use std::borrow::Cow;
 use std::collections::HashSet;

@@ -5,13 +5,22 @@
 //!  manifest / AdmissionReview bytes
 //!        │ parse (serde_json::Value, never typed structs: unknown fields survive)
 //!        ▼
-//!  harden::harden_object ──► Vec<Change> (applied / already set / skipped + reason)
-//!        │                   json_patch::Patch (additions only)
+//!  harden::harden_object (offline) / harden_workload (webhook, scan)
+//!        │ ──► Vec<Change> (applied / already set / skipped + reason)
+//!        │     json_patch::Patch (additions only)
 //!        ▼
 //!  offline: hardened YAML/JSON/patch      webhook: AdmissionResponse with patch + warnings
 //! ```
 //!
 //! The rules in [`harden`] are pure; I/O lives in [`offline`] (and the server).
+// The library reads objects, requests and files from outside: nothing in it may panic. Tests
+// may (clippy.toml allows these in `#[cfg(test)]` code); a module that must opt out says why.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 pub mod admission;
 pub mod certs;
@@ -57,8 +66,7 @@ fn run_scan(args: &ScanArgs) -> Result<ExitCode> {
     let output = match args.output {
         ScanOutput::Table => scan::render_table(&rows),
         ScanOutput::Json => {
-            let mut text = serde_json::to_string_pretty(&rows)
-                .map_err(|e| Error::Config(format!("cannot render JSON: {e}")))?;
+            let mut text = serde_json::to_string_pretty(&rows).map_err(Error::Render)?;
             text.push('\n');
             text
         }
@@ -74,9 +82,13 @@ fn run_scan(args: &ScanArgs) -> Result<ExitCode> {
 }
 
 async fn scan_client(args: &ScanArgs) -> Result<kube::Client> {
-    kube_client::client(args.kubeconfig.as_deref(), args.context.as_deref(), None)
-        .await
-        .map_err(|e| scan::ScanError::Config(e.to_string()).into())
+    kube_client::client(
+        args.kube.kubeconfig.as_deref(),
+        args.context.as_deref(),
+        None,
+    )
+    .await
+    .map_err(|e| scan::ScanError::Config(e.to_string()).into())
 }
 
 fn run_serve(args: ServeArgs) -> Result<ExitCode> {
@@ -141,13 +153,7 @@ fn run_harden(args: &HardenArgs) -> Result<ExitCode> {
     };
     let outcome = offline::harden_stream(&input, &source_name, &policy);
     let documents = outcome.documents;
-    let output = offline::render(&documents, args.output).map_err(|e| Error::Manifest {
-        source_name: source_name.clone(),
-        document: 0,
-        line: 0,
-        column: 0,
-        message: e.to_string(),
-    })?;
+    let output = offline::render(&documents, args.output).map_err(Error::Render)?;
     eprint!("{}", offline::unserved_report(&documents, &source_name));
     if args.explain {
         eprint!("{}", offline::explain(&documents));

@@ -7,6 +7,10 @@
 //!
 //! Every metric is documented in docs/metrics.md. Exposition format:
 //! <https://prometheus.io/docs/instrumenting/exposition_formats/>.
+#![allow(
+    clippy::expect_used,
+    reason = "registering fixed, distinct metric names at start cannot fail"
+)]
 
 use std::borrow::Cow;
 use std::collections::HashSet;

@@ -330,7 +330,7 @@ fn harden_document(
         (
             None,
             harden::HardenError::NotAdditive {
-                path: e.to_string(),
+                path: e.path.to_string(),
             },
         )
     })?;

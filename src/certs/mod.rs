@@ -43,13 +43,6 @@
 //! [`plan`](mod@plan) (what to change, and the change: pure), [`manager`] (the Kubernetes and
 //! file I/O).
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
-
 pub mod bundle;
 pub mod manager;
 pub mod name;
@@ -57,15 +50,8 @@ pub mod plan;
 pub mod settings;
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 mod fake_api;
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod testing;
 
 use std::path::PathBuf;

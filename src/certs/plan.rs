@@ -328,5 +328,4 @@ pub(super) fn describe(actions: &[Action]) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
 mod tests;

@@ -18,12 +18,6 @@
 //! with no request for `--idle-timeout` is closed (GOAWAY on HTTP/2). At start the soft limit on
 //! open files is raised, and the caps lowered if they would not fit it ([`nofile`]).
 //! See <https://kubernetes.io/docs/reference/access-authn-authz/extensible-admission-controllers/>.
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 
 pub mod conns;
 pub mod nofile;

@@ -8,12 +8,6 @@
 //! is logged and counted, and the old pair keeps serving (the API server would refuse such a
 //! certificate, and with `failurePolicy: Ignore` that means pods admitted unhardened). A pair
 //! refused only because it is not valid *yet* is tried again once its notBefore has passed. See <https://kubernetes.io/docs/concepts/configuration/secret/#using-secrets-as-files-from-a-pod>.
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 
 use std::fmt;
 use std::path::{Path, PathBuf};

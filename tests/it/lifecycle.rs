@@ -356,6 +356,32 @@ fn start_up_fails_fast_with_a_clear_message() {
     }
 }
 
+#[test]
+fn out_of_range_flags_are_refused_before_start() {
+    let cases: [(&[&str], &str); 6] = [
+        (&["--max-body-bytes", "1023"], "1023 is not in 1024.."),
+        (&["--request-timeout", "0s"], "must be greater than zero"),
+        (
+            &["--tls-reload-interval", "0ms"],
+            "must be greater than zero",
+        ),
+        (&["--max-connections", "0"], "0 is not in 1.."),
+        (&["--metrics-max-connections", "0"], "0 is not in 1.."),
+        (&["--manage-certs"], "--cert-namespace"),
+    ];
+    for (flags, expected) in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_kube-harden"))
+            .args(["serve", "--tls-cert-file", "c", "--tls-key-file", "k"])
+            .args(flags)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flags:?}: {stderr}");
+        assert!(stderr.contains(flags[0]), "{flags:?}: {stderr}");
+        assert!(stderr.contains(expected), "{flags:?}: {stderr}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigterm_under_sustained_load_fails_no_request() {
     let pki = Pki::new();
