@@ -1029,9 +1029,8 @@ fn run_as_group_only_where_the_container_has_a_user() {
 }
 
 fn all_template_kinds(metadata: Value, template: Value) -> Vec<Value> {
-    WorkloadKind::ALL
-        .iter()
-        .filter(|k| **k != WorkloadKind::Pod)
+    WorkloadKind::all()
+        .filter(|k| *k != WorkloadKind::Pod)
         .map(|kind| {
             let spec = match kind {
                 WorkloadKind::CronJob => {
