@@ -147,7 +147,10 @@ pub fn markdown(apps: &[App], reports: &[AppReport]) -> String {
          completed. Errors are the container's own last log lines. The suite fails when an app\n\
          breaks hardened and kube-harden's warnings do not name the fix it applies (\"warnings\n\
          name the fix\": the writable-paths annotation, a skip with its value, an environment\n\
-         variable with its value).\n\n",
+         variable with its value). Two more tests deploy vendor-uid with\n\
+         `kube-harden.io/skip: \"runAsUser\"` alone, on the pod template and on the Deployment's\n\
+         own metadata: its pod must run as the image's user (UID 10001), with neither a\n\
+         `runAsUser` nor a `runAsGroup` (a group without a user is a pod containerd never starts).\n\n",
     );
     md.push_str(
         "| app | plain namespace | hardened, no annotation | why | kube-harden's warnings (enforce) | \
