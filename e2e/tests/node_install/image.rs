@@ -44,6 +44,22 @@ pub fn build(file: &str, no_build: bool) -> Result<Image> {
         cmd.arg("--no-build");
     }
     cmd.arg("-o").arg(&archive).current_dir(&repo);
+    // Not the environment `cargo test` gives this process (CARGO_PKG_*, LD_LIBRARY_PATH, ...):
+    // with it the release build's fingerprints differ from a shell's, and each side rebuilds
+    // kube-harden's dependencies after the other (minutes of LTO each time).
+    cmd.env_clear();
+    for key in [
+        "PATH",
+        "HOME",
+        "TMPDIR",
+        "CARGO_HOME",
+        "RUSTUP_HOME",
+        "STATIC_TARGET_DIR",
+    ] {
+        if let Some(value) = std::env::var_os(key) {
+            cmd.env(key, value);
+        }
+    }
     let out = process::run(&mut cmd, None, Duration::from_secs(60 * 60))?.ok("image-build.sh")?;
     let lines: Vec<&str> = out.stdout.lines().collect();
     let [path, digest] = lines[..] else {
