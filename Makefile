@@ -8,6 +8,7 @@ DEBUG_BIN := target/debug/kube-harden
 .PHONY: help build test test-targets unit lint standalone-check fmt fmt-check e2e controlplane psa-fixtures node node-e2e node-up node-down demo demo-once demo-offline e2e-kind clean
 .PHONY: docker-build image static-check manifests-check monitoring-check
 .PHONY: bench fuzz reliability soak yaml-oracle
+.PHONY: images images-check legacy-e2e
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -23,6 +24,8 @@ yaml-oracle: ## Build the YAML oracle (Kubernetes' own YAML-to-JSON, from Go mod
 
 lint: standalone-check ## clippy with warnings as errors (every workspace crate); nothing points outside the repository
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+	# --all-targets skips the `test = false` suites (node, legacy apps): lint them by name.
+	$(CARGO) clippy --locked -p kube-harden-e2e --test node --test legacy -- -D warnings
 
 # A clone has nothing beside it. The patterns are written so that this recipe does not match itself.
 standalone-check: ## No tracked file outside docs/ points beside the repository (at the shared/ next to it)
@@ -50,9 +53,9 @@ e2e: controlplane psa-fixtures ## End-to-end tests: the webhook in a real kube-a
 	fixtures="$$(scripts/psa-fixtures.sh)"; KUBE_HARDEN_BIN=$(DEBUG_BIN) KUBE_HARDEN_PSA_FIXTURES="$$fixtures" $(CARGO) test --locked -p kube-harden-e2e
 
 # What `make test` runs, in order (.ci/run runs and times them one by one: `make test-targets`).
-TEST_TARGETS := fmt-check lint unit e2e node-e2e static-check manifests-check monitoring-check
+TEST_TARGETS := fmt-check lint unit e2e node-e2e legacy-e2e static-check manifests-check monitoring-check
 
-test: $(TEST_TARGETS) ## Everything CI runs: format check, clippy, all tests, e2e, node e2e, image build, manifests, monitoring
+test: $(TEST_TARGETS) ## Everything CI runs: format check, clippy, all tests, e2e, node e2e, legacy apps on the node, image build, manifests, monitoring
 
 test-targets:
 	@echo $(TEST_TARGETS)
@@ -72,6 +75,16 @@ node-up: node ## Start the single-node cluster with kube-harden in the backgroun
 
 node-down: ## Stop the single-node cluster and restore the host
 	e2e/cluster.sh down
+
+images-check: ## Tests of the OCI image assembler (scripts/oci-image.py): reproducible digests, modes, whiteouts
+	python3 scripts/oci-image-test.py
+
+images: images-check ## The legacy-app zoo from Debian packages (root; cached; cold ~5 min): e2e/images/build.sh
+	e2e/images/build.sh
+
+legacy-e2e: node images ## Legacy apps on the node (root): plain, hardened, hardened with the fix; writes docs/legacy-apps.md
+	$(CARGO) build --locked --bin kube-harden
+	KUBE_HARDEN_BIN=$(DEBUG_BIN) $(CARGO) test --locked -p kube-harden-e2e --test legacy
 
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 IMAGE ?= ghcr.io/kube-harden/kube-harden:$(VERSION)
@@ -113,6 +126,7 @@ BENCH_SECONDS ?= 5
 bench: controlplane ## Benchmarks (figures, not timed tests): rules (criterion), server vs a canned baseline, pod creation via kube-apiserver
 	$(CARGO) build --release --locked -p kube-harden -p kube-harden-bench --bins
 	$(CARGO) bench --locked -p kube-harden-bench --bench engine
+	$(CARGO) bench --locked -p kube-harden-bench --bench budget
 	target/release/kube-harden-bench server --seconds $(BENCH_SECONDS)
 	target/release/kube-harden-bench controlplane
 

@@ -3,7 +3,9 @@
 # e2e/controlplane.sh; its own state dir, so it never collides with the e2e suite).
 #
 #  1. Render: kubectl kustomize of manifests/ (= overlays/default), manifests/base,
-#     overlays/cert-manager and manifests/monitoring.
+#     overlays/cert-manager and manifests/monitoring; and "default-set": the default overlay
+#     with its one parameter (the API server's CIDR, for the egress NetworkPolicy) set in an
+#     overlay of our own, as docs/install.md tells users to.
 #  2. Static checks of the rendered MutatingWebhookConfiguration (two webhooks, the settings the
 #     issue asks for) and of the default overlay's RBAC (scoped by resourceNames).
 #  3. kubectl apply --dry-run=server --validate=strict of every rendering. cert-manager and
@@ -14,11 +16,16 @@
 #     Deployment's template is admitted by the restricted namespace (dry run); a pod without a
 #     securityContext is refused there (PSA really enforces).
 #  5. The default overlay applied for real; the ServiceAccount's permissions checked with
-#     `kubectl auth can-i --as`: exactly the certificate-management ones.
+#     `kubectl auth can-i --as`: exactly the certificate-management ones. The parameter left
+#     unset is refused by the API server, naming the field.
 #  6. The webhook registered and unreachable (no pods run here): a Pod created in an
 #     enforce-mode namespace is admitted (failurePolicy: Ignore), and the API server counts it in
 #     apiserver_admission_webhook_fail_open_count{name="enforce.kube-harden.io"}, the series the
 #     KubeHardenWebhookFailingOpen alert watches.
+#     The ValidatingAdmissionPolicies, enforced: impersonating the ServiceAccount, a caBundle
+#     update (the strategic merge patch kube-harden sends) passes; a change to rules, selectors,
+#     failurePolicy, timeoutSeconds, the service, the webhook list or labels is refused; it may
+#     create the Secret kube-harden-tls and no other.
 #     Then the uninstall's first step: with the configuration deleted, no more calls.
 #  7. kube-harden hardens its own Deployment: an empty patch and no findings.
 #
@@ -47,7 +54,24 @@ for pair in default:manifests base:manifests/base cert-manager:manifests/overlay
 done
 cmp -s "$work/default.yaml" <(k kustomize manifests/overlays/default) \
   || fail "manifests/ does not render the default overlay"
-log "rendered: $(for f in default base cert-manager monitoring; do printf '%s=%s objects ' "$f" "$(grep -c '^kind:' "$work/$f.yaml")"; done)"
+# The default overlay with its parameter set, as a user's overlay does (docs/install.md): the API
+# server here listens on 127.0.0.1.
+apiserver_cidr=127.0.0.1/32
+mkdir -p "$work/overlay"
+cat >"$work/overlay/kustomization.yaml" <<YAML
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+  - $(python3 -c 'import os, sys; print(os.path.relpath(sys.argv[1], sys.argv[2]))' "$repo/manifests/overlays/default" "$work/overlay")
+patches:
+  - target: {kind: NetworkPolicy, name: kube-harden-apiserver}
+    patch: |-
+      - op: replace
+        path: /spec/egress/0/to/0/ipBlock/cidr
+        value: $apiserver_cidr
+YAML
+k kustomize "$work/overlay" >"$work/default-set.yaml"
+log "rendered: $(for f in default default-set base cert-manager monitoring; do printf '%s=%s objects ' "$f" "$(grep -c '^kind:' "$work/$f.yaml")"; done)"
 
 # 2. static checks of what must hold in the rendered output ----------------------------------
 python3 - "$work" <<'PY'
@@ -122,12 +146,39 @@ for overlay in ("default", "cert-manager", "base"):
                 check("*" not in rule["verbs"] and "*" not in rule["resources"], f"{r['metadata']['name']}: wildcard")
                 check(not {"list", "watch", "delete", "deletecollection"} & set(rule["verbs"]), f"{r['metadata']['name']}: broad verbs")
                 check(rule.get("resourceNames") or rule["verbs"] == ["create"], f"{r['metadata']['name']}: unscoped rule {rule}")
+    if overlay == "default":
+        # Egress only to the API server: every rule names its destination (the parameter), on
+        # the API server's ports; the parameter unset is not a CIDR (refused in step 5).
+        egress = one(ds, "NetworkPolicy", "kube-harden-apiserver")["spec"]
+        check(egress["policyTypes"] == ["Egress"] and "ingress" not in egress, "default: apiserver policy is egress-only")
+        for rule in egress["egress"]:
+            to = rule.get("to") or []
+            check(len(to) == 1 and set(to[0]) == {"ipBlock"} and to[0]["ipBlock"].get("cidr") == "SET-THE-API-SERVER-CIDR"
+                  and not to[0]["ipBlock"].get("except"), f"default: egress destination {to}")
+            check({(p["port"], p["protocol"]) for p in rule["ports"]} == {(443, "TCP"), (6443, "TCP")}, f"default: egress ports {rule['ports']}")
+        sa_user = "system:serviceaccount:kube-harden:kube-harden"
+        policies = {d["metadata"]["name"]: d for d in ds if d["kind"] == "ValidatingAdmissionPolicy"}
+        bindings = {d["spec"]["policyName"]: d for d in ds if d["kind"] == "ValidatingAdmissionPolicyBinding"}
+        check(set(policies) == {"kube-harden-cabundle-only", "kube-harden-secret-create"}, f"default: policies {set(policies)}")
+        for name, p in policies.items():
+            check(p["spec"].get("failurePolicy") == "Fail", f"{name}: failurePolicy")
+            check(any(sa_user in c["expression"] for c in p["spec"].get("matchConditions", [])), f"{name}: keyed on the ServiceAccount")
+            check(bindings.get(name, {}).get("spec", {}).get("validationActions") == ["Deny"], f"{name}: binding with Deny")
+        dep_sa = spec.get("serviceAccountName")
+        check(dep_sa == "kube-harden" and dep["metadata"]["namespace"] == "kube-harden", "default: the policies' username matches the Deployment's ServiceAccount")
     if overlay == "cert-manager":
         check(vols.get("tls", {}).get("secret", {}).get("secretName") == "kube-harden-tls", "cert-manager: tls secret volume")
         check(mwc["metadata"].get("annotations", {}).get("cert-manager.io/inject-ca-from") == "kube-harden/kube-harden", "cert-manager: cainjector annotation")
         cert = one(ds, "Certificate", "kube-harden")
         check(cert["spec"]["secretName"] == "kube-harden-tls" and "kube-harden.kube-harden.svc" in cert["spec"]["dnsNames"], "cert-manager: Certificate")
         check(not [d for d in ds if d["kind"] in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")], "cert-manager: needs no RBAC")
+sm = one(docs("monitoring"), "ServiceMonitor", "kube-harden")
+for ep in sm["spec"]["endpoints"]:
+    # The target must not overwrite Prometheus' own labels (job, instance, namespace, pod).
+    check(not ep.get("honorLabels"), "ServiceMonitor: honorLabels")
+    moved = [r for r in ep.get("metricRelabelings", []) if r.get("targetLabel")]
+    check(all(r.get("sourceLabels") == ["exported_namespace"] and r["targetLabel"] == "namespace" for r in moved),
+          f"ServiceMonitor: relabelings may only move exported_namespace back: {moved}")
 if errors:
     print("\n".join("manifests-check: FAIL: " + e for e in errors), file=sys.stderr)
     sys.exit(1)
@@ -147,7 +198,14 @@ k wait --for=condition=Established --timeout=60s -f e2e/testdata/crds/ >&2
 python3 -c 'import sys, yaml; [yaml.safe_dump(d, sys.stdout) for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["kind"] == "Namespace"]' \
   "$work/default.yaml" | k apply -f - >&2
 
-for f in default cert-manager monitoring; do
+# The default overlay's parameter unset: refused, naming the field (kubectl apply says so).
+if k apply --dry-run=server -f "$work/default.yaml" >"$work/default-unset.out" 2>&1; then
+  fail "the default overlay with the API server CIDR unset was accepted"
+fi
+grep -q 'kube-harden-apiserver.*ipBlock.cidr: Invalid value: "SET-THE-API-SERVER-CIDR"' "$work/default-unset.out" \
+  || { cat "$work/default-unset.out" >&2; fail "unexpected refusal of the default overlay with the parameter unset"; }
+log "default overlay with the API server CIDR unset: refused ($(grep -o 'spec.egress\[0\].to\[0\].ipBlock.cidr: Invalid value' "$work/default-unset.out"))"
+for f in default-set cert-manager monitoring; do
   if ! k apply --dry-run=server --validate=strict -f "$work/$f.yaml" >"$work/$f.dry-run.out" 2>&1; then
     cat "$work/$f.dry-run.out" >&2
     fail "kubectl apply --dry-run=server of $f was refused"
@@ -183,7 +241,7 @@ log "Pod Security restricted: the Deployment's pod is admitted, a pod without se
 split() { # <file> <kind> <keep: 1 = only that kind, 0 = all but it>
   python3 -c 'import sys, yaml; [yaml.safe_dump(d, sys.stdout, explicit_start=True) for d in yaml.safe_load_all(open(sys.argv[1])) if d and (d["kind"] == sys.argv[2]) == (sys.argv[3] == "1")]' "$@"
 }
-split "$work/default.yaml" MutatingWebhookConfiguration 0 | k apply -f - >&2
+split "$work/default-set.yaml" MutatingWebhookConfiguration 0 | k apply -f - >&2
 sa=system:serviceaccount:kube-harden:kube-harden
 can() { # <expect yes|no> <can-i args...>
   local want="$1"; shift
@@ -219,7 +277,7 @@ log "RBAC: $(grep -c ': yes$' "$work/rbac.txt") permissions granted, $(grep -c '
 # The rendered configuration with clientConfig.service swapped for a closed port on 127.0.0.1
 # (connection refused at once), everything else as rendered.
 closed_port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-split "$work/default.yaml" MutatingWebhookConfiguration 1 | python3 -c '
+split "$work/default-set.yaml" MutatingWebhookConfiguration 1 | python3 -c '
 import sys, yaml
 d = yaml.safe_load(sys.stdin)
 for w in d["webhooks"]:
@@ -239,6 +297,50 @@ for i in $(seq 30); do
 done
 ((ok)) || { cat "$work/fail-open.err" >&2; fail "no apiserver_admission_webhook_fail_open_count for enforce.kube-harden.io"; }
 log "fail-open: pod admitted with the webhook unreachable; API server: $(grep '^apiserver_admission_webhook_fail_open_count{name="enforce.kube-harden.io"' "$work/apiserver-metrics.txt")"
+# The ServiceAccount may change the caBundle and nothing else of the configuration, and create
+# only its own Secret: the ValidatingAdmissionPolicies, enforced by this API server.
+: >"$work/vap.txt"
+as_sa() { k --as="$sa" "$@"; }
+refused() { # <what> <kubectl args...>: refused by the policy
+  local what="$1"; shift
+  local i
+  for i in $(seq 20); do # the API server loads new policies within a second or two
+    if as_sa "$@" >"$work/vap.out" 2>&1; then
+      fail "as the ServiceAccount, $what was accepted (the ValidatingAdmissionPolicy did not refuse it)"
+    fi
+    if grep -q "denied request: kube-harden's ServiceAccount may" "$work/vap.out"; then
+      echo "  refused: $what" >>"$work/vap.txt"; return
+    fi
+    grep -q 'forbidden' "$work/vap.out" && ! grep -q 'ValidatingAdmissionPolicy' "$work/vap.out" \
+      && { cat "$work/vap.out" >&2; fail "$what: refused by RBAC, not by the policy"; }
+    sleep 0.5
+  done
+  cat "$work/vap.out" >&2; fail "$what: not refused by the policy"
+}
+ca_bundle="$(printf 'not a real CA, the API server stores any bytes' | base64 -w0)"
+as_sa patch mutatingwebhookconfiguration kube-harden --type=strategic \
+  -p "{\"webhooks\":[{\"name\":\"enforce.kube-harden.io\",\"clientConfig\":{\"caBundle\":\"$ca_bundle\"}},{\"name\":\"audit.kube-harden.io\",\"clientConfig\":{\"caBundle\":\"$ca_bundle\"}}]}" >&2 \
+  || fail "as the ServiceAccount, a caBundle update was refused"
+[[ "$(k get mutatingwebhookconfiguration kube-harden -o jsonpath='{.webhooks[1].clientConfig.caBundle}')" == "$ca_bundle" ]] \
+  || fail "the caBundle update did not land"
+echo "  passed: caBundle of both webhooks" >>"$work/vap.txt"
+mwc=(patch mutatingwebhookconfiguration kube-harden --type=json -p)
+refused "failurePolicy: Fail" "${mwc[@]}" '[{"op":"replace","path":"/webhooks/0/failurePolicy","value":"Fail"}]'
+refused "a rule removed" "${mwc[@]}" '[{"op":"remove","path":"/webhooks/0/rules/0"}]'
+refused "a rule widened" "${mwc[@]}" '[{"op":"replace","path":"/webhooks/0/rules/0/resources","value":["*"]}]'
+refused "namespaceSelector emptied" "${mwc[@]}" '[{"op":"replace","path":"/webhooks/0/namespaceSelector","value":{}}]'
+refused "an objectSelector added" "${mwc[@]}" '[{"op":"add","path":"/webhooks/1/objectSelector","value":{"matchLabels":{"a":"b"}}}]'
+refused "timeoutSeconds" "${mwc[@]}" '[{"op":"replace","path":"/webhooks/1/timeoutSeconds","value":30}]'
+refused "the webhook URL" "${mwc[@]}" '[{"op":"replace","path":"/webhooks/0/clientConfig/url","value":"https://attacker.example/mutate"}]'
+refused "a webhook removed" "${mwc[@]}" '[{"op":"remove","path":"/webhooks/1"}]'
+refused "a label" label mutatingwebhookconfiguration kube-harden evil=1
+refused "another Secret created" -n kube-harden create secret generic not-kube-harden-tls --from-literal=a=b
+as_sa -n kube-harden create secret generic kube-harden-tls --from-literal=a=b >&2 \
+  || fail "as the ServiceAccount, creating the Secret kube-harden-tls was refused"
+echo "  passed: create Secret kube-harden-tls" >>"$work/vap.txt"
+k -n kube-harden delete secret kube-harden-tls >&2
+cat "$work/vap.txt" >&2
+log "ValidatingAdmissionPolicies: $(grep -c passed "$work/vap.txt") changes passed, $(grep -c refused "$work/vap.txt") refused, as intended"
 # The uninstall's first step (docs/install.md): with the configuration deleted, pods in the
 # enforce namespace are admitted without any call to kube-harden (the count stays).
 count() { k get --raw /metrics | grep '^apiserver_admission_webhook_fail_open_count{name="enforce.kube-harden.io"' | awk '{print $2}'; }

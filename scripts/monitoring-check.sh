@@ -103,13 +103,25 @@ global:
 rule_files:
   - $work/promtool/rules.yaml
 scrape_configs:
-  # As the ServiceMonitor: job "kube-harden", honor_labels so that the workload namespace
-  # label of kube_harden_changes_total etc. is kept.
+  # As the ServiceMonitor: job "kube-harden", the target's namespace label (here set as the
+  # Operator's discovery sets it), honor_labels off, and the metric relabelling that moves the
+  # workload namespace (exported_namespace) back to namespace: every panel and alert below
+  # then finds it where it looks.
   - job_name: kube-harden
-    honor_labels: true
+    honor_labels: false
     scrape_timeout: 1s
     static_configs:
       - targets: ["127.0.0.1:$metrics_port"]
+        labels:
+          namespace: kube-harden
+    metric_relabel_configs:
+      - source_labels: [exported_namespace]
+        regex: (.+)
+        target_label: namespace
+        replacement: \$1
+        action: replace
+      - regex: exported_namespace
+        action: labeldrop
 YAML
 promtool check config "$work/prometheus.yml" >&2
 prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/prom-data" \
@@ -155,6 +167,20 @@ log "certificate rotated and served"
 before="$(scrapes)"
 wait_for "two more scrapes" scraped_at_least $((before + 2))
 sleep 2
+
+# The relabelling: workload namespaces under `namespace` (not kube-harden's own), no
+# exported_namespace left, and the target's own series keep the namespace Prometheus gave them.
+labels_check="$(prom_query 'count by (namespace) (kube_harden_changes_total{job="kube-harden"})' | python3 -c '
+import json, sys
+ns = sorted(r["metric"].get("namespace", "") for r in json.load(sys.stdin)["data"]["result"])
+print(" ".join(ns))')"
+[[ -n "$labels_check" && " $labels_check " != *" kube-harden "* ]] \
+  || fail "kube_harden_changes_total namespaces after relabelling: '$labels_check' (want the workloads')"
+[[ "$(prom_query 'count({job="kube-harden", exported_namespace!=""})' | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["data"]["result"]))')" == 0 ]] \
+  || fail "series with exported_namespace left after relabelling"
+[[ "$(prom_query 'up{job="kube-harden", namespace="kube-harden"}' | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["data"]["result"]))')" == 1 ]] \
+  || fail "the target's own namespace label was overwritten"
+log "relabelling (honor_labels off): workload namespaces $labels_check; no exported_namespace; up keeps namespace=kube-harden"
 
 # 4. every panel and alert through the HTTP API ----------------------------------------------
 python3 scripts/monitoring/check_queries.py --prometheus "http://127.0.0.1:$prom_port" \

@@ -127,6 +127,36 @@ class Reproducible(unittest.TestCase):
         self.assertNotIn("dev/pts", members, "contents of dev/ are left out")
         self.assertTrue(all(m.mtime == 0 and m.uname == "" for m in members.values()))
 
+    def test_packed_layer_blob_gives_the_same_image(self):
+        _, from_dir = self.build("a.tar")
+        blob = os.path.join(self.tmp.name, "layer.tar.gz")
+        packed = run("layer", "-o", blob, self.root).stdout.strip()
+        out = os.path.join(self.tmp.name, "b.tar")
+        from_blob = run("build", "-o", out, "--layer-blob", blob, *BUILD).stdout.strip()
+        self.assertEqual(from_dir, from_blob)
+        os.remove(blob + ".json")  # without the sidecar the digests are computed
+        out = os.path.join(self.tmp.name, "c.tar")
+        self.assertEqual(run("build", "-o", out, "--layer-blob", blob, *BUILD).stdout.strip(),
+                         from_dir)
+        _, _, blobs = read_layout(out)
+        self.assertIn(packed.split(":")[1], blobs)
+
+    def test_layers_stack_in_the_order_given(self):
+        top = os.path.join(self.tmp.name, "top")
+        os.makedirs(os.path.join(top, "etc"))
+        with open(os.path.join(top, "etc", "hostname"), "w") as handle:
+            handle.write("top\n")
+        blob = os.path.join(self.tmp.name, "top.tar.gz")
+        run("layer", "-o", blob, top)
+        out = os.path.join(self.tmp.name, "a.tar")
+        digest = run("build", "-o", out, "--layer", self.root, "--layer-blob", blob,
+                     *BUILD).stdout.strip()
+        _, _, blobs = read_layout(out)
+        manifest = json.loads(blobs[digest.split(":")[1]])
+        self.assertEqual(len(manifest["layers"]), 2)
+        top_digest = json.load(open(blob + ".json"))["digest"]
+        self.assertEqual(manifest["layers"][1]["digest"], top_digest)
+
     @unittest.skipUnless(os.geteuid() == 0, "mknod needs root")
     def test_overlay_whiteout_becomes_wh_file(self):
         os.mknod(os.path.join(self.root, "etc", "gone"), 0o600 | 0o020000, os.makedev(0, 0))
@@ -149,6 +179,7 @@ class BadInput(unittest.TestCase):
                 (["--layer", tmp, "--entrypoint", "/bin/sh"], "JSON list"),
                 (["--layer", tmp, "--env", "NOEQUALS"], "KEY=VALUE"),
                 ([], "at least one --layer"),
+                (["--layer-blob", os.path.join(tmp, "missing.tar.gz")], "not a readable gzip"),
             ]
             for extra, message in cases:
                 result = run("build", "-o", out, "--name", "x:1", *extra, check=False)

@@ -12,7 +12,11 @@ Usage:
       [--entrypoint '["/usr/sbin/nginx"]'] [--cmd '["-g","daemon off;"]'] \\
       [--user 1000:1000] [--env K=V ...] [--workdir /app] [--volume /data ...] \\
       [--expose 80/tcp ...] [--label k=v ...] [--arch amd64]
+  scripts/oci-image.py layer -o LAYER.tar.gz DIR   # pack one layer now, reuse it later with
+  scripts/oci-image.py build ... --layer-blob LAYER.tar.gz   # (digests in LAYER.tar.gz.json)
   scripts/oci-image.py digest OUT.tar       # the manifest digest of an archive (sha256:...)
+
+Layers (--layer DIR and --layer-blob FILE) stack in the order given, mixed as needed.
 
 The same inputs give the same bytes, hence the same digests:
   - entries in sorted order, every mtime set to SOURCE_DATE_EPOCH (default 0), no user/group
@@ -37,6 +41,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import stat
 import sys
 import tarfile
@@ -137,13 +142,13 @@ def tarinfo_for(tar, root, rel, mtime):
     return info, None
 
 
-def write_layer(root, blob_dir, mtime):
-    """Pack one directory as a gzip layer blob; returns (digest, size, diff_id)."""
+def pack_layer(root, out_path, mtime):
+    """Pack one directory as a gzip layer at out_path; returns (digest, size, diff_id)."""
     if not os.path.isdir(root):
         fail(f"layer is not a directory: {root}")
     root = os.path.abspath(root)
-    fd, tmp_path = tempfile.mkstemp(dir=blob_dir, prefix=".layer-")
-    with os.fdopen(fd, "wb") as raw:
+    tmp_path = out_path + ".tmp"
+    with open(tmp_path, "wb") as raw:
         compressed = HashingWriter(raw)
         gz = gzip.GzipFile(filename="", mode="wb", fileobj=compressed, mtime=0, compresslevel=6)
         uncompressed = HashingWriter(gz)
@@ -162,9 +167,33 @@ def write_layer(root, blob_dir, mtime):
                     opq.mtime = mtime
                     tar.addfile(opq)
         gz.close()
-    digest = compressed.digest()
-    os.replace(tmp_path, os.path.join(blob_dir, digest.split(":", 1)[1]))
-    return digest, compressed.size, uncompressed.digest()
+    os.replace(tmp_path, out_path)
+    return compressed.digest(), compressed.size, uncompressed.digest()
+
+
+def layer_digests(blob):
+    """(digest, size, diff_id) of a packed layer: from its .json sidecar, else computed."""
+    try:
+        with open(blob + ".json") as handle:
+            meta = json.load(handle)
+        return meta["digest"], meta["size"], meta["diff_id"]
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError, KeyError) as err:
+        fail(f"{blob}.json: unreadable: {err}")
+    compressed, uncompressed = hashlib.sha256(), hashlib.sha256()
+    size = 0
+    try:
+        with open(blob, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                compressed.update(chunk)
+                size += len(chunk)
+        with gzip.open(blob, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                uncompressed.update(chunk)
+    except (OSError, EOFError, gzip.BadGzipFile) as err:
+        fail(f"layer blob {blob}: not a readable gzip file: {err}")
+    return "sha256:" + compressed.hexdigest(), size, "sha256:" + uncompressed.hexdigest()
 
 
 def write_blob(blob_dir, data):
@@ -238,7 +267,7 @@ def add_tree_to_tar(out_path, layout_dir, mtime):
         dirnames.sort()
         for name in sorted(dirnames + filenames):
             full = os.path.join(dirpath, name)
-            if name.startswith(".layer-"):
+            if name.startswith(".layer"):
                 continue
             entries.append(os.path.relpath(full, layout_dir))
     entries.sort()
@@ -263,15 +292,25 @@ def build(args):
     created = datetime.datetime.fromtimestamp(mtime, datetime.timezone.utc).strftime(
         "%Y-%m-%dT%H:%M:%SZ"
     )
-    if not args.layer:
-        fail("at least one --layer DIR is needed")
+    if not args.layers:
+        fail("at least one --layer DIR or --layer-blob FILE is needed")
     out_dir = os.path.dirname(os.path.abspath(args.output))
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".oci-image-") as layout:
         blob_dir = os.path.join(layout, "blobs", "sha256")
         os.makedirs(blob_dir)
         layers, diff_ids = [], []
-        for layer_dir in args.layer:
-            digest, size, diff_id = write_layer(layer_dir, blob_dir, mtime)
+        for kind, source in args.layers:
+            if kind == "dir":
+                tmp = os.path.join(blob_dir, ".layer")
+                digest, size, diff_id = pack_layer(source, tmp, mtime)
+                os.replace(tmp, os.path.join(blob_dir, digest.split(":", 1)[1]))
+            else:
+                digest, size, diff_id = layer_digests(source)
+                target = os.path.join(blob_dir, digest.split(":", 1)[1])
+                try:
+                    os.link(source, target)
+                except OSError:
+                    shutil.copyfile(source, target)
             layers.append({"mediaType": MEDIA_LAYER, "digest": digest, "size": size})
             diff_ids.append(diff_id)
         config_digest, config_size = write_blob(
@@ -308,6 +347,14 @@ def build(args):
     print(manifest_digest)
 
 
+def layer(args):
+    out = os.path.abspath(args.output)
+    digest_, size, diff_id = pack_layer(args.dir, out, source_date_epoch())
+    with open(out + ".json", "w") as handle:
+        json.dump({"digest": digest_, "size": size, "diff_id": diff_id}, handle)
+    print(digest_)
+
+
 def digest(args):
     try:
         with tarfile.open(args.archive) as tar:
@@ -316,6 +363,18 @@ def digest(args):
     except (OSError, tarfile.TarError, KeyError, json.JSONDecodeError) as err:
         fail(f"{args.archive}: not an OCI archive with an index.json: {err}")
     print(index["manifests"][0]["digest"])
+
+
+class AppendKind(argparse.Action):
+    """Appends (kind, value) so --layer and --layer-blob keep their relative order."""
+
+    def __init__(self, option_strings, dest, const=None, **kwargs):
+        super().__init__(option_strings, dest, nargs=None, const=const, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        items = list(getattr(namespace, self.dest) or [])
+        items.append((self.const, values))
+        setattr(namespace, self.dest, items)
 
 
 def main():
@@ -328,7 +387,10 @@ def main():
     b = sub.add_parser("build", help="assemble an archive")
     b.add_argument("-o", "--output", required=True, help="the OCI archive (tar) to write")
     b.add_argument("--name", required=True, help="image reference, e.g. example.local/app:1")
-    b.add_argument("--layer", action="append", default=[], help="a directory; one layer each")
+    b.add_argument("--layer", dest="layers", action=AppendKind, const="dir", default=[],
+                   help="a directory: one layer each")
+    b.add_argument("--layer-blob", dest="layers", action=AppendKind, const="blob", default=[],
+                   help="a layer packed by the `layer` command")
     b.add_argument("--entrypoint", help='JSON list, e.g. \'["/entrypoint.sh"]\'')
     b.add_argument("--cmd", help="JSON list")
     b.add_argument("--user", help="USER: name, UID, or UID:GID")
@@ -338,11 +400,16 @@ def main():
     b.add_argument("--expose", action="append", default=[], help="PORT[/PROTO] (repeatable)")
     b.add_argument("--label", action="append", default=[], help="KEY=VALUE (repeatable)")
     b.add_argument("--arch", default="amd64", help="architecture (default amd64)")
+    lay = sub.add_parser("layer", help="pack one directory as a reusable layer blob")
+    lay.add_argument("-o", "--output", required=True, help="the .tar.gz to write")
+    lay.add_argument("dir")
     d = sub.add_parser("digest", help="print an archive's manifest digest")
     d.add_argument("archive")
     args = parser.parse_args()
     if args.command == "build":
         build(args)
+    elif args.command == "layer":
+        layer(args)
     else:
         digest(args)
 

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use clap::builder::RangedU64ValueParser;
 use clap::{Args, Parser, Subcommand};
 
 use crate::error::{Error, Result};
@@ -60,15 +61,24 @@ pub struct ScanArgs {
         env = "KUBE_HARDEN_SCAN_OUTPUT"
     )]
     pub output: ScanOutput,
-    /// kubeconfig file; without it, $KUBECONFIG, ~/.kube/config, or the in-cluster config.
-    #[arg(long, env = "KUBE_HARDEN_KUBECONFIG")]
-    pub kubeconfig: Option<PathBuf>,
+    /// The cluster.
+    #[command(flatten)]
+    pub kube: KubeconfigArgs,
     /// kubeconfig context to use (default: the current context).
     #[arg(long, env = "KUBE_HARDEN_CONTEXT")]
     pub context: Option<String>,
     /// The policy file (YAML): scan with the policy the webhook runs.
     #[command(flatten)]
     pub policy: PolicyArgs,
+}
+
+/// The kubeconfig flag, shared by the commands that talk to the API server (`scan`,
+/// `serve --manage-certs`).
+#[derive(Debug, Args)]
+pub struct KubeconfigArgs {
+    /// kubeconfig file; without it, the in-cluster config, $KUBECONFIG or ~/.kube/config.
+    #[arg(long, env = "KUBE_HARDEN_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
 }
 
 /// Log output format.
@@ -99,16 +109,20 @@ pub struct ServeArgs {
     #[arg(long, env = "KUBE_HARDEN_CLIENT_CA_FILE")]
     pub client_ca_file: Option<PathBuf>,
     /// How often the certificate files are checked for changes.
-    #[arg(long, env = "KUBE_HARDEN_TLS_RELOAD_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "KUBE_HARDEN_TLS_RELOAD_INTERVAL", default_value = "10s", value_parser = positive_duration)]
     pub tls_reload_interval: Duration,
-    /// Largest AdmissionReview body accepted; larger ones get 413.
-    #[arg(long, env = "KUBE_HARDEN_MAX_BODY_BYTES", default_value_t = 6 * 1024 * 1024)]
+    /// Largest AdmissionReview body accepted; larger ones get 413. At least 1024: no
+    /// AdmissionReview is smaller.
+    #[arg(long, env = "KUBE_HARDEN_MAX_BODY_BYTES", default_value_t = 6 * 1024 * 1024,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1024..))]
     pub max_body_bytes: usize,
-    /// Time allowed to receive a request's headers and body; slower clients get 408.
-    #[arg(long, env = "KUBE_HARDEN_REQUEST_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    /// Time allowed for a connection's first request to start, a request's headers, and its
+    /// body (each); slower clients get 408 or a closed connection. Well under the API server's
+    /// 5s webhook timeout, which sends a review at once.
+    #[arg(long, env = "KUBE_HARDEN_REQUEST_TIMEOUT", default_value = "2s", value_parser = positive_duration)]
     pub request_timeout: Duration,
     /// Time a TLS handshake may take.
-    #[arg(long, env = "KUBE_HARDEN_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "KUBE_HARDEN_HANDSHAKE_TIMEOUT", default_value = "2s", value_parser = positive_duration)]
     pub handshake_timeout: Duration,
     /// After SIGTERM: time /readyz reports not ready while connections are still accepted.
     #[arg(long, env = "KUBE_HARDEN_SHUTDOWN_DELAY", default_value = "5s", value_parser = humantime::parse_duration)]
@@ -116,13 +130,33 @@ pub struct ServeArgs {
     /// After the listener closes: time in-flight requests get to finish.
     #[arg(long, env = "KUBE_HARDEN_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,
-    /// Most webhook connections open at once; further ones wait in the listen backlog.
-    #[arg(long, env = "KUBE_HARDEN_MAX_CONNECTIONS", default_value_t = 1024)]
+    /// Most webhook connections open at once; at the cap the oldest stalled connection (no
+    /// request yet, trickling, idle) is closed to make room. Lowered at start if it does not fit
+    /// the limit on open files.
+    #[arg(long, env = "KUBE_HARDEN_MAX_CONNECTIONS", default_value_t = 1024,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
     pub max_connections: usize,
+    /// Most connections open at once on the metrics port (/metrics, /healthz, /readyz); at the
+    /// cap the oldest stalled one is closed to make room.
+    #[arg(
+        long,
+        env = "KUBE_HARDEN_METRICS_MAX_CONNECTIONS",
+        default_value_t = 32,
+        value_parser = RangedU64ValueParser::<usize>::new().range(1..)
+    )]
+    pub metrics_max_connections: usize,
     /// A webhook connection with no request for this long is closed (longer than the API
     /// server's own 90s idle timeout, so the client normally closes first).
-    #[arg(long, env = "KUBE_HARDEN_IDLE_TIMEOUT", default_value = "120s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "KUBE_HARDEN_IDLE_TIMEOUT", default_value = "120s", value_parser = positive_duration)]
     pub idle_timeout: Duration,
+    /// Time one review may take; past it the object is admitted unchanged with a warning
+    /// (fail-open). Keep it below the webhook's `timeoutSeconds` (5s in the manifests).
+    #[arg(long, env = "KUBE_HARDEN_REVIEW_TIMEOUT", default_value = "2s", value_parser = positive_duration)]
+    pub review_timeout: Duration,
+    /// Most distinct namespaces the metrics label by name; later ones (and names that are not
+    /// valid namespace names) are counted as `_other`.
+    #[arg(long, env = "KUBE_HARDEN_METRICS_MAX_NAMESPACES", default_value_t = crate::metrics::DEFAULT_MAX_NAMESPACES)]
+    pub metrics_max_namespaces: usize,
     /// Log format.
     #[arg(
         long,
@@ -143,30 +177,9 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
-    /// Validates the flags into the server's settings.
+    /// The server's settings (clap has checked each flag's range).
     pub fn into_config(self) -> Result<crate::server::ServeConfig> {
         let policy = self.policy.load()?;
-        if self.max_body_bytes < 1024 {
-            return Err(Error::Config(format!(
-                "--max-body-bytes {} is too small for any AdmissionReview",
-                self.max_body_bytes
-            )));
-        }
-        for (flag, value) in [
-            ("--tls-reload-interval", self.tls_reload_interval),
-            ("--request-timeout", self.request_timeout),
-            ("--handshake-timeout", self.handshake_timeout),
-            ("--idle-timeout", self.idle_timeout),
-        ] {
-            if value.is_zero() {
-                return Err(Error::Config(format!("{flag} must be greater than zero")));
-            }
-        }
-        if self.max_connections == 0 {
-            return Err(Error::Config(
-                "--max-connections must be greater than zero".into(),
-            ));
-        }
         Ok(crate::server::ServeConfig {
             webhook_addr: self.webhook_addr,
             metrics_addr: self.metrics_addr,
@@ -180,7 +193,9 @@ impl ServeArgs {
             shutdown_delay: self.shutdown_delay,
             shutdown_timeout: self.shutdown_timeout,
             max_connections: self.max_connections,
+            metrics_max_connections: self.metrics_max_connections,
             idle_timeout: self.idle_timeout,
+            review_timeout: self.review_timeout,
             policy,
         })
     }
@@ -253,7 +268,7 @@ pub struct CertArgs {
     /// Manage the certificates: create (or read) a CA and serving certificate in a Secret, write
     /// the pair to --tls-cert-file/--tls-key-file, set the webhook configuration's caBundle, and
     /// renew before expiry.
-    #[arg(long, env = "KUBE_HARDEN_MANAGE_CERTS")]
+    #[arg(long, env = "KUBE_HARDEN_MANAGE_CERTS", requires = "cert_namespace")]
     pub manage_certs: bool,
     /// The Secret holding the CA and serving certificate.
     #[arg(
@@ -298,9 +313,9 @@ pub struct CertArgs {
     /// deleted Secret or configuration).
     #[arg(long, env = "KUBE_HARDEN_CERT_CHECK_INTERVAL", default_value = "1m", value_parser = humantime::parse_duration)]
     pub cert_check_interval: Duration,
-    /// kubeconfig file for --manage-certs; without it, the in-cluster config or $KUBECONFIG.
-    #[arg(long, env = "KUBE_HARDEN_KUBECONFIG")]
-    pub kubeconfig: Option<PathBuf>,
+    /// The cluster whose Secret and webhook configuration are managed.
+    #[command(flatten)]
+    pub kube: KubeconfigArgs,
 }
 
 impl ServeArgs {
@@ -312,12 +327,10 @@ impl ServeArgs {
             return Ok(None);
         }
         let config_error = |m: String| Error::Config(m);
-        let namespace = c
-            .cert_namespace
-            .clone()
-            .filter(|n| !n.is_empty())
-            .ok_or_else(|| config_error("--manage-certs needs --cert-namespace".into()))?;
+        // clap requires --cert-namespace with --manage-certs; it may still be empty.
+        let namespace = c.cert_namespace.clone().unwrap_or_default();
         for (flag, value) in [
+            ("--cert-namespace", &namespace),
             ("--cert-secret", &c.cert_secret),
             ("--webhook-config", &c.webhook_config),
             ("--service-name", &c.service_name),
@@ -347,9 +360,18 @@ impl ServeArgs {
             names,
             cert_file: self.tls_cert_file.clone(),
             key_file: self.tls_key_file.clone(),
-            kubeconfig: c.kubeconfig.clone(),
+            kubeconfig: c.kube.kubeconfig.clone(),
             lifetimes,
             check_interval: c.cert_check_interval,
         }))
+    }
+}
+
+/// A duration flag's value: humantime syntax (`2s`, `1m30s`), greater than zero.
+fn positive_duration(text: &str) -> std::result::Result<Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(d) if d.is_zero() => Err("must be greater than zero".to_owned()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(e.to_string()),
     }
 }

@@ -43,6 +43,9 @@ pub enum Error {
     /// A flag has an unusable value.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The output could not be rendered as JSON.
+    #[error("cannot render the output as JSON: {0}")]
+    Render(#[source] serde_json::Error),
     /// The server could not start.
     #[error(transparent)]
     Serve(#[from] crate::server::ServeError),
@@ -70,23 +73,6 @@ pub enum Error {
         #[source]
         source: HardenError,
     },
-}
-
-impl Error {
-    /// A short, stable label for the `kube_harden_errors_total{reason}` metric.
-    pub fn metric_label(&self) -> &'static str {
-        match self {
-            Error::Policy { .. } => "policy",
-            Error::Io { .. } => "io",
-            Error::Manifest { .. } => "manifest",
-            Error::Harden { .. } => "harden",
-            Error::Config(_) => "config",
-            Error::Serve(_) => "serve",
-            Error::Runtime(_) => "runtime",
-            Error::Scan(_) => "scan",
-            Error::Certs(_) => "certs",
-        }
-    }
 }
 
 /// Result with the crate's [`Error`].

@@ -5,13 +5,22 @@
 //!  manifest / AdmissionReview bytes
 //!        │ parse (serde_json::Value, never typed structs: unknown fields survive)
 //!        ▼
-//!  harden::harden_object ──► Vec<Change> (applied / already set / skipped + reason)
-//!        │                   json_patch::Patch (additions only)
+//!  harden::harden_object (offline) / harden_workload (webhook, scan)
+//!        │ ──► Vec<Change> (applied / already set / skipped + reason)
+//!        │     json_patch::Patch (additions only)
 //!        ▼
 //!  offline: hardened YAML/JSON/patch      webhook: AdmissionResponse with patch + warnings
 //! ```
 //!
 //! The rules in [`harden`] are pure; I/O lives in [`offline`] (and the server).
+// The library reads objects, requests and files from outside: nothing in it may panic. Tests
+// may (clippy.toml allows these in `#[cfg(test)]` code); a module that must opt out says why.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 pub mod admission;
 pub mod certs;
@@ -19,6 +28,7 @@ pub mod config;
 pub mod error;
 pub mod harden;
 pub mod kube_client;
+pub mod logging;
 pub mod metrics;
 pub mod offline;
 pub mod psa;
@@ -30,7 +40,7 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
-use config::{Cli, Command, HardenArgs, LogFormat, ScanArgs, ScanOutput, ServeArgs};
+use config::{Cli, Command, HardenArgs, ScanArgs, ScanOutput, ServeArgs};
 use error::{Error, Result};
 
 /// Runs a parsed command line.
@@ -56,8 +66,7 @@ fn run_scan(args: &ScanArgs) -> Result<ExitCode> {
     let output = match args.output {
         ScanOutput::Table => scan::render_table(&rows),
         ScanOutput::Json => {
-            let mut text = serde_json::to_string_pretty(&rows)
-                .map_err(|e| Error::Config(format!("cannot render JSON: {e}")))?;
+            let mut text = serde_json::to_string_pretty(&rows).map_err(Error::Render)?;
             text.push('\n');
             text
         }
@@ -73,21 +82,27 @@ fn run_scan(args: &ScanArgs) -> Result<ExitCode> {
 }
 
 async fn scan_client(args: &ScanArgs) -> Result<kube::Client> {
-    kube_client::client(args.kubeconfig.as_deref(), args.context.as_deref(), None)
-        .await
-        .map_err(|e| scan::ScanError::Config(e.to_string()).into())
+    kube_client::client(
+        args.kube.kubeconfig.as_deref(),
+        args.context.as_deref(),
+        None,
+    )
+    .await
+    .map_err(|e| scan::ScanError::Config(e.to_string()).into())
 }
 
 fn run_serve(args: ServeArgs) -> Result<ExitCode> {
-    init_logging(args.log_format, &args.log_level)?;
+    logging::init(args.log_format, &args.log_level)?;
     let cert_config = args.cert_config()?;
-    let config = args.into_config()?;
+    let max_namespaces = args.metrics_max_namespaces;
+    let mut config = args.into_config()?;
+    server::nofile::fit(&mut config);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(Error::Runtime)?;
     runtime.block_on(async {
-        let metrics = metrics::Metrics::new();
+        let metrics = metrics::Metrics::with_max_namespaces(max_namespaces);
         // --manage-certs: the Secret, the certificate files and the caBundle are in place
         // before the server loads the files; renewals then run beside it.
         let renewals = match cert_config {
@@ -101,21 +116,6 @@ fn run_serve(args: ServeArgs) -> Result<ExitCode> {
         }
         Ok(ExitCode::SUCCESS)
     })
-}
-
-fn init_logging(format: LogFormat, filter: &str) -> Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .map_err(|e| Error::Config(format!("--log-level {filter:?}: {e}")))?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    // A second initialisation (only possible in tests) keeps the first subscriber.
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-    };
-    Ok(())
 }
 
 /// Resolves on SIGTERM (what the kubelet sends) or SIGINT (Ctrl-C).
@@ -153,13 +153,7 @@ fn run_harden(args: &HardenArgs) -> Result<ExitCode> {
     };
     let outcome = offline::harden_stream(&input, &source_name, &policy);
     let documents = outcome.documents;
-    let output = offline::render(&documents, args.output).map_err(|e| Error::Manifest {
-        source_name: source_name.clone(),
-        document: 0,
-        line: 0,
-        column: 0,
-        message: e.to_string(),
-    })?;
+    let output = offline::render(&documents, args.output).map_err(Error::Render)?;
     eprint!("{}", offline::unserved_report(&documents, &source_name));
     if args.explain {
         eprint!("{}", offline::explain(&documents));

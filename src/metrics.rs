@@ -1,9 +1,20 @@
 //! Prometheus metrics: one registry, label values from bounded sets (no workload names), and a
 //! `record_review` that turns one admission [`Report`] into counter increments.
 //!
+//! The one label whose value comes from the request, `namespace`, is bounded too: a namespace
+//! that is not a valid namespace name, or that comes after `--metrics-max-namespaces` distinct
+//! ones, is counted as [`OTHER_NAMESPACE`]. Clients cannot grow the number of series.
+//!
 //! Every metric is documented in docs/metrics.md. Exposition format:
 //! <https://prometheus.io/docs/instrumenting/exposition_formats/>.
+#![allow(
+    clippy::expect_used,
+    reason = "registering fixed, distinct metric names at start cannot fail"
+)]
 
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prometheus::{
@@ -20,10 +31,59 @@ pub const DURATION_BUCKETS: &[f64] = &[
     1.0, 2.5, 5.0, 10.0,
 ];
 
+/// Distinct namespace label values kept by default (`--metrics-max-namespaces`).
+pub const DEFAULT_MAX_NAMESPACES: usize = 500;
+
+/// The `namespace` label of reviews whose namespace is past the cap or not a namespace name.
+pub const OTHER_NAMESPACE: &str = "_other";
+
+/// The namespace label values in use, at most `limit` (first come, first kept).
+struct Namespaces {
+    limit: usize,
+    known: Mutex<HashSet<String>>,
+}
+
+impl Namespaces {
+    /// The label for `namespace`: itself while there is room (or once it has a place),
+    /// [`OTHER_NAMESPACE`] otherwise. Empty (cluster-scoped, unreadable) stays empty.
+    fn label<'a>(&self, namespace: &'a str) -> Cow<'a, str> {
+        if namespace.is_empty() {
+            return Cow::Borrowed("");
+        }
+        if !is_namespace_name(namespace) {
+            return Cow::Borrowed(OTHER_NAMESPACE);
+        }
+        let mut known = self
+            .known
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if known.contains(namespace) {
+            return Cow::Borrowed(namespace);
+        }
+        if known.len() < self.limit {
+            known.insert(namespace.to_owned());
+            return Cow::Borrowed(namespace);
+        }
+        Cow::Borrowed(OTHER_NAMESPACE)
+    }
+}
+
+/// A valid namespace name: a DNS label (RFC 1123), at most 63 lower-case letters, digits and
+/// `-`, starting and ending with a letter or digit.
+fn is_namespace_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    let alnum = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    (1..=63).contains(&bytes.len())
+        && bytes.iter().all(|b| alnum(b) || *b == b'-')
+        && bytes.first().is_some_and(alnum)
+        && bytes.last().is_some_and(alnum)
+}
+
 /// The process's metrics.
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
+    namespaces: Arc<Namespaces>,
     requests: IntCounterVec,
     changes: IntCounterVec,
     duration: HistogramVec,
@@ -39,8 +99,15 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Registers every metric (and the process collector on Linux).
+    /// Registers every metric (and the process collector on Linux), with at most
+    /// [`DEFAULT_MAX_NAMESPACES`] namespace label values.
     pub fn new() -> Self {
+        Self::with_max_namespaces(DEFAULT_MAX_NAMESPACES)
+    }
+
+    /// Registers every metric, keeping at most `max_namespaces` distinct namespace label values
+    /// (later namespaces are counted as [`OTHER_NAMESPACE`]).
+    pub fn with_max_namespaces(max_namespaces: usize) -> Self {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
             Opts::new(
@@ -169,6 +236,10 @@ impl Metrics {
             .expect("unique metric");
         Self {
             registry,
+            namespaces: Arc::new(Namespaces {
+                limit: max_namespaces,
+                known: Mutex::new(HashSet::new()),
+            }),
             requests,
             changes,
             duration,
@@ -207,21 +278,23 @@ impl Metrics {
             self.error(reason);
         }
         if !report.dry_run {
+            let namespace = self.namespaces.label(&report.namespace);
+            let namespace = namespace.as_ref();
             for finding in &report.findings {
                 self.findings
-                    .with_label_values(&[report.namespace.as_str(), kind, finding.name.as_str()])
+                    .with_label_values(&[namespace, kind, finding.name.as_str()])
                     .inc();
             }
             if let Some(failing) = &report.restricted {
                 let compliant = if failing.is_empty() { "true" } else { "false" };
                 self.restricted
-                    .with_label_values(&[report.namespace.as_str(), kind, compliant])
+                    .with_label_values(&[namespace, kind, compliant])
                     .inc();
             }
             for change in &report.changes {
                 self.changes
                     .with_label_values(&[
-                        report.namespace.as_str(),
+                        namespace,
                         kind,
                         change.name.as_str(),
                         change_label(mode, change.outcome),
@@ -281,5 +354,33 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespace_labels_are_capped_and_validated() {
+        let namespaces = Namespaces {
+            limit: 2,
+            known: Mutex::new(HashSet::new()),
+        };
+        assert_eq!(namespaces.label("team-a"), "team-a");
+        assert_eq!(namespaces.label("team-b"), "team-b");
+        assert_eq!(namespaces.label("team-c"), OTHER_NAMESPACE);
+        assert_eq!(
+            namespaces.label("team-a"),
+            "team-a",
+            "a known one keeps its place"
+        );
+        assert_eq!(namespaces.label(""), "");
+        for forged in ["Team", "a\nb", "-a", "a-", "a\"b", &"n".repeat(64)] {
+            assert!(!is_namespace_name(forged), "{forged:?}");
+        }
+        assert!(is_namespace_name(&"n".repeat(63)));
+        assert!(is_namespace_name("kube-system"));
+        assert!(is_namespace_name("0"));
     }
 }

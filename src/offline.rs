@@ -138,7 +138,9 @@ fn locate(
     let path = match error {
         harden::HardenError::WrongType { path, .. }
         | harden::HardenError::MissingPodSpec { path, .. } => path,
-        harden::HardenError::NotAdditive { .. } => return None,
+        harden::HardenError::NotAdditive { .. } | harden::HardenError::OverBudget { .. } => {
+            return None;
+        }
     };
     let mut pointer = item.map(|i| format!("/items/{i}")).unwrap_or_default();
     let mut found = positions.get(&pointer);
@@ -328,7 +330,7 @@ fn harden_document(
         (
             None,
             harden::HardenError::NotAdditive {
-                path: e.to_string(),
+                path: e.path.to_string(),
             },
         )
     })?;

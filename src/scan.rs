@@ -12,23 +12,11 @@ use std::fmt::Write as _;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::harden::{self, ChangeName, Finding, Policy, WorkloadKind};
+use kube::api::{
+    ApiResource, DynamicObject, GroupVersionKind, ListParams, ObjectList, Request, Resource as _,
+};
 
-/// The resources scanned: API path prefix, plural, kind.
-const RESOURCES: &[(&str, &str, WorkloadKind)] = &[
-    ("/apis/apps/v1", "deployments", WorkloadKind::Deployment),
-    ("/apis/apps/v1", "statefulsets", WorkloadKind::StatefulSet),
-    ("/apis/apps/v1", "daemonsets", WorkloadKind::DaemonSet),
-    ("/apis/apps/v1", "replicasets", WorkloadKind::ReplicaSet),
-    (
-        "/api/v1",
-        "replicationcontrollers",
-        WorkloadKind::ReplicationController,
-    ),
-    ("/apis/batch/v1", "cronjobs", WorkloadKind::CronJob),
-    ("/apis/batch/v1", "jobs", WorkloadKind::Job),
-    ("/api/v1", "pods", WorkloadKind::Pod),
-];
+use crate::harden::{self, ChangeName, Finding, Policy, WorkloadKind};
 
 /// Page size of list requests.
 const PAGE: u32 = 500;
@@ -71,7 +59,7 @@ pub enum ScanError {
     },
 }
 
-/// Whether a controller of a kind kube-harden reports owns the object.
+/// Whether a controller of a kind kube-harden reports owns the object (a Pod is never one).
 fn owned_by_workload(object: &Value) -> bool {
     object
         .pointer("/metadata/ownerReferences")
@@ -80,18 +68,12 @@ fn owned_by_workload(object: &Value) -> bool {
         .flatten()
         .any(|owner| {
             owner.get("controller").and_then(Value::as_bool) == Some(true)
-                && matches!(
-                    owner.get("kind").and_then(Value::as_str),
-                    Some(
-                        "Deployment"
-                            | "StatefulSet"
-                            | "DaemonSet"
-                            | "ReplicaSet"
-                            | "ReplicationController"
-                            | "Job"
-                            | "CronJob"
-                    )
-                )
+                && owner
+                    .get("kind")
+                    .and_then(Value::as_str)
+                    .is_some_and(|kind| {
+                        WorkloadKind::all().any(|k| k != WorkloadKind::Pod && k.as_str() == kind)
+                    })
         })
 }
 
@@ -137,7 +119,11 @@ pub fn analyze(objects: &[(WorkloadKind, Value)], policy: &Policy) -> Vec<ScanRo
     rows
 }
 
-/// Lists every scanned resource in `namespaces` (all namespaces when empty), page by page.
+/// Lists every workload kind in `namespaces` (all namespaces when empty), page by page.
+///
+/// kube's [`Request`] and [`ListParams`] build the URLs (paths, `limit`, escaped `continue`
+/// tokens), as `Api::list` does; the items are kept as raw JSON rather than `DynamicObject`,
+/// whose typed `metadata` would drop or reorder what the webhook would see.
 pub async fn list(
     client: &kube::Client,
     namespaces: &[String],
@@ -148,61 +134,35 @@ pub async fn list(
         namespaces.iter().map(|n| Some(n.as_str())).collect()
     };
     let mut objects = Vec::new();
-    for &(prefix, plural, kind) in RESOURCES {
+    for kind in WorkloadKind::all() {
+        let resource = ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk(kind.group(), kind.version(), kind.as_str()),
+            kind.plural(),
+        );
         for scope in &scopes {
-            let path = match scope {
-                None => format!("{prefix}/{plural}"),
-                Some(ns) => format!("{prefix}/namespaces/{ns}/{plural}"),
-            };
-            let mut token: Option<String> = None;
+            let path = DynamicObject::url_path(&resource, *scope);
+            let request = Request::new(&path);
+            let mut params = ListParams::default().limit(PAGE);
             loop {
-                let mut url = format!("{path}?limit={PAGE}");
-                if let Some(t) = &token {
-                    url.push_str("&continue=");
-                    url.push_str(&urlencode(t));
-                }
-                let request = http::Request::get(&url)
-                    .body(Vec::new())
-                    .map_err(|e| ScanError::Config(e.to_string()))?;
-                let page: Value =
+                let page: ObjectList<Value> = async {
                     client
-                        .request(request)
+                        .request(request.list(&params).map_err(kube::Error::BuildRequest)?)
                         .await
-                        .map_err(|source| ScanError::List {
-                            resource: path.clone(),
-                            source,
-                        })?;
-                for item in page
-                    .get("items")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
-                    objects.push((kind, item.clone()));
                 }
-                token = page
-                    .pointer("/metadata/continue")
-                    .and_then(Value::as_str)
-                    .filter(|t| !t.is_empty())
-                    .map(str::to_owned);
-                if token.is_none() {
-                    break;
+                .await
+                .map_err(|source| ScanError::List {
+                    resource: path.clone(),
+                    source,
+                })?;
+                objects.extend(page.items.into_iter().map(|item| (kind, item)));
+                match page.metadata.continue_.filter(|t| !t.is_empty()) {
+                    Some(token) => params = params.continue_token(&token),
+                    None => break,
                 }
             }
         }
     }
     Ok(objects)
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// A table: one line per workload.
@@ -343,8 +303,61 @@ mod tests {
         assert_eq!(json[0]["findings"][0]["name"], "noLivenessProbe");
     }
 
-    #[test]
-    fn continue_tokens_are_escaped() {
-        assert_eq!(urlencode("a+b/c=="), "a%2Bb%2Fc%3D%3D");
+    /// An API server that answers every list with nothing, except pods: two pages, the first
+    /// with a continue token that needs escaping. Records the request URIs.
+    fn paging_api(uris: std::sync::Arc<std::sync::Mutex<Vec<String>>>) -> kube::Client {
+        use http_body_util::Full;
+        let service = tower::service_fn(move |req: http::Request<kube::client::Body>| {
+            let uri = req.uri().to_string();
+            uris.lock().unwrap().push(uri.clone());
+            let pod = |name: &str| json!({"metadata": {"name": name, "namespace": "shop"}});
+            let page = if !uri.contains("/pods?") {
+                json!({"kind": "List", "apiVersion": "v1", "metadata": {}, "items": []})
+            } else if uri.contains("continue=") {
+                json!({"kind": "PodList", "apiVersion": "v1",
+                       "metadata": {"continue": ""}, "items": [pod("b")]})
+            } else {
+                json!({"kind": "PodList", "apiVersion": "v1",
+                       "metadata": {"continue": "a+b/c=="}, "items": [pod("a")]})
+            };
+            let response = http::Response::new(Full::new(bytes::Bytes::from(page.to_string())));
+            async move { Ok::<_, std::convert::Infallible>(response) }
+        });
+        kube::Client::new(service, "default")
+    }
+
+    #[tokio::test]
+    async fn lists_every_kind_page_by_page() {
+        let uris = std::sync::Arc::default();
+        let client = paging_api(std::sync::Arc::clone(&uris));
+        let objects = list(&client, &["shop".to_owned()]).await.unwrap();
+        let names: Vec<(WorkloadKind, &str)> = objects
+            .iter()
+            .map(|(kind, o)| (*kind, o["metadata"]["name"].as_str().unwrap()))
+            .collect();
+        assert_eq!(names, [(WorkloadKind::Pod, "a"), (WorkloadKind::Pod, "b")]);
+        // kube's query builder starts with an empty pair (`?&limit=`); the API server skips it.
+        let uris: Vec<String> = uris
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|u| u.replace("?&", "?"))
+            .collect();
+        assert_eq!(
+            uris,
+            [
+                "/api/v1/namespaces/shop/pods?limit=500",
+                "/api/v1/namespaces/shop/pods?limit=500&continue=a%2Bb%2Fc%3D%3D",
+                "/apis/apps/v1/namespaces/shop/deployments?limit=500",
+                "/apis/apps/v1/namespaces/shop/statefulsets?limit=500",
+                "/apis/apps/v1/namespaces/shop/daemonsets?limit=500",
+                "/apis/apps/v1/namespaces/shop/replicasets?limit=500",
+                "/api/v1/namespaces/shop/replicationcontrollers?limit=500",
+                "/apis/batch/v1/namespaces/shop/jobs?limit=500",
+                "/apis/batch/v1/namespaces/shop/cronjobs?limit=500",
+            ]
+        );
+        let all = list(&paging_api(Default::default()), &[]).await.unwrap();
+        assert_eq!(all.len(), 2);
     }
 }

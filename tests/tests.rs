@@ -1,6 +1,7 @@
 //! Integration tests, one binary (so they build once): `cargo test --test tests it::<module>`.
 
 mod it {
+    mod budget;
     mod harden_cli;
     mod lifecycle;
     mod properties;
@@ -10,5 +11,6 @@ mod it {
     mod reliability;
     mod server;
     mod support;
+    mod transport;
     mod yaml_oracle;
 }

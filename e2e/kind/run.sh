@@ -2,8 +2,9 @@
 # make e2e-kind: kube-harden installed the way a cluster admin installs it, in a kind cluster.
 #   1. kind create cluster (e2e/kind/kind-config.yaml), unless it exists
 #   2. docker build the image from the Dockerfile, kind load it onto the nodes
-#   3. kubectl apply -k manifests/ (the default installation: self-managed certificates),
-#      with the Deployment's image swapped for the one just built; wait for the rollout
+#   3. the default installation (manifests/: self-managed certificates) with its parameter, the
+#      API server's CIDR, set from the kubernetes Service's endpoints, and the Deployment's
+#      image swapped for the one just built; wait for the rollout
 #   4. smoke test: a namespace with Pod Security restricted + kube-harden.io/mode=enforce
 #      admits a legacy pod, stored hardened; the same pod is refused where kube-harden is off
 # Needs: docker, kind, kubectl. Not run by `make test` (no Docker on the CI machine).
@@ -34,8 +35,10 @@ log "docker build -t $image ."
 docker build -t "$image" .
 kind load docker-image "$image" --name "$cluster"
 
-log "kubectl apply -k manifests/ (image $image)"
-k apply -k manifests/
+apiserver_ip="$(k get endpointslices -n default -l kubernetes.io/service-name=kubernetes \
+  -o jsonpath='{.items[0].endpoints[0].addresses[0]}')"
+log "kubectl apply of manifests/ (API server $apiserver_ip/32, image $image)"
+k kustomize manifests/ | sed "s#cidr: SET-THE-API-SERVER-CIDR#cidr: $apiserver_ip/32#" | k apply -f -
 k -n kube-harden set image deployment/kube-harden "*=$image"
 k -n kube-harden rollout status deployment/kube-harden --timeout=180s
 

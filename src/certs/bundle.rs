@@ -312,5 +312,4 @@ pub(super) fn parse_bundle(bundle: &Bundle) -> Result<Parsed, BundleError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests;

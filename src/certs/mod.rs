@@ -43,13 +43,6 @@
 //! [`plan`](mod@plan) (what to change, and the change: pure), [`manager`] (the Kubernetes and
 //! file I/O).
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
-
 pub mod bundle;
 pub mod manager;
 pub mod name;
@@ -57,15 +50,8 @@ pub mod plan;
 pub mod settings;
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 mod fake_api;
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod testing;
 
 use std::path::PathBuf;
@@ -74,6 +60,7 @@ use std::time::Duration;
 pub use bundle::{Bundle, BundleError, CertInfo, ReadError, parse_certificates};
 pub use manager::{CertManager, start};
 pub use name::{Name, NameError, service_names};
+pub(crate) use plan::rfc3339;
 pub use plan::{Action, apply, plan, unix_now};
 pub use settings::{CertConfig, Lifetimes, LifetimesError};
 

@@ -67,5 +67,4 @@ pub fn service_names(service: &str, namespace: &str) -> Vec<String> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests;

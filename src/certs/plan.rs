@@ -44,7 +44,7 @@ pub fn unix_now() -> i64 {
 }
 
 /// `unix` as an RFC 3339 time, for messages and logs.
-pub(super) fn rfc3339(unix: i64) -> String {
+pub(crate) fn rfc3339(unix: i64) -> String {
     u64::try_from(unix)
         .ok()
         .and_then(|s| UNIX_EPOCH.checked_add(Duration::from_secs(s)))
@@ -328,5 +328,4 @@ pub(super) fn describe(actions: &[Action]) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
 mod tests;

@@ -178,5 +178,4 @@ pub struct CertConfig {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::panic)]
 mod tests;

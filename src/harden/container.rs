@@ -6,6 +6,7 @@
 //! <https://kubernetes.io/docs/concepts/configuration/manage-resources-containers/>.
 
 use std::cmp::Ordering;
+use std::collections::HashSet;
 
 use serde_json::{Value, json};
 
@@ -22,7 +23,7 @@ pub(crate) struct ContainerFacts {
     pub list: &'static str,
     /// Position in that list.
     pub index: usize,
-    /// The container's name.
+    /// The container's name (cut after 63 bytes: [`super::budget::short_name`]).
     pub name: String,
     /// `securityContext.privileged: true`.
     pub privileged: bool,
@@ -30,23 +31,31 @@ pub(crate) struct ContainerFacts {
     pub sys_admin: bool,
     /// The container's own `securityContext.runAsUser`.
     pub run_as_user: Option<i64>,
+    /// `securityContext.runAsNonRoot` as it applies to the container: its own, else the pod's.
+    pub run_as_non_root: Option<bool>,
     /// Whether the rules may change this container.
     pub in_scope: bool,
 }
 
 impl ContainerFacts {
-    /// Reads the facts of container `index` of `list`.
+    /// Reads the facts of container `index` of `list`; `pod_run_as_non_root` is the pod's
+    /// `securityContext.runAsNonRoot`.
     pub fn read(
         list: &'static str,
         index: usize,
         c: &Object,
         ctx: &Context<'_>,
+        pod_run_as_non_root: Option<bool>,
     ) -> Result<Self, HardenError> {
-        let name = json::string(c, "name", || format!("spec.{list}[{index}].name"))?
-            .unwrap_or_default()
-            .to_owned();
+        let name = super::budget::short_name(
+            json::string(c, "name", || format!("spec.{list}[{index}].name"))?.unwrap_or_default(),
+        );
         let path = |field: &str| format!("spec.{list}[{name}].securityContext{field}");
         let sc = json::object(c, "securityContext", || path(""))?;
+        let own_run_as_non_root = sc
+            .map(|sc| json::boolean(sc, "runAsNonRoot", || path(".runAsNonRoot")))
+            .transpose()?
+            .flatten();
         let (privileged, run_as_user, sys_admin) = match sc {
             None => (false, None, false),
             Some(sc) => {
@@ -78,17 +87,21 @@ impl ContainerFacts {
             privileged,
             sys_admin,
             run_as_user,
+            run_as_non_root: own_run_as_non_root.or(pod_run_as_non_root),
             in_scope,
         })
     }
 
-    /// Why this container keeps running as root, if it does: it is privileged, or it sets
-    /// `runAsUser: 0` itself.
+    /// Why this container keeps the identity its image gives it, if it does: it is privileged,
+    /// it sets `runAsUser: 0` itself, or `runAsNonRoot: false` applies to it (its own or the
+    /// pod's): the author allowed root, so no UID or GID is imposed.
     pub fn exempt(&self) -> Option<SkipReason> {
         if self.privileged {
             Some(SkipReason::Privileged)
         } else if self.run_as_user == Some(0) {
             Some(SkipReason::RunsAsRoot)
+        } else if self.run_as_non_root == Some(false) {
+            Some(SkipReason::ExplicitValue)
         } else {
             None
         }
@@ -174,6 +187,9 @@ fn harden_security_context(
         .flatten();
     let outcome = if drops.is_some_and(|d| d.iter().any(|cap| cap == "ALL")) {
         Outcome::AlreadySet
+    } else if drops.is_some_and(Vec::is_empty) {
+        // `drop: []` written out: the author chose to drop nothing.
+        Outcome::Skipped(SkipReason::ExplicitValue)
     } else if let Some(reason) = env.linux_only(ChangeName::Capabilities).or(privileged) {
         Outcome::Skipped(reason)
     } else {
@@ -295,7 +311,7 @@ fn harden_writable_mounts(
 ) -> Result<(), HardenError> {
     let name = Some(facts.name.as_str());
     let path = |field: &str| format!("spec.{}[{}].{field}", facts.list, facts.name);
-    let mounted: Vec<String> = json::array(c, "volumeMounts", || path("volumeMounts"))?
+    let mounted: HashSet<String> = json::array(c, "volumeMounts", || path("volumeMounts"))?
         .map(|mounts| {
             mounts
                 .iter()
@@ -307,7 +323,7 @@ fn harden_writable_mounts(
     let mut new_mounts: Vec<Value> = Vec::new();
 
     let mut mount = |target: &str, change: ChangeName, plan: &mut VolumePlan| {
-        if mounted.iter().any(|m| m == target) {
+        if mounted.contains(target) {
             return Outcome::AlreadySet;
         }
         if let Some(reason) = env.linux_only(change) {

@@ -145,7 +145,9 @@ pub fn find(spec: &Object, kind: WorkloadKind) -> Vec<Finding> {
         .flatten()
     {
         if let Some(path) = volume.get("hostPath").and_then(|h| h.get("path")) {
-            let name = volume.get("name").and_then(Value::as_str).unwrap_or("?");
+            let name = super::budget::short_name(
+                volume.get("name").and_then(Value::as_str).unwrap_or("?"),
+            );
             push(
                 FindingName::HostPathVolume,
                 None,
@@ -191,7 +193,8 @@ pub fn find(spec: &Object, kind: WorkloadKind) -> Vec<Finding> {
             .into_iter()
             .flatten()
         {
-            let name = c.get("name").and_then(Value::as_str).unwrap_or("?");
+            let name =
+                super::budget::short_name(c.get("name").and_then(Value::as_str).unwrap_or("?"));
             let csc = sc(c);
             let sidecar = list == "initContainers"
                 && c.get("restartPolicy").and_then(Value::as_str) == Some("Always");
@@ -209,49 +212,49 @@ pub fn find(spec: &Object, kind: WorkloadKind) -> Vec<Finding> {
                     ),
                 ] {
                     if c.get(probe).is_none_or(Value::is_null) {
-                        push(finding, Some(name), format!("no {probe}: {why}"));
+                        push(finding, Some(name.as_str()), format!("no {probe}: {why}"));
                     }
                 }
             }
             if flag(csc, "privileged") == Some(true) {
                 push(
                     FindingName::Privileged,
-                    Some(name),
+                    Some(name.as_str()),
                     "privileged: full access to the node".into(),
                 );
             }
             if flag(csc, "runAsNonRoot") == Some(false) {
                 push(
                     FindingName::RunAsNonRootFalse,
-                    Some(name),
+                    Some(name.as_str()),
                     "runAsNonRoot is false".into(),
                 );
             }
             if csc.and_then(|s| s.get("runAsUser")).and_then(Value::as_i64) == Some(0) {
                 push(
                     FindingName::RunAsRoot,
-                    Some(name),
+                    Some(name.as_str()),
                     "runAsUser is 0 (root)".into(),
                 );
             }
             if seccomp_unconfined(csc) {
                 push(
                     FindingName::SeccompUnconfined,
-                    Some(name),
+                    Some(name.as_str()),
                     "seccompProfile is Unconfined".into(),
                 );
             }
             if flag(csc, "allowPrivilegeEscalation") == Some(true) {
                 push(
                     FindingName::AllowPrivilegeEscalation,
-                    Some(name),
+                    Some(name.as_str()),
                     "allowPrivilegeEscalation is true: setuid binaries can gain privileges".into(),
                 );
             }
             if flag(csc, "readOnlyRootFilesystem") == Some(false) {
                 push(
                     FindingName::WritableRootFilesystem,
-                    Some(name),
+                    Some(name.as_str()),
                     "readOnlyRootFilesystem is false: an intruder can change the image's files"
                         .into(),
                 );
@@ -268,7 +271,7 @@ pub fn find(spec: &Object, kind: WorkloadKind) -> Vec<Finding> {
             if !added.is_empty() {
                 push(
                     FindingName::CapabilitiesAdded,
-                    Some(name),
+                    Some(name.as_str()),
                     format!("adds capabilities {}", added.join(", ")),
                 );
             }
@@ -285,7 +288,7 @@ pub fn find(spec: &Object, kind: WorkloadKind) -> Vec<Finding> {
                 {
                     push(
                         FindingName::HostPort,
-                        Some(name),
+                        Some(name.as_str()),
                         format!("binds port {host_port} on the node"),
                     );
                 }
@@ -295,7 +298,7 @@ pub fn find(spec: &Object, kind: WorkloadKind) -> Vec<Finding> {
             {
                 push(
                     FindingName::ImageLatest,
-                    Some(name),
+                    Some(name.as_str()),
                     format!(
                         "image {image} has no tag or is :latest: what runs can change under you"
                     ),

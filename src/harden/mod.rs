@@ -1,8 +1,11 @@
 //! The hardening rules: pure functions from an object (as raw JSON) to the list of decisions
 //! taken and the RFC 6902 patch that carries them out.
 //!
-//! No I/O, no async, no clocks: the admission handler, the offline `harden` command and the tests
-//! all call [`harden_object`] (or [`harden_new_ephemeral_containers`]) the same way.
+//! No I/O, no async, no clocks. Three entry points, one code path: the admission handler and
+//! `scan` call [`harden_workload`] (the kind comes from the request or the list), the offline
+//! `harden` command and the tests [`harden_object`] (the kind is read from the object's
+//! `apiVersion` and `kind`), and the `pods/ephemeralcontainers` subresource
+//! [`harden_new_ephemeral_containers`].
 //!
 //! ```text
 //!  object (serde_json::Value)
@@ -16,17 +19,8 @@
 //!
 //! The rules implement the `restricted` Pod Security Standard where a field is missing:
 //! <https://kubernetes.io/docs/concepts/security/pod-security-standards/#restricted>.
-// The rules read objects from the network: nothing in them may panic (tests may).
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing,
-        clippy::panic
-    )
-)]
 
+pub mod budget;
 mod container;
 pub mod findings;
 mod json;
@@ -45,7 +39,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 pub use findings::{Finding, FindingName};
-pub use patch::additions;
 pub use policy::{Policy, PolicyError, ResourceDefaults};
 pub use workload::{Unserved, WorkloadKind};
 
@@ -273,6 +266,15 @@ pub enum HardenError {
         /// Where the pod spec should be.
         path: String,
     },
+    /// The object is past a cap of the per-object budget ([`budget`]): too many containers or
+    /// writable-path mounts.
+    #[error("{what}, over the limit of {limit}")]
+    OverBudget {
+        /// What was counted, with the count.
+        what: String,
+        /// The cap.
+        limit: usize,
+    },
     /// The rules produced something other than pure additions (a bug; never patched).
     #[error("internal error: hardening would change {path}; refusing to patch")]
     NotAdditive {
@@ -282,6 +284,14 @@ pub enum HardenError {
 }
 
 impl HardenError {
+    /// A short, stable label for the `kube_harden_errors_total{reason}` metric.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            HardenError::OverBudget { .. } => "budget",
+            _ => "harden",
+        }
+    }
+
     /// The rules name fields from the pod spec as `spec.…`; this puts them under the pod spec's
     /// real path (`spec.template.spec.…` for a Deployment).
     fn under(self, spec_path: &[&str]) -> Self {
@@ -375,10 +385,10 @@ fn harden_kind(
         annotation_of(object.get("metadata"), key).or_else(|| annotation_of(template_meta, key))
     };
 
-    let mut warnings = Vec::new();
+    let mut warnings = budget::Warnings::default();
     let skip = parse_skip(annotation(SKIP_ANNOTATION), &mut warnings);
     let writable_paths =
-        volumes::parse_writable_paths(annotation(WRITABLE_PATHS_ANNOTATION), &mut warnings);
+        volumes::parse_writable_paths(annotation(WRITABLE_PATHS_ANNOTATION), &mut warnings)?;
     let legacy_seccomp_annotation = [object.get("metadata"), template_meta]
         .into_iter()
         .flatten()
@@ -405,6 +415,12 @@ fn harden_kind(
             expected: "an object",
         });
     };
+    let containers = pod::CONTAINER_LISTS
+        .iter()
+        .filter_map(|list| original_map.get(*list).and_then(Value::as_array))
+        .map(Vec::len)
+        .sum();
+    budget::check_pod(containers, ctx.writable_paths.len())?;
     let mut spec = original_map.clone();
     let mut changes = Vec::new();
     pod::harden_pod_spec(&mut spec, &ctx, &mut changes).map_err(|e| e.under(spec_path))?;
@@ -423,7 +439,7 @@ fn harden_kind(
     let mut hardened = Hardened {
         changes,
         patch: json_patch::Patch(Vec::new()),
-        warnings,
+        warnings: warnings.into_vec(),
         findings,
         restricted,
     };
@@ -454,7 +470,7 @@ fn annotation_of<'a>(meta: Option<&'a Value>, key: &str) -> Option<&'a str> {
 }
 
 /// Parses `kube-harden.io/skip`: `"true"` skips every change; otherwise a comma-separated list.
-fn parse_skip(value: Option<&str>, warnings: &mut Vec<String>) -> HashSet<ChangeName> {
+fn parse_skip(value: Option<&str>, warnings: &mut budget::Warnings) -> HashSet<ChangeName> {
     let Some(value) = value else {
         return HashSet::new();
     };
@@ -466,11 +482,18 @@ fn parse_skip(value: Option<&str>, warnings: &mut Vec<String>) -> HashSet<Change
         if item.eq_ignore_ascii_case("false") {
             continue;
         }
-        match item.parse() {
-            Ok(name) => {
-                skip.insert(name);
+        // A lookup that allocates nothing: the annotation may repeat an unknown name a million
+        // times.
+        match ChangeName::ALL.iter().find(|n| n.as_str() == item) {
+            Some(name) => {
+                skip.insert(*name);
             }
-            Err(e) => warnings.push(format!("{SKIP_ANNOTATION}: {e}, ignored")),
+            None => warnings.push(SKIP_ANNOTATION, item, || {
+                format!(
+                    "{SKIP_ANNOTATION}: unknown change name {}, ignored",
+                    budget::quoted(item)
+                )
+            }),
         }
     }
     skip

@@ -117,6 +117,15 @@ fn is_windows(spec: &Object) -> Result<bool, HardenError> {
 
 /// Reads what the rules need to know about each container before changing anything.
 fn container_facts(spec: &Object, ctx: &Context<'_>) -> Result<Vec<ContainerFacts>, HardenError> {
+    let pod_run_as_non_root =
+        json::object(spec, "securityContext", || "spec.securityContext".into())?
+            .map(|sc| {
+                json::boolean(sc, "runAsNonRoot", || {
+                    "spec.securityContext.runAsNonRoot".into()
+                })
+            })
+            .transpose()?
+            .flatten();
     let mut facts = Vec::new();
     for list in CONTAINER_LISTS {
         let Some(containers) = json::array(spec, list, || format!("spec.{list}"))? else {
@@ -129,7 +138,13 @@ fn container_facts(spec: &Object, ctx: &Context<'_>) -> Result<Vec<ContainerFact
                     expected: "an object",
                 });
             };
-            facts.push(ContainerFacts::read(list, index, c, ctx)?);
+            facts.push(ContainerFacts::read(
+                list,
+                index,
+                c,
+                ctx,
+                pod_run_as_non_root,
+            )?);
         }
     }
     Ok(facts)

@@ -713,3 +713,174 @@ fn unknown_fields_survive() {
         false
     );
 }
+
+#[test]
+fn explicit_run_as_non_root_false_gets_no_identity() {
+    // Pod level: every container inherits the "no", so nobody gets runAsUser or runAsGroup.
+    let input = pod(json!({"securityContext": {"runAsNonRoot": false},
+                           "containers": [{"name": "app", "image": "a"}]}));
+    let (h, out) = run(&input);
+    let sc = &out["spec"]["securityContext"];
+    assert!(
+        sc.get("runAsUser").is_none() && sc.get("runAsGroup").is_none(),
+        "{sc}"
+    );
+    let app = &out["spec"]["containers"][0]["securityContext"];
+    assert!(
+        app.get("runAsUser").is_none() && app.get("runAsGroup").is_none(),
+        "{app}"
+    );
+    assert_eq!(
+        sc["fsGroup"], 2866,
+        "fsGroup is not an identity of the process"
+    );
+    assert_eq!(
+        outcome(&h, ChangeName::RunAsNonRoot, None),
+        skipped(SkipReason::ExplicitValue)
+    );
+    let explicit = skipped(SkipReason::ExplicitValue);
+    assert_eq!(outcome(&h, ChangeName::RunAsUser, Some("app")), explicit);
+    assert_eq!(outcome(&h, ChangeName::RunAsGroup, Some("app")), explicit);
+
+    // Container level: that container keeps its "no"; the others get identity per container.
+    let input = pod(json!({"containers": [
+        {"name": "root-ok", "image": "a", "securityContext": {"runAsNonRoot": false}},
+        {"name": "app", "image": "b"}
+    ]}));
+    let (h, out) = run(&input);
+    let sc = &out["spec"]["securityContext"];
+    assert!(sc.get("runAsUser").is_none(), "{sc}");
+    let root_ok = &out["spec"]["containers"][0]["securityContext"];
+    assert!(
+        root_ok.get("runAsUser").is_none() && root_ok.get("runAsGroup").is_none(),
+        "{root_ok}"
+    );
+    assert_eq!(root_ok["runAsNonRoot"], false);
+    assert_eq!(
+        outcome(&h, ChangeName::RunAsUser, Some("root-ok")),
+        explicit
+    );
+    let app = &out["spec"]["containers"][1]["securityContext"];
+    assert_eq!(app["runAsUser"], 2866);
+    assert_eq!(app["runAsNonRoot"], true);
+
+    // A container that says "yes" under a pod that says "no" gets a non-root identity.
+    let input = pod(
+        json!({"securityContext": {"runAsNonRoot": false}, "containers": [
+        {"name": "yes", "image": "a", "securityContext": {"runAsNonRoot": true}}]}),
+    );
+    let (_, out) = run(&input);
+    let own = &out["spec"]["containers"][0]["securityContext"]["runAsUser"];
+    let pod_level = &out["spec"]["securityContext"]["runAsUser"];
+    assert_eq!(own.as_i64().or(pod_level.as_i64()), Some(2866));
+}
+
+#[test]
+fn explicit_empty_drop_list_gets_no_all() {
+    let input = pod(json!({"containers": [
+        {"name": "none", "image": "a", "securityContext": {"capabilities": {"drop": []}}},
+        {"name": "some", "image": "b", "securityContext": {"capabilities": {"drop": ["NET_RAW"]}}},
+        {"name": "null", "image": "c", "securityContext": {"capabilities": {"drop": null}}}
+    ]}));
+    let (h, out) = run(&input);
+    let caps = |i: usize| out["spec"]["containers"][i]["securityContext"]["capabilities"].clone();
+    assert_eq!(caps(0), json!({"drop": []}));
+    assert_eq!(
+        outcome(&h, ChangeName::Capabilities, Some("none")),
+        skipped(SkipReason::ExplicitValue)
+    );
+    assert_eq!(caps(1), json!({"drop": ["NET_RAW", "ALL"]}));
+    assert_eq!(caps(2), json!({"drop": ["ALL"]}));
+}
+
+#[test]
+fn writable_paths_that_would_break_the_pod_are_refused() {
+    let input = pod_with_annotations(
+        json!({WRITABLE_PATHS_ANNOTATION:
+            "/tmp,/tmp/,/proc,/proc/1,/sys,/sys/fs/cgroup,/dev,/dev/shm,/data/,/var/lib,/var/lib/"}),
+        json!({"containers": [
+            {"name": "app", "image": "a", "volumeMounts": [{"name": "d", "mountPath": "/data"}]},
+            {"name": "side", "image": "b"}
+        ], "volumes": [{"name": "d", "emptyDir": {}}]}),
+    );
+    let (h, out) = run(&input);
+    for c in out["spec"]["containers"].as_array().unwrap() {
+        let mounts: Vec<&str> = c["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["mountPath"].as_str().unwrap())
+            .collect();
+        let name = c["name"].as_str().unwrap();
+        let expected: &[&str] = if name == "app" {
+            &["/data", "/tmp", "/var/lib"]
+        } else {
+            &["/tmp", "/data", "/var/lib"]
+        };
+        assert_eq!(mounts, expected, "{name}");
+    }
+    for refused in [
+        "/tmp",
+        "/tmp/",
+        "/proc",
+        "/proc/1",
+        "/sys",
+        "/sys/fs/cgroup",
+        "/dev",
+        "/dev/shm",
+    ] {
+        assert!(
+            h.warnings
+                .iter()
+                .any(|w| w.contains(&format!("{refused:?}")) && w.ends_with("ignored")),
+            "{refused}: {:?}",
+            h.warnings
+        );
+    }
+}
+
+#[test]
+fn colliding_volume_names_get_the_first_free_suffix() {
+    // Every punctuation-only path maps to kube-harden-path; the pod already has some suffixes.
+    let input = pod_with_annotations(
+        json!({WRITABLE_PATHS_ANNOTATION: "/_,/-,/~,/+,/=,/@"}),
+        json!({"containers": [{"name": "app", "image": "a"}],
+               "volumes": [{"name": "kube-harden-path-2", "configMap": {"name": "c"}},
+                           {"name": "kube-harden-path-4", "configMap": {"name": "c"}}]}),
+    );
+    let (_, out) = run(&input);
+    let names: Vec<&str> = out["spec"]["volumes"].as_array().unwrap()[2..]
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "kube-harden-tmp",
+            "kube-harden-path",
+            "kube-harden-path-3",
+            "kube-harden-path-5",
+            "kube-harden-path-6",
+            "kube-harden-path-7",
+            "kube-harden-path-8"
+        ]
+    );
+}
+
+#[test]
+fn a_huge_container_name_is_not_copied_into_every_decision() {
+    let name = "x".repeat(1_000_000);
+    let (h, _) = run(&pod(json!({"containers": [{"name": name, "image": "a"}]})));
+    assert!(h.changes.len() > 5);
+    for c in &h.changes {
+        assert!(
+            c.container.as_ref().is_none_or(|n| n.len() <= 66),
+            "{}",
+            c.name
+        );
+    }
+    assert!(!h.findings.is_empty());
+    for f in &h.findings {
+        assert!(f.to_string().len() < 1000, "{f}");
+    }
+}

@@ -2,13 +2,15 @@
 //! the `kube-harden.io/writable-paths` annotation.
 //!
 //! Volume names never clash with the pod's own; an emptyDir that kube-harden added earlier is
-//! reused, so hardening twice adds nothing. See
-//! <https://kubernetes.io/docs/concepts/storage/volumes/#emptydir>.
+//! reused, so hardening twice adds nothing. Finding a free name costs time linear in the number
+//! of names taken, however many paths map to the same name (`/_`, `/__`, `/_-`, ... all map to
+//! `kube-harden-path`). See <https://kubernetes.io/docs/concepts/storage/volumes/#emptydir>.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::{Value, json};
 
+use super::budget::{self, MAX_PATH_BYTES, MAX_WRITABLE_PATHS, Warnings};
 use super::json::{self, Object};
 use super::{Context, HardenError, WRITABLE_PATHS_ANNOTATION};
 
@@ -18,6 +20,9 @@ const TMP_VOLUME: &str = "kube-harden-tmp";
 const VOLUME_PREFIX: &str = "kube-harden-";
 /// Longest volume name Kubernetes accepts (a DNS label).
 const MAX_NAME: usize = 63;
+/// Kernel filesystems the container runtime mounts itself: an emptyDir over them (or inside them)
+/// stops the container from starting.
+const KERNEL_PATHS: [&str; 3] = ["/proc", "/sys", "/dev"];
 
 /// A writable path and the volume that backs it.
 #[derive(Debug)]
@@ -45,16 +50,16 @@ impl VolumePlan {
         let volumes = json::array(spec, "volumes", || "spec.volumes".into())?
             .map(Vec::as_slice)
             .unwrap_or_default();
-        let taken: HashSet<&str> = volumes
+        let mut names = FreeNames::new(
+            volumes
+                .iter()
+                .filter_map(|v| v.get("name").and_then(Value::as_str)),
+        );
+        let empty_dirs: HashSet<&str> = volumes
             .iter()
+            .filter(|v| v.get("emptyDir").is_some())
             .filter_map(|v| v.get("name").and_then(Value::as_str))
             .collect();
-        let is_empty_dir = |name: &str| {
-            volumes.iter().any(|v| {
-                v.get("name").and_then(Value::as_str) == Some(name) && v.get("emptyDir").is_some()
-            })
-        };
-        let mut allocated: Vec<String> = Vec::new();
         let mut slots = Vec::new();
         let paths = std::iter::once(TMP_PATH).chain(ctx.writable_paths.iter().map(String::as_str));
         for path in paths {
@@ -66,20 +71,14 @@ impl VolumePlan {
             } else {
                 volume_name_for(path)
             };
-            let (volume, exists) = if is_empty_dir(&base) {
+            let (volume, exists) = if empty_dirs.contains(base.as_str()) {
+                names.allocate(base.clone());
                 (Some(base), true)
             } else if !may_add {
                 (None, false)
             } else {
-                let name = (1..)
-                    .map(|n| suffixed(&base, n))
-                    .find(|n| !taken.contains(n.as_str()) && !allocated.contains(n))
-                    .unwrap_or(base);
-                (Some(name), false)
+                (Some(names.first_free(&base)), false)
             };
-            if let Some(v) = &volume {
-                allocated.push(v.clone());
-            }
             slots.push(Slot {
                 path: path.to_owned(),
                 volume,
@@ -114,16 +113,69 @@ impl VolumePlan {
     }
 }
 
-/// `base`, then `base-2`, `base-3`, ... kept within the 63-character limit.
-fn suffixed(base: &str, n: usize) -> String {
-    if n == 1 {
-        return base.to_owned();
-    }
-    let suffix = format!("-{n}");
-    let keep = base.len().min(MAX_NAME - suffix.len());
+/// The part of `base` kept before a suffix of `suffix_len` bytes.
+fn stem(base: &str, suffix_len: usize) -> &str {
+    let keep = base.len().min(MAX_NAME.saturating_sub(suffix_len));
     // Names are ASCII, so `keep` is a char boundary; `get` keeps that from ever panicking.
-    let kept = base.get(..keep).unwrap_or(base);
-    format!("{}{suffix}", kept.trim_end_matches('-'))
+    base.get(..keep).unwrap_or(base).trim_end_matches('-')
+}
+
+/// Volume names in use (the pod's and those allocated here), and where the search for a free
+/// suffix stopped for each stem.
+///
+/// [`FreeNames::first_free`] returns the first free name of `base`, `base-2`, `base-3`, ... (cut
+/// to leave room for the suffix within the 63-character limit): the smallest `n` whose name is
+/// free. Names only ever become taken, so every `n` below where an
+/// earlier search of the same stem stopped is still taken and is not tried again. `suffixed(base,
+/// n)` depends only on the stem (`base` cut to leave room for the suffix) and `n`, so bases that
+/// share a stem share where their search stopped. The searches of one pod spec together try each
+/// taken name at most once per number of digits, plus one name per search: linear.
+struct FreeNames {
+    taken: HashSet<String>,
+    /// (stem, digits of `n`) -> the smallest `n` with that many digits not yet known to be taken.
+    next: HashMap<(String, usize), usize>,
+}
+
+impl FreeNames {
+    fn new<'a>(taken: impl Iterator<Item = &'a str>) -> Self {
+        Self {
+            taken: taken.map(str::to_owned).collect(),
+            next: HashMap::new(),
+        }
+    }
+
+    /// Marks `name` as in use.
+    fn allocate(&mut self, name: String) {
+        self.taken.insert(name);
+    }
+
+    /// The first free name of `base`, `base-2`, `base-3`, ...; it is then in use.
+    fn first_free(&mut self, base: &str) -> String {
+        if !self.taken.contains(base) {
+            self.allocate(base.to_owned());
+            return base.to_owned();
+        }
+        // n from 2, one number of digits at a time: 2..=9, 10..=99, ...
+        let (mut digits, mut low, mut high) = (1, 2_usize, 9_usize);
+        loop {
+            let prefix = stem(base, digits + 1).to_owned();
+            let next = self.next.entry((prefix.clone(), digits)).or_insert(low);
+            let mut n = (*next).max(low);
+            while n <= high {
+                let name = format!("{prefix}-{n}");
+                if !self.taken.contains(&name) {
+                    *next = n + 1;
+                    self.allocate(name.clone());
+                    return name;
+                }
+                n += 1;
+            }
+            *next = n;
+            digits += 1;
+            low = high.saturating_add(1);
+            high = high.saturating_mul(10).saturating_add(9);
+        }
+    }
 }
 
 /// `kube-harden-var-cache-nginx` for `/var/cache/nginx`: a valid DNS label.
@@ -154,14 +206,28 @@ pub(crate) fn normalize(path: &str) -> &str {
 }
 
 /// Parses `kube-harden.io/writable-paths`: comma-separated absolute paths. Invalid entries are
-/// reported and ignored.
-pub(crate) fn parse_writable_paths(value: Option<&str>, warnings: &mut Vec<String>) -> Vec<String> {
+/// reported and ignored: paths that are not absolute and clean, `/tmp` (the `tmpVolume` change
+/// owns it: a second mount there is refused by the API server), and `/proc`, `/sys`, `/dev` and
+/// what is below them (the runtime mounts those; an emptyDir there stops the container).
+/// Duplicates (`/a` and `/a/`) count once. More than [`MAX_WRITABLE_PATHS`] distinct paths put
+/// the object over budget.
+pub(crate) fn parse_writable_paths(
+    value: Option<&str>,
+    warnings: &mut Warnings,
+) -> Result<Vec<String>, HardenError> {
     let mut paths: Vec<String> = Vec::new();
+    let mut seen: HashSet<&str> = HashSet::new();
     for raw in value.unwrap_or_default().split(',').map(str::trim) {
         if raw.is_empty() {
             continue;
         }
         let path = normalize(raw);
+        let under = |dir: &str| {
+            path == dir
+                || path
+                    .strip_prefix(dir)
+                    .is_some_and(|rest| rest.starts_with('/'))
+        };
         let problem = if !path.starts_with('/') {
             Some("is not an absolute path")
         } else if path == "/" {
@@ -170,18 +236,35 @@ pub(crate) fn parse_writable_paths(value: Option<&str>, warnings: &mut Vec<Strin
             Some("contains . or ..")
         } else if path.contains(':') || path.contains("//") {
             Some("is not a clean path")
+        } else if path.len() > MAX_PATH_BYTES {
+            Some("is longer than 256 bytes")
+        } else if path == TMP_PATH {
+            Some("is /tmp, which the tmpVolume change mounts")
+        } else if KERNEL_PATHS.iter().any(|dir| under(dir)) {
+            Some("is under /proc, /sys or /dev, which the container runtime mounts")
         } else {
             None
         };
         match problem {
-            Some(problem) => warnings.push(format!(
-                "{WRITABLE_PATHS_ANNOTATION}: {raw:?} {problem}, ignored"
-            )),
-            None if !paths.iter().any(|p| p == path) => paths.push(path.to_owned()),
+            Some(problem) => warnings.push(WRITABLE_PATHS_ANNOTATION, raw, || {
+                format!(
+                    "{WRITABLE_PATHS_ANNOTATION}: {} {problem}, ignored",
+                    budget::quoted(raw)
+                )
+            }),
+            None if seen.insert(path) => {
+                if seen.len() > MAX_WRITABLE_PATHS {
+                    return Err(HardenError::OverBudget {
+                        what: format!("a {}th distinct writable path", MAX_WRITABLE_PATHS + 1),
+                        limit: MAX_WRITABLE_PATHS,
+                    });
+                }
+                paths.push(path.to_owned());
+            }
             None => {}
         }
     }
-    paths
+    Ok(paths)
 }
 
 #[cfg(test)]
@@ -205,14 +288,100 @@ mod tests {
         assert!(suffixed(&volume_name_for(&long), 12).ends_with("-12"));
     }
 
+    /// `base`, then `base-2`, `base-3`, ... kept within the 63-character limit.
+    fn suffixed(base: &str, n: usize) -> String {
+        if n == 1 {
+            return base.to_owned();
+        }
+        let suffix = format!("-{n}");
+        format!("{}{suffix}", stem(base, suffix.len()))
+    }
+
+    /// The search before it was made linear: the smallest free `n`, trying every `n` from 1.
+    fn first_free_by_scan(base: &str, taken: &HashSet<String>) -> String {
+        (1..)
+            .map(|n| suffixed(base, n))
+            .find(|n| !taken.contains(n))
+            .unwrap()
+    }
+
+    #[test]
+    fn free_names_are_the_smallest_free_suffix() {
+        let long = |tail: &str| format!("kube-harden-{}{tail}", "a".repeat(48));
+        let bases = [
+            "kube-harden-path".to_owned(),
+            "kube-harden-path".to_owned(),
+            "kube-harden-path-2".to_owned(),
+            long("xy"),
+            long("xz"),
+            long("x"),
+            "kube-harden-tmp".to_owned(),
+        ];
+        let pod = [
+            "kube-harden-path-3",
+            "kube-harden-path-2-2",
+            "kube-harden-tmp",
+        ];
+        let mut taken: HashSet<String> = pod.iter().map(|s| (*s).to_owned()).collect();
+        let mut names = FreeNames::new(pod.into_iter());
+        for round in 0..30 {
+            for base in &bases {
+                let expected = first_free_by_scan(base, &taken);
+                taken.insert(expected.clone());
+                assert_eq!(names.first_free(base), expected, "round {round}, {base}");
+            }
+        }
+        assert!(taken.iter().all(|n| n.len() <= MAX_NAME));
+    }
+
     #[test]
     fn writable_paths_are_validated() {
-        let mut warnings = Vec::new();
+        let mut warnings = Warnings::default();
         let paths = parse_writable_paths(
-            Some(" /var/cache/nginx/ ,/var/run,relative,/,/a/../b,/var/run,, /c:d"),
+            Some(" /var/cache/nginx/ ,/var/run,relative,/,/a/../b,/var/run,, /c:d,/devices,/tmp2"),
             &mut warnings,
+        )
+        .unwrap();
+        assert_eq!(
+            paths,
+            vec!["/var/cache/nginx", "/var/run", "/devices", "/tmp2"]
         );
-        assert_eq!(paths, vec!["/var/cache/nginx", "/var/run"]);
-        assert_eq!(warnings.len(), 4, "{warnings:?}");
+        assert_eq!(warnings.into_vec().len(), 4);
+
+        let mut warnings = Warnings::default();
+        let refused = "/tmp,/tmp/,/proc,/proc/1/,/sys/fs,/dev/shm,/dev";
+        assert!(
+            parse_writable_paths(Some(refused), &mut warnings)
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(warnings.into_vec().len(), 7);
+        let long = format!("/{}", "a".repeat(MAX_PATH_BYTES));
+        let mut warnings = Warnings::default();
+        assert!(
+            parse_writable_paths(Some(&long), &mut warnings)
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn too_many_writable_paths_are_over_budget() {
+        let paths = |n: usize| (0..n).map(|i| format!("/p{i}/")).collect::<Vec<_>>();
+        let ok = paths(MAX_WRITABLE_PATHS);
+        let mut repeated = ok.clone();
+        repeated.extend(ok.iter().map(|p| p.trim_end_matches('/').to_owned()));
+        let mut warnings = Warnings::default();
+        assert_eq!(
+            parse_writable_paths(Some(&repeated.join(",")), &mut warnings)
+                .unwrap()
+                .len(),
+            MAX_WRITABLE_PATHS
+        );
+        let over = paths(MAX_WRITABLE_PATHS + 1).join(",");
+        assert!(matches!(
+            parse_writable_paths(Some(&over), &mut warnings),
+            Err(HardenError::OverBudget { .. })
+        ));
     }
 }

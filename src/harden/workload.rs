@@ -28,17 +28,10 @@ pub enum WorkloadKind {
 }
 
 impl WorkloadKind {
-    /// Every kind, for documentation and tests.
-    pub const ALL: &'static [WorkloadKind] = &[
-        WorkloadKind::Pod,
-        WorkloadKind::Deployment,
-        WorkloadKind::StatefulSet,
-        WorkloadKind::DaemonSet,
-        WorkloadKind::ReplicaSet,
-        WorkloadKind::ReplicationController,
-        WorkloadKind::Job,
-        WorkloadKind::CronJob,
-    ];
+    /// Every kind, in the order of the table.
+    pub fn all() -> impl Iterator<Item = WorkloadKind> {
+        TABLE.iter().map(|row| row.kind)
+    }
 
     /// The kind for an API group and kind name (`""`/`apps`/`batch`), if it carries a pod spec.
     pub fn from_group_kind(group: &str, kind: &str) -> Option<Self> {
@@ -84,6 +77,24 @@ impl WorkloadKind {
         self.row().api_version
     }
 
+    /// The API group (`""` for the core group).
+    pub fn group(self) -> &'static str {
+        group_of(self.row().api_version)
+    }
+
+    /// The version (`v1` of `apps/v1`).
+    pub fn version(self) -> &'static str {
+        let api_version = self.row().api_version;
+        api_version
+            .rsplit_once('/')
+            .map_or(api_version, |(_, version)| version)
+    }
+
+    /// The resource name in API paths (`deployments`).
+    pub fn plural(self) -> &'static str {
+        self.row().plural
+    }
+
     fn row(self) -> &'static Row {
         match self {
             Self::Pod => &POD,
@@ -97,39 +108,28 @@ impl WorkloadKind {
         }
     }
 
-    /// Path of the pod template (`None` for a Pod).
-    fn template_path(self) -> Option<&'static [&'static str]> {
-        match self {
-            Self::Pod => None,
-            Self::CronJob => Some(&["spec", "jobTemplate", "spec", "template"]),
-            _ => Some(&["spec", "template"]),
-        }
+    /// Path of the pod template (`None` for a Pod): the template's metadata path without its
+    /// last key.
+    pub fn template_path(self) -> Option<&'static [&'static str]> {
+        self.template_metadata_path()
+            .and_then(<[&str]>::split_last)
+            .map(|(_, template)| template)
     }
 
     /// Path of the pod spec.
     pub fn pod_spec_path(self) -> &'static [&'static str] {
-        match self {
-            Self::Pod => &["spec"],
-            Self::CronJob => &["spec", "jobTemplate", "spec", "template", "spec"],
-            _ => &["spec", "template", "spec"],
-        }
+        self.row().paths.pod_spec
     }
 
     /// Path of the pod template's metadata (`None` for a Pod).
     pub fn template_metadata_path(self) -> Option<&'static [&'static str]> {
-        match self {
-            Self::Pod => None,
-            Self::CronJob => Some(&["spec", "jobTemplate", "spec", "template", "metadata"]),
-            _ => Some(&["spec", "template", "metadata"]),
-        }
+        self.row().paths.template_metadata
     }
 
     /// The pod template's metadata, if the object has one.
     pub fn template_metadata(self, object: &Value) -> Option<&Value> {
-        self.template_path()
+        self.template_metadata_path()
             .and_then(|path| lookup(object, path))
-            .and_then(|template| template.get("metadata"))
-            .filter(|m| !m.is_null())
     }
 }
 
@@ -139,10 +139,36 @@ struct Row {
     name: &'static str,
     /// The apiVersion Kubernetes v1.36 serves.
     api_version: &'static str,
+    /// The resource name in API paths.
+    plural: &'static str,
+    /// Where the pod spec lives.
+    paths: &'static Paths,
     /// Older apiVersions of the same kind, no longer served (removed in 1.16, CronJob's
     /// `batch/v1beta1` in 1.25).
     unserved: &'static [&'static str],
 }
+
+/// Where a kind keeps its pod spec and, in a template, the template's metadata.
+struct Paths {
+    pod_spec: &'static [&'static str],
+    template_metadata: Option<&'static [&'static str]>,
+}
+
+/// A Pod: the spec itself, no template.
+const IN_POD: Paths = Paths {
+    pod_spec: &["spec"],
+    template_metadata: None,
+};
+/// `spec.template`: Deployment, StatefulSet, DaemonSet, ReplicaSet, ReplicationController, Job.
+const IN_TEMPLATE: Paths = Paths {
+    pod_spec: &["spec", "template", "spec"],
+    template_metadata: Some(&["spec", "template", "metadata"]),
+};
+/// `spec.jobTemplate.spec.template`: CronJob.
+const IN_JOB_TEMPLATE: Paths = Paths {
+    pod_spec: &["spec", "jobTemplate", "spec", "template", "spec"],
+    template_metadata: Some(&["spec", "jobTemplate", "spec", "template", "metadata"]),
+};
 
 /// Every workload kind, the apiVersion it is served under and the ones it no longer is.
 const TABLE: &[Row] = &[
@@ -160,48 +186,64 @@ const POD: Row = Row {
     kind: WorkloadKind::Pod,
     name: "Pod",
     api_version: "v1",
+    plural: "pods",
+    paths: &IN_POD,
     unserved: &[],
 };
 const DEPLOYMENT: Row = Row {
     kind: WorkloadKind::Deployment,
     name: "Deployment",
     api_version: "apps/v1",
+    plural: "deployments",
+    paths: &IN_TEMPLATE,
     unserved: &["extensions/v1beta1", "apps/v1beta1", "apps/v1beta2"],
 };
 const STATEFUL_SET: Row = Row {
     kind: WorkloadKind::StatefulSet,
     name: "StatefulSet",
     api_version: "apps/v1",
+    plural: "statefulsets",
+    paths: &IN_TEMPLATE,
     unserved: &["apps/v1beta1", "apps/v1beta2"],
 };
 const DAEMON_SET: Row = Row {
     kind: WorkloadKind::DaemonSet,
     name: "DaemonSet",
     api_version: "apps/v1",
+    plural: "daemonsets",
+    paths: &IN_TEMPLATE,
     unserved: &["extensions/v1beta1", "apps/v1beta2"],
 };
 const REPLICA_SET: Row = Row {
     kind: WorkloadKind::ReplicaSet,
     name: "ReplicaSet",
     api_version: "apps/v1",
+    plural: "replicasets",
+    paths: &IN_TEMPLATE,
     unserved: &["extensions/v1beta1", "apps/v1beta2"],
 };
 const REPLICATION_CONTROLLER: Row = Row {
     kind: WorkloadKind::ReplicationController,
     name: "ReplicationController",
     api_version: "v1",
+    plural: "replicationcontrollers",
+    paths: &IN_TEMPLATE,
     unserved: &[],
 };
 const JOB: Row = Row {
     kind: WorkloadKind::Job,
     name: "Job",
     api_version: "batch/v1",
+    plural: "jobs",
+    paths: &IN_TEMPLATE,
     unserved: &[],
 };
 const CRON_JOB: Row = Row {
     kind: WorkloadKind::CronJob,
     name: "CronJob",
     api_version: "batch/v1",
+    plural: "cronjobs",
+    paths: &IN_JOB_TEMPLATE,
     unserved: &["batch/v1beta1", "batch/v2alpha1"],
 };
 
@@ -343,14 +385,13 @@ mod tests {
 
     #[test]
     fn group_kind_lookup_matches_the_served_versions() {
-        for kind in WorkloadKind::ALL {
-            let group = group_of(kind.api_version());
+        for kind in WorkloadKind::all() {
             assert_eq!(
-                WorkloadKind::from_group_kind(group, kind.as_str()),
-                Some(*kind)
+                WorkloadKind::from_group_kind(kind.group(), kind.as_str()),
+                Some(kind)
             );
             let object = json!({"apiVersion": kind.api_version(), "kind": kind.as_str()});
-            assert_eq!(WorkloadKind::of_object(&object), Some(*kind));
+            assert_eq!(WorkloadKind::of_object(&object), Some(kind));
         }
         assert_eq!(
             WorkloadKind::from_group_kind("extensions", "Deployment"),
@@ -360,12 +401,54 @@ mod tests {
 
     #[test]
     fn every_kind_has_a_spec_path_under_its_template() {
-        for kind in WorkloadKind::ALL {
+        for kind in WorkloadKind::all() {
             let spec = kind.pod_spec_path();
             assert_eq!(spec.last(), Some(&"spec"));
-            if let Some(meta) = kind.template_metadata_path() {
-                assert_eq!(meta[..meta.len() - 1], spec[..spec.len() - 1]);
+            match kind.template_path() {
+                Some(template) => {
+                    assert_eq!(template, &spec[..spec.len() - 1], "{kind}");
+                    assert_eq!(template.last(), Some(&"template"), "{kind}");
+                    let meta = kind.template_metadata_path().unwrap();
+                    assert_eq!(meta, [template, &["metadata"]].concat(), "{kind}");
+                }
+                None => assert_eq!(spec, ["spec"], "{kind}"),
             }
+        }
+    }
+
+    #[test]
+    fn the_table_agrees_with_the_api_types() {
+        use k8s_openapi::Resource;
+        use k8s_openapi::api::{apps::v1 as apps, batch::v1 as batch, core::v1 as core};
+        fn row<K: Resource>() -> (&'static str, &'static str, &'static str, &'static str) {
+            (K::GROUP, K::API_VERSION, K::KIND, K::URL_PATH_SEGMENT)
+        }
+        let table: Vec<_> = WorkloadKind::all()
+            .map(|k| (k.group(), k.api_version(), k.as_str(), k.plural()))
+            .collect();
+        for kind in WorkloadKind::all() {
+            assert_eq!(
+                kind.api_version(),
+                [kind.group(), kind.version()]
+                    .join("/")
+                    .trim_start_matches('/')
+            );
+        }
+        assert_eq!(
+            table,
+            [
+                row::<core::Pod>(),
+                row::<apps::Deployment>(),
+                row::<apps::StatefulSet>(),
+                row::<apps::DaemonSet>(),
+                row::<apps::ReplicaSet>(),
+                row::<core::ReplicationController>(),
+                row::<batch::Job>(),
+                row::<batch::CronJob>(),
+            ]
+        );
+        for kind in WorkloadKind::all() {
+            assert_eq!(kind.row().kind, kind);
         }
     }
 }

@@ -10,19 +10,17 @@
 //! the Service endpoints to drop this pod) the listener closes, in-flight requests finish within
 //! `--shutdown-timeout`, and the process exits 0.
 //!
-//! Hostile or broken clients cannot exhaust the process: at most `--max-connections` connections
-//! are open (at the limit, connections idle for a second are closed to make room, and new ones
-//! wait in the kernel's backlog until a slot frees), a handshake, a request's headers and its body
-//! each have a deadline, bodies have a size limit, and a connection with no request for
-//! `--idle-timeout` is closed (GOAWAY on HTTP/2).
+//! Hostile or broken clients cannot exhaust the process: each listener has its own cap on open
+//! connections (`--max-connections`, `--metrics-max-connections`); at the cap the oldest stalled
+//! connection (no request yet, trickling, or idle) is closed to make room for the new one
+//! ([`conns`]). A handshake, a connection's first request, a request's headers and its body each
+//! have a deadline well under the API server's 5 s, bodies have a size limit, and a connection
+//! with no request for `--idle-timeout` is closed (GOAWAY on HTTP/2). At start the soft limit on
+//! open files is raised, and the caps lowered if they would not fit it ([`nofile`]).
 //! See <https://kubernetes.io/docs/reference/access-authn-authz/extensible-admission-controllers/>.
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 
+pub mod conns;
+pub mod nofile;
 pub mod tls;
 
 use std::convert::Infallible;
@@ -40,12 +38,13 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, TryAcquireError, watch};
+use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 
 use crate::admission::{self, Mode};
 use crate::harden::Policy;
 use crate::metrics::Metrics;
+use conns::{Activity, Slot, Slots};
 use tls::CertStore;
 
 /// Validated settings for the server.
@@ -73,10 +72,15 @@ pub struct ServeConfig {
     pub shutdown_delay: Duration,
     /// Time in-flight requests get to finish after the listener closes.
     pub shutdown_timeout: Duration,
-    /// Most webhook connections open at once; further ones wait in the listen backlog.
+    /// Most webhook connections open at once; at the cap the oldest stalled one is shed.
     pub max_connections: usize,
+    /// Most metrics-port connections open at once; at the cap the oldest stalled one is shed.
+    pub metrics_max_connections: usize,
     /// A webhook connection without a request for this long is closed.
     pub idle_timeout: Duration,
+    /// Time one review may take (waiting for a hardening slot included); past it the object is
+    /// admitted unchanged. Below the webhook's `timeoutSeconds`.
+    pub review_timeout: Duration,
     /// The hardening policy.
     pub policy: Policy,
 }
@@ -108,6 +112,9 @@ struct State {
     ready: AtomicBool,
     max_body_bytes: usize,
     request_timeout: Duration,
+    review_timeout: Duration,
+    /// One permit per review running on the blocking pool.
+    review_slots: Arc<Semaphore>,
 }
 
 /// A server whose sockets are bound; [`Server::run`] serves until the shutdown future resolves.
@@ -149,6 +156,8 @@ impl Server {
             ready: AtomicBool::new(false),
             max_body_bytes: config.max_body_bytes,
             request_timeout: config.request_timeout,
+            review_timeout: config.review_timeout,
+            review_slots: Arc::new(Semaphore::new(review_slots())),
         });
         Ok(Self {
             acceptor: TlsAcceptor::from(Arc::new(tls_config)),
@@ -183,19 +192,23 @@ impl Server {
         let reload = tokio::spawn(
             Arc::clone(&certs).watch(config.tls_reload_interval, state.metrics.clone()),
         );
-        let metrics_task = tokio::spawn(serve_metrics(metrics_listener, Arc::clone(&state)));
-
-        // One permit per open connection; the drain waits until every permit is back.
-        let max_connections = config.max_connections.clamp(1, Semaphore::MAX_PERMITS);
-        let slots = Arc::new(Semaphore::new(max_connections));
-        let (stop_tx, stop_rx) = watch::channel(false);
-        // Signalled when every slot is taken: idle connections close to make room.
-        let pressure = Arc::new(Notify::new());
         let limits = ConnLimits {
             handshake_timeout: config.handshake_timeout,
+            first_request_timeout: config.request_timeout,
             idle_timeout: config.idle_timeout,
             close_timeout: config.request_timeout,
         };
+        let metrics_slots = Slots::new(config.metrics_max_connections, METRICS_SHED_GRACE);
+        let metrics_task = tokio::spawn(serve_metrics(
+            metrics_listener,
+            Arc::clone(&state),
+            metrics_slots,
+            limits,
+        ));
+
+        // One slot per open connection; the drain waits until every slot is back.
+        let slots = Slots::new(config.max_connections, WEBHOOK_SHED_GRACE);
+        let (stop_tx, stop_rx) = watch::channel(false);
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
@@ -211,35 +224,17 @@ impl Server {
 
         state.ready.store(true, Ordering::SeqCst);
         tracing::info!(
-            webhook = %config.webhook_addr, metrics = %config.metrics_addr, "kube-harden serving"
+            webhook = %config.webhook_addr, metrics = %config.metrics_addr,
+            max_connections = slots.max(), metrics_max_connections = config.metrics_max_connections,
+            "kube-harden serving"
         );
         let accept_loop = async {
             loop {
-                // At the limit, ask the connections that have been idle for a while to close
-                // (again every 250 ms) and accept nothing until a slot frees: new connections
-                // wait in the kernel's backlog, and file descriptors stay bounded.
-                let permit = match Arc::clone(&slots).try_acquire_owned() {
-                    Ok(permit) => permit,
-                    Err(TryAcquireError::Closed) => return,
-                    Err(TryAcquireError::NoPermits) => loop {
-                        pressure.notify_waiters();
-                        let wait = Arc::clone(&slots).acquire_owned();
-                        match tokio::time::timeout(Duration::from_millis(250), wait).await {
-                            Ok(Ok(permit)) => break permit,
-                            Ok(Err(_)) => return,
-                            Err(_) => {}
-                        }
-                    },
-                };
-                let (tcp, peer) = match webhook.accept().await {
-                    Ok(conn) => conn,
-                    Err(e) => {
-                        // Out of file descriptors and the like: back off instead of spinning.
-                        state.metrics.error("accept");
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
+                let (tcp, peer) = accept(&webhook, &state, "webhook").await;
+                // At the cap: the oldest stalled connection is shed, and this one waits for its
+                // slot (open files stay bounded by the cap, plus this one).
+                let Some(slot) = slots.acquire().await else {
+                    return;
                 };
                 tokio::spawn(serve_connection(
                     tcp,
@@ -249,8 +244,7 @@ impl Server {
                     Arc::clone(&state),
                     Watch {
                         stop: stop_rx.clone(),
-                        pressure: Arc::clone(&pressure),
-                        _permit: permit,
+                        slot,
                     },
                     limits,
                 ));
@@ -270,13 +264,11 @@ impl Server {
         }
         drop(webhook);
         let _ = stop_tx.send(true);
-        let all = u32::try_from(max_connections).unwrap_or(u32::MAX);
-        if tokio::time::timeout(config.shutdown_timeout, slots.acquire_many(all))
-            .await
-            .is_err()
-        {
-            let open = max_connections.saturating_sub(slots.available_permits());
-            tracing::warn!(open, "connections still open after the shutdown timeout");
+        if !slots.drain(config.shutdown_timeout).await {
+            tracing::warn!(
+                open = slots.open(),
+                "connections still open after the shutdown timeout"
+            );
         }
         reload.abort();
         metrics_task.abort();
@@ -284,10 +276,32 @@ impl Server {
     }
 }
 
+/// The next connection of `listener`. On an error (out of file descriptors and the like) it is
+/// counted and logged, and the loop backs off instead of spinning.
+async fn accept(
+    listener: &TcpListener,
+    state: &State,
+    port: &'static str,
+) -> (tokio::net::TcpStream, SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok(conn) => return conn,
+            Err(e) => {
+                state.metrics.error("accept");
+                tracing::warn!(port, error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
 /// The deadlines of one connection.
 #[derive(Debug, Clone, Copy)]
 struct ConnLimits {
     handshake_timeout: Duration,
+    /// A connection that has not started a request this long after it was accepted (after its
+    /// TLS handshake, on the webhook port) is closed.
+    first_request_timeout: Duration,
     idle_timeout: Duration,
     /// After a graceful close was asked for (idle): time left to finish before the connection
     /// is dropped, for peers that never answer HTTP/2's GOAWAY.
@@ -297,69 +311,26 @@ struct ConnLimits {
 /// What ties a connection to the server: the shutdown signal and its connection slot.
 struct Watch {
     stop: watch::Receiver<bool>,
-    /// Notified while the server is at `--max-connections`.
-    pressure: Arc<Notify>,
-    _permit: OwnedSemaphorePermit,
+    slot: Slot,
 }
 
-/// At the connection limit, a connection idle (or still without a request) for this long closes
-/// to make room: clients that open connections and leave them idle cannot lock others out.
-const SHED_AFTER_IDLE: Duration = Duration::from_secs(1);
+/// At the webhook's connection cap, a connection stalled for this long may be shed to make room
+/// (a review's body arrives in milliseconds; the API server's own timeout is 5 s).
+const WEBHOOK_SHED_GRACE: Duration = Duration::from_secs(1);
 
-/// Resolves when the server is at its connection limit and this connection has been idle for
-/// [`SHED_AFTER_IDLE`].
-async fn shed_when_full(activity: &Activity, pressure: &Notify) {
+/// The same on the metrics port, where a probe or a scrape is one small GET (the kubelet's
+/// probes time out after 2 s in the manifests).
+const METRICS_SHED_GRACE: Duration = Duration::from_millis(500);
+
+/// Resolves once the connection has had no request in flight for its idle limit: the first
+/// request timeout until a request was served, `--idle-timeout` after that.
+async fn idle_for(activity: &Activity, limits: ConnLimits) {
     loop {
-        pressure.notified().await;
-        if activity
-            .idle_since()
-            .is_some_and(|since| since.elapsed() >= SHED_AFTER_IDLE)
-        {
-            return;
-        }
-    }
-}
-
-/// Requests of one connection: how many are in flight and when the last one ended.
-struct Activity {
-    in_flight: std::sync::atomic::AtomicUsize,
-    idle_since: std::sync::Mutex<Instant>,
-}
-
-impl Activity {
-    /// The instant the connection has been idle since, or `None` while a request runs.
-    fn idle_since(&self) -> Option<Instant> {
-        if self.in_flight.load(Ordering::SeqCst) > 0 {
-            return None;
-        }
-        Some(
-            self.idle_since
-                .lock()
-                .map_or_else(|e| *e.into_inner(), |t| *t),
-        )
-    }
-
-    fn begin(self: &Arc<Self>) -> InFlight {
-        self.in_flight.fetch_add(1, Ordering::SeqCst);
-        InFlight(Arc::clone(self))
-    }
-}
-
-/// A request in flight; ends (and restarts the idle clock) when dropped.
-struct InFlight(Arc<Activity>);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        if let Ok(mut t) = self.0.idle_since.lock() {
-            *t = Instant::now();
-        }
-        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// Resolves once the connection has had no request in flight for `timeout`.
-async fn idle_for(activity: &Activity, timeout: Duration) {
-    loop {
+        let timeout = if activity.served() {
+            limits.idle_timeout
+        } else {
+            limits.first_request_timeout
+        };
         let deadline = match activity.idle_since() {
             Some(since) => since + timeout,
             None => Instant::now() + timeout,
@@ -383,18 +354,13 @@ async fn serve_connection(
     limits: ConnLimits,
 ) {
     let _ = tcp.set_nodelay(true);
+    let conn_slot = Arc::clone(&watch.slot.conn);
     let handshake = tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp));
-    let activity = Arc::new(Activity {
-        in_flight: std::sync::atomic::AtomicUsize::new(0),
-        idle_since: std::sync::Mutex::new(Instant::now()),
-    });
     let handshake = tokio::select! {
         result = handshake => result,
-        // Shutting down, or at the connection limit: a connection still in its handshake (after
-        // a second) is simply closed.
         _ = watch.stop.wait_for(|stop| *stop) => return,
-        () = shed_when_full(&activity, &watch.pressure) => {
-            tracing::debug!(%peer, "closing a connection still in its TLS handshake: at --max-connections");
+        () = conn_slot.shed() => {
+            tracing::debug!(%peer, "shed a connection still in its TLS handshake: at --max-connections");
             return;
         }
     };
@@ -411,11 +377,15 @@ async fn serve_connection(
             return;
         }
     };
+    // The first request's deadline counts from here (a handshake has its own).
+    conn_slot.activity.restart_idle_clock();
     let service = {
-        let activity = Arc::clone(&activity);
-        hyper::service::service_fn(move |req| {
+        let conn_slot = Arc::clone(&conn_slot);
+        hyper::service::service_fn(move |mut req: Request<Incoming>| {
             let state = Arc::clone(&state);
-            let in_flight = activity.begin();
+            let (in_flight, receiving) = conns::begin(&conn_slot);
+            // read_body drops it once the body is in: from then on the request is not stalled.
+            req.extensions_mut().insert(receiving);
             async move {
                 let response = route_webhook(req, &state).await;
                 drop(in_flight);
@@ -435,12 +405,18 @@ async fn serve_connection(
             return;
         }
         _ = watch.stop.wait_for(|stop| *stop) => None,
-        () = idle_for(&activity, limits.idle_timeout) => {
+        () = idle_for(&conn_slot.activity, limits) => {
             tracing::debug!(%peer, "closing idle connection");
             Some(limits.close_timeout)
         }
-        () = shed_when_full(&activity, &watch.pressure) => {
-            tracing::debug!(%peer, "closing idle connection: at --max-connections");
+        () = conn_slot.shed() => {
+            tracing::debug!(%peer, "shed a stalled connection: at --max-connections");
+            if !conn_slot.activity.served() {
+                // Never completed a request (silent or trickling): closed now.
+                return;
+            }
+            // A kept-alive connection, idle: closed gracefully (GOAWAY on HTTP/2), so a client
+            // about to reuse it learns first.
             Some(limits.close_timeout)
         }
     };
@@ -467,7 +443,7 @@ fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     response
 }
 
-async fn route_webhook(req: Request<Incoming>, state: &State) -> Response<Full<Bytes>> {
+async fn route_webhook(req: Request<Incoming>, state: &Arc<State>) -> Response<Full<Bytes>> {
     let mode = match req.uri().path() {
         "/mutate" => Mode::Enforce,
         "/audit" => Mode::Audit,
@@ -489,7 +465,7 @@ async fn route_webhook(req: Request<Incoming>, state: &State) -> Response<Full<B
             return text(status, format!("{message}\n"));
         }
     };
-    let reviewed = admission::review(&body, mode, &state.policy);
+    let reviewed = review_within_budget(body, mode, state).await;
     let elapsed = started.elapsed();
     state.metrics.record_review(mode, &reviewed.report, elapsed);
     log_review(mode, &reviewed.report, elapsed);
@@ -507,11 +483,49 @@ async fn route_webhook(req: Request<Incoming>, state: &State) -> Response<Full<B
     response
 }
 
+/// Reviews run at most this many at once on the blocking pool: the CPU count (at least 2).
+fn review_slots() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().max(2))
+}
+
+/// Runs the review off the async workers (tokio's blocking pool, at most [`review_slots`] at
+/// once), so that no review can stall the accept loop, `/healthz` or other connections, and
+/// answers within `--review-timeout`: past it (waiting for a slot included) the object is
+/// admitted unchanged with a warning. A review past its deadline keeps its slot until it ends,
+/// so abandoned reviews cannot pile up.
+async fn review_within_budget(body: Bytes, mode: Mode, state: &Arc<State>) -> admission::Reviewed {
+    let deadline = state.review_timeout;
+    let work = {
+        let (state, body) = (Arc::clone(state), body.clone());
+        async move {
+            let permit = Arc::clone(&state.review_slots).acquire_owned().await;
+            tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                admission::review(&body, mode, &state.policy)
+            })
+            .await
+        }
+    };
+    match tokio::time::timeout(deadline, work).await {
+        Ok(Ok(reviewed)) => reviewed,
+        Ok(Err(e)) => {
+            admission::admit_unchanged(&body, "internal", format!("the review stopped: {e}"))
+        }
+        Err(_) => admission::admit_unchanged(
+            &body,
+            "deadline",
+            format!("the review did not finish within {deadline:?}"),
+        ),
+    }
+}
+
 /// Reads the body within the size limit and the request timeout.
 async fn read_body(
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     state: &State,
 ) -> Result<Bytes, (StatusCode, &'static str, String)> {
+    // Dropped when this returns: the body is in (or refused), the request no longer stalled.
+    let _receiving = req.extensions_mut().remove::<conns::Receiving>();
     let limit = state.max_body_bytes;
     let too_large = || {
         (
@@ -575,27 +589,41 @@ fn log_review(mode: Mode, report: &admission::Report, elapsed: Duration) {
     );
 }
 
-/// Plain HTTP: `/metrics`, `/healthz`, `/readyz`.
-async fn serve_metrics(listener: TcpListener, state: Arc<State>) {
+/// Plain HTTP: `/metrics`, `/healthz`, `/readyz`, with its own connection cap and the same
+/// deadlines as the webhook (headers, first request, idle).
+async fn serve_metrics(
+    listener: TcpListener,
+    state: Arc<State>,
+    slots: Arc<Slots>,
+    limits: ConnLimits,
+) {
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(10));
+        .header_read_timeout(limits.first_request_timeout);
     loop {
-        let Ok((tcp, _)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
+        let (tcp, _) = accept(&listener, &state, "metrics").await;
+        let Some(slot) = slots.acquire().await else {
+            return;
         };
-        let state = Arc::clone(&state);
-        let conn = builder.serve_connection(
-            TokioIo::new(tcp),
+        let service = {
+            let (state, conn) = (Arc::clone(&state), Arc::clone(&slot.conn));
             hyper::service::service_fn(move |req: Request<Incoming>| {
-                let state = Arc::clone(&state);
-                async move { Ok::<_, Infallible>(route_metrics(&req, &state)) }
-            }),
-        );
+                // A GET has no body to wait for: in flight, not receiving.
+                let (in_flight, _) = conns::begin(&conn);
+                let response = route_metrics(&req, &state);
+                drop(in_flight);
+                async move { Ok::<_, Infallible>(response) }
+            })
+        };
+        let conn = builder.serve_connection(TokioIo::new(tcp), service);
         tokio::spawn(async move {
-            let _ = conn.await;
+            tokio::select! {
+                _ = conn => {}
+                () = idle_for(&slot.conn.activity, limits) => {}
+                () = slot.conn.shed() => {}
+            }
+            drop(slot);
         });
     }
 }

@@ -3,15 +3,11 @@
 //!
 //! Kubernetes updates a Secret volume by writing a new timestamped directory and swapping the
 //! `..data` symlink; the file names stay the same. A poll that re-reads both files and compares
-//! their bytes sees that swap as well as an in-place rewrite. A new pair that does not load (or
-//! whose key does not match the certificate) is logged and counted, and the old pair keeps
-//! serving. See <https://kubernetes.io/docs/concepts/configuration/secret/#using-secrets-as-files-from-a-pod>.
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
+//! their bytes sees that swap as well as an in-place rewrite. A new pair that does not load,
+//! whose key does not match the certificate, or whose certificates are expired or not yet valid
+//! is logged and counted, and the old pair keeps serving (the API server would refuse such a
+//! certificate, and with `failurePolicy: Ignore` that means pods admitted unhardened). A pair
+//! refused only because it is not valid *yet* is tried again once its notBefore has passed. See <https://kubernetes.io/docs/concepts/configuration/secret/#using-secrets-as-files-from-a-pod>.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -47,6 +43,19 @@ pub enum TlsError {
         /// What is wrong.
         reason: String,
     },
+    /// A certificate of the chain is expired or not valid yet.
+    #[error("{path}: certificate {subject} {reason}")]
+    Validity {
+        /// The certificate file.
+        path: PathBuf,
+        /// The subject of the certificate at fault.
+        subject: String,
+        /// "expired at <time>" or "not valid before <time>".
+        reason: String,
+        /// NotBefore (Unix seconds) when the certificate is only not valid yet: worth another try
+        /// from then on.
+        valid_from: Option<i64>,
+    },
     /// The key does not belong to the certificate, or rustls refuses the pair.
     #[error("certificate {cert} and key {key} do not form a usable pair: {reason}")]
     Pair {
@@ -69,13 +78,65 @@ struct Loaded {
     not_after: Option<i64>,
 }
 
+/// A pair that could not be used.
+struct Failure {
+    cert_pem: Vec<u8>,
+    key_pem: Vec<u8>,
+    /// When it may become usable (a certificate not valid yet): Unix seconds.
+    retry_from: Option<i64>,
+}
+
+/// The current time, Unix seconds.
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Refuses a chain with a certificate that is expired or not valid yet at `now`.
+fn check_validity(
+    path: &Path,
+    certs: &[CertificateDer<'static>],
+    now: i64,
+) -> Result<(), TlsError> {
+    for der in certs {
+        // Certificates x509-parser cannot read are left to rustls and the API server.
+        let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
+            continue;
+        };
+        let (not_before, not_after) = (
+            cert.validity().not_before.timestamp(),
+            cert.validity().not_after.timestamp(),
+        );
+        let error = |reason: String, valid_from| TlsError::Validity {
+            path: path.to_owned(),
+            subject: cert.subject().to_string(),
+            reason,
+            valid_from,
+        };
+        if now > not_after {
+            return Err(error(
+                format!("expired at {}", crate::certs::rfc3339(not_after)),
+                None,
+            ));
+        }
+        if now < not_before {
+            return Err(error(
+                format!("is not valid before {}", crate::certs::rfc3339(not_before)),
+                Some(not_before),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The serving certificate, swappable while connections are served.
 pub struct CertStore {
     cert_path: PathBuf,
     key_path: PathBuf,
     current: RwLock<Loaded>,
-    /// The bytes of the last pair that failed to load, so one broken pair is reported once.
-    last_failure: RwLock<Option<(Vec<u8>, Vec<u8>)>>,
+    /// The last pair that failed to load, so one broken pair is reported once.
+    last_failure: RwLock<Option<Failure>>,
 }
 
 impl fmt::Debug for CertStore {
@@ -116,6 +177,7 @@ fn parse_pair(
     let Some(leaf) = certs.first() else {
         return Err(pem_error(cert_path, "no CERTIFICATE block".into()));
     };
+    check_validity(cert_path, &certs, now())?;
     let not_after = x509_parser::parse_x509_certificate(leaf)
         .ok()
         .map(|(_, cert)| cert.validity().not_after.timestamp());
@@ -168,9 +230,14 @@ impl CertStore {
             .current
             .read()
             .is_ok_and(|c| c.cert_pem == cert_pem && c.key_pem == key_pem);
+        // The same broken pair as last time: reported once, unless it was only not valid yet
+        // and now is.
         let known_bad = self.last_failure.read().is_ok_and(|f| {
-            f.as_ref()
-                .is_some_and(|(c, k)| *c == cert_pem && *k == key_pem)
+            f.as_ref().is_some_and(|f| {
+                f.cert_pem == cert_pem
+                    && f.key_pem == key_pem
+                    && f.retry_from.is_none_or(|t| now() < t)
+            })
         });
         if unchanged || known_bad {
             return Ok(false);
@@ -191,8 +258,16 @@ impl CertStore {
                 Ok(true)
             }
             Err(e) => {
+                let retry_from = match &e {
+                    TlsError::Validity { valid_from, .. } => *valid_from,
+                    _ => None,
+                };
                 if let Ok(mut failure) = self.last_failure.write() {
-                    *failure = Some((cert_pem, key_pem));
+                    *failure = Some(Failure {
+                        cert_pem,
+                        key_pem,
+                        retry_from,
+                    });
                 }
                 Err(e)
             }

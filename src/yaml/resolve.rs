@@ -92,7 +92,7 @@ fn implicit(text: &str) -> (&'static str, Scalar) {
         "-.inf" | "-.Inf" | "-.INF" => return ("float", Scalar::Float(f64::NEG_INFINITY)),
         _ => {}
     }
-    match text.as_bytes()[0] {
+    match text.as_bytes().first().copied().unwrap_or_default() {
         b'.' => match go_parse_float(text) {
             Some(f) => ("float", Scalar::Float(f)),
             None => string(),

@@ -16,6 +16,10 @@
 //!
 //! Every value's position (the line and column of its key, or of a sequence item) is recorded
 //! under its JSON pointer, for error messages about fields.
+#![allow(
+    clippy::indexing_slicing,
+    reason = "node ids index the graph `compose` built: every id is one it pushed"
+)]
 
 use std::collections::HashMap;
 

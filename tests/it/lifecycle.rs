@@ -1,7 +1,6 @@
 //! Start-up, certificate rotation and shutdown, with clients sending all along.
 
 use std::convert::Infallible;
-use std::path::Path;
 use std::pin::Pin;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -17,24 +16,6 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::Value;
 
 use super::support::*;
-
-/// Lays out a Secret volume as the kubelet does: `..<stamp>/` holds the files, `..data` links to
-/// it, and `tls.crt`/`tls.key` link through `..data`.
-fn secret_volume_swap(dir: &Path, stamp: &str, pair: &Pair) {
-    let data = dir.join(format!("..{stamp}"));
-    std::fs::create_dir(&data).unwrap();
-    std::fs::write(data.join("tls.crt"), &pair.cert_pem).unwrap();
-    std::fs::write(data.join("tls.key"), &pair.key_pem).unwrap();
-    let tmp = dir.join("..data_tmp");
-    std::os::unix::fs::symlink(format!("..{stamp}"), &tmp).unwrap();
-    std::fs::rename(&tmp, dir.join("..data")).unwrap();
-    for file in ["tls.crt", "tls.key"] {
-        let link = dir.join(file);
-        if link.symlink_metadata().is_err() {
-            std::os::unix::fs::symlink(format!("..data/{file}"), &link).unwrap();
-        }
-    }
-}
 
 #[tokio::test]
 async fn certificate_rotation_by_symlink_swap_under_load() {
@@ -372,6 +353,32 @@ fn start_up_fails_fast_with_a_clear_message() {
         "--shutdown-timeout",
     ] {
         assert!(help.contains(flag), "serve --help lists {flag}");
+    }
+}
+
+#[test]
+fn out_of_range_flags_are_refused_before_start() {
+    let cases: [(&[&str], &str); 6] = [
+        (&["--max-body-bytes", "1023"], "1023 is not in 1024.."),
+        (&["--request-timeout", "0s"], "must be greater than zero"),
+        (
+            &["--tls-reload-interval", "0ms"],
+            "must be greater than zero",
+        ),
+        (&["--max-connections", "0"], "0 is not in 1.."),
+        (&["--metrics-max-connections", "0"], "0 is not in 1.."),
+        (&["--manage-certs"], "--cert-namespace"),
+    ];
+    for (flags, expected) in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_kube-harden"))
+            .args(["serve", "--tls-cert-file", "c", "--tls-key-file", "k"])
+            .args(flags)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flags:?}: {stderr}");
+        assert!(stderr.contains(flags[0]), "{flags:?}: {stderr}");
+        assert!(stderr.contains(expected), "{flags:?}: {stderr}");
     }
 }
 

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use hyper::StatusCode;
+use kube_harden::harden::WorkloadKind;
 use serde_json::{Value, json};
 
 use super::support::*;
@@ -13,24 +14,17 @@ fn legacy_pod() -> Value {
     fixture("pod-create.json")["request"]["object"].clone()
 }
 
-fn template_of(kind: &str) -> &'static [&'static str] {
-    match kind {
-        "Pod" => &["spec"],
-        "CronJob" => &["spec", "jobTemplate", "spec", "template", "spec"],
-        _ => &["spec", "template", "spec"],
-    }
-}
-
-fn workload(kind: &str, api_version: &str) -> Value {
+/// A workload of `kind` with one container, its template where the kind keeps it.
+fn workload(kind: WorkloadKind) -> Value {
     let spec = json!({"containers": [{"name": "app", "image": "app:1", "futureField": "kept"}]});
     let template = json!({"metadata": {"labels": {"app": "x"}}, "spec": spec});
-    let body = match kind {
-        "CronJob" => {
-            json!({"schedule": "* * * * *", "jobTemplate": {"spec": {"template": template}}})
-        }
-        _ => json!({"selector": {"matchLabels": {"app": "x"}}, "template": template}),
-    };
-    json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": "w", "namespace": "team-a"}, "spec": body})
+    let mut object = json!({"apiVersion": kind.api_version(), "kind": kind.as_str(),
+                            "metadata": {"name": "w", "namespace": "team-a"}});
+    let path = kind
+        .template_path()
+        .expect("a workload kind has a pod template");
+    *path.iter().fold(&mut object, |v, k| &mut v[*k]) = template;
+    object
 }
 
 fn lookup<'a>(value: &'a Value, path: &[&str]) -> &'a Value {
@@ -95,36 +89,27 @@ async fn pod_create_is_hardened_over_http1_and_http2() {
 async fn every_workload_kind_is_hardened_on_create_and_update() {
     let server = Running::start(|_| {}).await;
     let mut client = server.client(Version::Http2).await;
-    let kinds = [
-        ("apps", "apps/v1", "Deployment", "deployments"),
-        ("apps", "apps/v1", "StatefulSet", "statefulsets"),
-        ("apps", "apps/v1", "DaemonSet", "daemonsets"),
-        ("apps", "apps/v1", "ReplicaSet", "replicasets"),
-        ("", "v1", "ReplicationController", "replicationcontrollers"),
-        ("batch", "batch/v1", "Job", "jobs"),
-        ("batch", "batch/v1", "CronJob", "cronjobs"),
-    ];
-    for (group, api_version, kind, resource) in kinds {
+    for kind in WorkloadKind::all().filter(|k| *k != WorkloadKind::Pod) {
+        let (group, resource) = (kind.group(), kind.plural());
         for operation in ["CREATE", "UPDATE"] {
-            let object = workload(kind, api_version);
-            let review = review_for(&object, group, kind, resource, operation);
+            let object = workload(kind);
+            let review = review_for(&object, group, kind.as_str(), resource, operation);
             let (status, response) = client.review("/mutate", &review).await;
             assert_eq!(status, StatusCode::OK);
             let hardened = apply_response_patch(&response, &object);
-            let spec = lookup(&hardened, template_of(kind));
+            let spec = lookup(&hardened, kind.pod_spec_path());
             assert_eq!(
                 spec["securityContext"]["runAsNonRoot"], true,
                 "{kind} {operation}"
             );
             assert_eq!(spec["containers"][0]["futureField"], "kept");
-            let template_meta_path = &template_of(kind)[..template_of(kind).len() - 1];
-            let template = lookup(&hardened, template_meta_path);
+            let template = lookup(&hardened, kind.template_path().unwrap());
             assert!(template["metadata"]["annotations"]["kube-harden.io/hardened"].is_string());
             // Deterministic: the same template yields the same patch (GitOps diffs settle).
             let (_, again) = client.review("/mutate", &review).await;
             assert_eq!(again["response"]["patch"], response["response"]["patch"]);
             // The hardened template needs nothing more.
-            let review = review_for(&hardened, group, kind, resource, "UPDATE");
+            let review = review_for(&hardened, group, kind.as_str(), resource, "UPDATE");
             let (_, settled) = client.review("/mutate", &review).await;
             assert!(
                 settled["response"].get("patch").is_none(),

@@ -3,8 +3,10 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
+use std::time::Instant;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -51,6 +53,16 @@ impl Pki {
 
     /// A serving certificate for 127.0.0.1 and localhost.
     pub fn leaf(&self, common_name: &str) -> Pair {
+        self.leaf_valid(common_name, None)
+    }
+
+    /// The same, valid from `validity.0` to `validity.1` (rcgen's default, 1975 to 4096, when
+    /// `None`).
+    pub fn leaf_valid(
+        &self,
+        common_name: &str,
+        validity: Option<(time::OffsetDateTime, time::OffsetDateTime)>,
+    ) -> Pair {
         let mut params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
         params
             .subject_alt_names
@@ -58,6 +70,10 @@ impl Pki {
         params
             .distinguished_name
             .push(DnType::CommonName, common_name);
+        if let Some((not_before, not_after)) = validity {
+            params.not_before = not_before;
+            params.not_after = not_after;
+        }
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.ca).unwrap();
         Pair {
@@ -80,6 +96,24 @@ impl Pki {
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
             der: cert.der().to_vec(),
+        }
+    }
+}
+
+/// Lays out a Secret volume as the kubelet does: `..<stamp>/` holds the files, `..data` links to
+/// it, and `tls.crt`/`tls.key` link through `..data` (both files change in one rename).
+pub fn secret_volume_swap(dir: &Path, stamp: &str, pair: &Pair) {
+    let data = dir.join(format!("..{stamp}"));
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("tls.crt"), &pair.cert_pem).unwrap();
+    std::fs::write(data.join("tls.key"), &pair.key_pem).unwrap();
+    let tmp = dir.join("..data_tmp");
+    std::os::unix::fs::symlink(format!("..{stamp}"), &tmp).unwrap();
+    std::fs::rename(&tmp, dir.join("..data")).unwrap();
+    for file in ["tls.crt", "tls.key"] {
+        let link = dir.join(file);
+        if link.symlink_metadata().is_err() {
+            std::os::unix::fs::symlink(format!("..data/{file}"), &link).unwrap();
         }
     }
 }
@@ -107,7 +141,9 @@ pub fn config(cert: PathBuf, key: PathBuf) -> ServeConfig {
         shutdown_delay: Duration::ZERO,
         shutdown_timeout: Duration::from_secs(5),
         max_connections: 1024,
+        metrics_max_connections: 32,
         idle_timeout: Duration::from_secs(30),
+        review_timeout: Duration::from_secs(2),
         policy: Policy::default(),
     }
 }
@@ -134,9 +170,17 @@ impl Running {
     }
 
     pub async fn start_with(pki: Pki, dir: tempfile::TempDir, config: ServeConfig) -> Self {
-        let server = Server::bind(config, Metrics::new())
-            .await
-            .expect("server binds");
+        Self::start_with_metrics(pki, dir, config, Metrics::new()).await
+    }
+
+    /// Starts a server that records into `metrics`.
+    pub async fn start_with_metrics(
+        pki: Pki,
+        dir: tempfile::TempDir,
+        config: ServeConfig,
+        metrics: Metrics,
+    ) -> Self {
+        let server = Server::bind(config, metrics).await.expect("server binds");
         let webhook = server.webhook_addr().unwrap();
         let metrics = server.metrics_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -189,6 +233,87 @@ impl Running {
                 .unwrap();
         }
     }
+}
+
+/// `kube-harden serve` in a child process with its stderr in a file (`--shutdown-delay 0s`);
+/// killed on drop.
+pub struct Logged {
+    pub child: Child,
+    pub webhook: std::net::SocketAddr,
+    pub metrics: std::net::SocketAddr,
+    pub stderr: std::path::PathBuf,
+    pub pki: Pki,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Logged {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Logged {
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+}
+
+pub fn free_addr() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// Starts `prefix... kube-harden serve <flags>` and waits until it is ready.
+pub async fn serve_logged(prefix: &[&str], flags: &[&str]) -> Logged {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = write_pair(dir.path(), &pki.leaf("kube-harden"));
+    let (webhook, metrics) = (free_addr(), free_addr());
+    let stderr = dir.path().join("stderr.log");
+    let bin = env!("CARGO_BIN_EXE_kube-harden");
+    let mut command = match prefix.split_first() {
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(bin);
+            c
+        }
+        None => Command::new(bin),
+    };
+    let child = command
+        .arg("serve")
+        .arg("--tls-cert-file")
+        .arg(&cert)
+        .arg("--tls-key-file")
+        .arg(&key)
+        .args(["--webhook-addr", &webhook.to_string()])
+        .args(["--metrics-addr", &metrics.to_string()])
+        .args(["--shutdown-delay", "0s"])
+        .args(flags)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    let served = Logged {
+        child,
+        webhook,
+        metrics,
+        stderr,
+        pki,
+        _dir: dir,
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http_get(metrics, "/readyz").await.0 != StatusCode::OK {
+        assert!(
+            Instant::now() < deadline,
+            "server did not become ready: {}",
+            served.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    served
 }
 
 /// A plain-HTTP GET (the metrics listener).

@@ -140,14 +140,22 @@ impl Cluster {
         for doc in kube_harden::yaml::read_stream(&out.stdout) {
             rendered.push(doc?.value);
         }
-        // The namespace and exactly the RBAC the overlay grants.
+        // The namespace, exactly the RBAC the overlay grants, and the admission policies that
+        // narrow it (the ServiceAccount may change only the caBundle, create only its Secret):
+        // kube-harden's own requests must pass them.
         let items: Vec<Value> = rendered
             .iter()
             .filter(|d| {
                 matches!(
                     d["kind"].as_str(),
                     Some(
-                        "Namespace" | "Role" | "RoleBinding" | "ClusterRole" | "ClusterRoleBinding"
+                        "Namespace"
+                            | "Role"
+                            | "RoleBinding"
+                            | "ClusterRole"
+                            | "ClusterRoleBinding"
+                            | "ValidatingAdmissionPolicy"
+                            | "ValidatingAdmissionPolicyBinding"
                     )
                 )
             })
@@ -156,6 +164,12 @@ impl Cluster {
         let rbac = items.iter().filter(|d| d["kind"] != "Namespace").count();
         if rbac == 0 {
             return Err("manifests/overlays/default renders no RBAC".into());
+        }
+        if !items
+            .iter()
+            .any(|d| d["kind"] == "ValidatingAdmissionPolicyBinding")
+        {
+            return Err("manifests/overlays/default renders no admission policy".into());
         }
         let list = json!({"apiVersion": "v1", "kind": "List", "items": items});
         process::run(

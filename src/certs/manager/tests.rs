@@ -12,19 +12,21 @@ use serde_json::json;
 
 use super::*;
 use crate::certs::fake_api as fake;
-use crate::certs::testing::{NOW, fresh, names};
+use crate::certs::testing::{fresh, names};
 use crate::certs::{Action, Lifetimes};
 
 #[test]
 fn the_files_the_server_loads_are_a_matching_pair() {
-    let bundle = fresh(NOW);
+    // The server refuses a pair that is not valid at the current time: minted now.
+    let now = crate::certs::unix_now();
+    let bundle = fresh(now);
     let dir = tempfile::tempdir().unwrap();
     let cert = dir.path().join("tls/tls.crt");
     let key = dir.path().join("tls/tls.key");
     write_atomically(&key, bundle.key_pem.as_bytes(), 0o600).unwrap();
     write_atomically(&cert, bundle.cert_pem.as_bytes(), 0o644).unwrap();
     let store = crate::server::tls::CertStore::load(&cert, &key).unwrap();
-    assert_eq!(store.not_after(), Some(NOW + 1000));
+    assert_eq!(store.not_after(), Some(now + 1000));
     use std::os::unix::fs::PermissionsExt as _;
     let mode = std::fs::metadata(&key).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);

@@ -101,8 +101,28 @@ fn flags_without_manage_certs_change_nothing() {
 
 #[test]
 fn flags_with_manage_certs() {
-    let err = serve_args(&["--manage-certs"]).cert_config().unwrap_err();
-    assert!(err.to_string().contains("--cert-namespace"), "{err}");
+    use clap::Parser as _;
+    let argv = [
+        "kube-harden",
+        "serve",
+        "--tls-cert-file=c",
+        "--tls-key-file=k",
+    ];
+    let err = crate::config::Cli::try_parse_from(argv.iter().chain(&["--manage-certs"]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("required") && err.contains("--cert-namespace"),
+        "{err}"
+    );
+    let err = serve_args(&["--manage-certs", "--cert-namespace="])
+        .cert_config()
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("--cert-namespace must not be empty"),
+        "{err}"
+    );
     let config = serve_args(&[
         "--manage-certs",
         "--cert-namespace",

@@ -1,0 +1,386 @@
+//! `request.object` parsed with only what the rules read, within a budget of JSON values.
+//!
+//! The rules read `spec` and `metadata.annotations`; everything else (`managedFields`, `status`,
+//! labels, ...) is parsed and checked exactly as a [`Value`] would be, but never stored. What is
+//! kept is counted: past [`MAX_KEPT_VALUES`] JSON values the rest is checked and dropped and the
+//! object is marked over budget, so a body of millions of tiny values (`[{},{},...]`) costs the
+//! memory of [`MAX_KEPT_VALUES`], not twenty times its size.
+
+use std::cell::Cell;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+/// Most JSON values kept of one object (its `spec` and annotations). Real pod specs have a few
+/// hundred to a few thousand; a pod spec the API server can store (etcd's 1.5 MiB) has well under
+/// this many.
+pub const MAX_KEPT_VALUES: usize = 100_000;
+
+/// `request.object` with only what the rules read: `spec`, and `metadata.annotations`. Every other
+/// member (`managedFields`, `status`, labels, ...) is parsed and checked exactly as a
+/// [`Value`] would be (same syntax, number range and nesting-depth errors, at the same place), but
+/// never stored: on a typical Pod that is half the JSON, and the allocations it would cost.
+/// Duplicate keys keep the last value, as [`Value`] does; a value that is not an object is kept
+/// whole. At most [`MAX_KEPT_VALUES`] values are kept.
+pub(super) struct SlimObject {
+    /// What was kept (partial when over budget).
+    pub value: Value,
+    /// More than [`MAX_KEPT_VALUES`] values were to be kept: `value` is incomplete.
+    pub over_budget: bool,
+}
+
+impl<'de> Deserialize<'de> for SlimObject {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let budget = Budget {
+            left: Cell::new(MAX_KEPT_VALUES),
+            over: Cell::new(false),
+        };
+        let value = deserializer.deserialize_any(Slim(Keep::Object, &budget))?;
+        Ok(SlimObject {
+            value,
+            over_budget: budget.over.get(),
+        })
+    }
+}
+
+/// The values left to keep.
+struct Budget {
+    left: Cell<usize>,
+    over: Cell<bool>,
+}
+
+impl Budget {
+    /// Takes one value from the budget; false (and over budget from then on) when none is left.
+    fn take(&self) -> bool {
+        match self.left.get() {
+            _ if self.over.get() => false,
+            0 => {
+                self.over.set(true);
+                false
+            }
+            n => {
+                self.left.set(n - 1);
+                true
+            }
+        }
+    }
+}
+
+/// Which members of a map [`Slim`] keeps.
+#[derive(Clone, Copy)]
+enum Keep {
+    /// The object: `metadata` (slimmed) and `spec`.
+    Object,
+    /// Its metadata: `annotations`.
+    Metadata,
+}
+
+/// Reads a value like [`Value`]'s own visitor, keeping only some members of a map.
+#[derive(Clone, Copy)]
+struct Slim<'b>(Keep, &'b Budget);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Slim<'_> {
+    type Value = Value;
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Slim<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any valid JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        serde::de::DeserializeSeed::deserialize(Kept(self.1), d)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Value, A::Error> {
+        Kept(self.1).visit_seq(seq)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut kept = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            match (self.0, key.as_str()) {
+                (Keep::Object, "metadata") => {
+                    let value = map.next_value_seed(Slim(Keep::Metadata, self.1))?;
+                    kept.insert(key, value);
+                }
+                (Keep::Object, "spec") | (Keep::Metadata, "annotations") => {
+                    let value = map.next_value_seed(Kept(self.1))?;
+                    kept.insert(key, value);
+                }
+                _ => {
+                    map.next_value::<Checked>()?;
+                }
+            }
+        }
+        Ok(Value::Object(kept))
+    }
+}
+
+/// A value read like [`Value`]'s own visitor, counted against the budget: once it is spent, the
+/// rest is checked and dropped (nothing more is stored, not even a `null` per item).
+#[derive(Clone, Copy)]
+struct Kept<'b>(&'b Budget);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Kept<'_> {
+    type Value = Value;
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Kept<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any valid JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(self.keep(|| Value::Bool(v)))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(self.keep(|| Value::Number(v.into())))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(self.keep(|| Value::Number(v.into())))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(self.keep(|| serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(self.keep(|| Value::String(v.to_owned())))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(self.keep(|| Value::String(v)))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        serde::de::DeserializeSeed::deserialize(self, d)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        if !self.0.take() {
+            while seq.next_element::<Checked>()?.is_some() {}
+            return Ok(Value::Null);
+        }
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(self)? {
+            if !self.0.over.get() {
+                items.push(item);
+            }
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        if !self.0.take() {
+            while map.next_key::<Checked>()?.is_some() {
+                map.next_value::<Checked>()?;
+            }
+            return Ok(Value::Null);
+        }
+        let mut kept = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let value = map.next_value_seed(self)?;
+            if !self.0.over.get() {
+                kept.insert(key, value);
+            }
+        }
+        Ok(Value::Object(kept))
+    }
+}
+
+impl Kept<'_> {
+    /// `make()` while the budget lasts, `null` after.
+    fn keep(self, make: impl FnOnce() -> Value) -> Value {
+        if self.0.take() { make() } else { Value::Null }
+    }
+}
+
+/// A value that is parsed (and so checked) like a [`Value`] and then dropped, allocating nothing.
+struct Checked;
+
+impl<'de> Deserialize<'de> for Checked {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(Checked)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Checked {
+    type Value = Checked;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any valid JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_unit<E>(self) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_none<E>(self) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Checked, D::Error> {
+        Checked::deserialize(d)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Checked, A::Error> {
+        while seq.next_element::<Checked>()?.is_some() {}
+        Ok(Checked)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Checked, A::Error> {
+        while map.next_key::<Checked>()?.is_some() {
+            map.next_value::<Checked>()?;
+        }
+        Ok(Checked)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Deserialize)]
+    struct Full {
+        #[serde(default)]
+        object: Option<Value>,
+    }
+
+    #[derive(Deserialize)]
+    struct Slimmed {
+        #[serde(default)]
+        object: Option<SlimObject>,
+    }
+
+    #[test]
+    fn values_past_the_budget_are_dropped_and_flagged() {
+        let parse = |n: usize| -> SlimObject {
+            let items = vec!["{}"; n].join(",");
+            let json = format!(
+                r#"{{"object": {{"spec": {{"containers": [{items}]}}, "status": [{items}]}}}}"#
+            );
+            serde_json::from_str::<Slimmed>(&json)
+                .unwrap()
+                .object
+                .unwrap()
+        };
+        // The object, spec and containers list, then one value per item.
+        let within = parse(MAX_KEPT_VALUES - 3);
+        assert!(!within.over_budget);
+        assert_eq!(
+            within.value["spec"]["containers"].as_array().unwrap().len(),
+            MAX_KEPT_VALUES - 3
+        );
+        let over = parse(MAX_KEPT_VALUES * 3);
+        assert!(over.over_budget);
+        assert!(
+            over.value["spec"]["containers"]
+                .as_array()
+                .is_none_or(|kept| kept.len() < MAX_KEPT_VALUES)
+        );
+        // Errors after the budget is spent are still found, at the same place.
+        let broken = format!(
+            r#"{{"object": {{"spec": [{}, tru]}}}}"#,
+            vec!["1"; MAX_KEPT_VALUES].join(",")
+        );
+        assert!(serde_json::from_str::<Slimmed>(&broken).is_err());
+    }
+
+    /// What the rules read of a fully parsed object.
+    fn kept(object: &Value) -> Value {
+        let Value::Object(map) = object else {
+            return object.clone();
+        };
+        let mut out = serde_json::Map::new();
+        if let Some(meta) = map.get("metadata") {
+            let meta = match meta {
+                Value::Object(m) => Value::Object(
+                    m.iter()
+                        .filter(|(k, _)| *k == "annotations")
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                ),
+                other => other.clone(),
+            };
+            out.insert("metadata".into(), meta);
+        }
+        if let Some(spec) = map.get("spec") {
+            out.insert("spec".into(), spec.clone());
+        }
+        Value::Object(out)
+    }
+
+    #[test]
+    fn slim_parse_fails_and_keeps_exactly_as_a_full_parse() {
+        let deep = format!("{}1{}", "[".repeat(140), "]".repeat(140));
+        let cases = [
+            r#"{"object": {"metadata": {"name": "x", "annotations": {"a": "1"}, "managedFields": [{"f": {}}]}, "spec": {"containers": []}, "status": {}}}"#.to_owned(),
+            r#"{"object": {"spec": {"a": 1}, "spec": {"b": 2}, "metadata": "text", "metadata": {"annotations": null}}}"#.to_owned(),
+            r#"{"object": null}"#.to_owned(),
+            r#"{"object": "a string"}"#.to_owned(),
+            r#"{"object": [1, 2.5, -3, true, null, {"spec": 1}]}"#.to_owned(),
+            r#"{"object": {"status": {"n": 1e400}}}"#.to_owned(),
+            r#"{"object": {"status": {"s": "\ud800"}}}"#.to_owned(),
+            r#"{"object": {"status": {"s": "\q"}}}"#.to_owned(),
+            "{\"object\": {\"status\": {\"s\": \"a\u{1}b\"}}}".to_owned(),
+            r#"{"object": {"status": {"a": 1,}}}"#.to_owned(),
+            r#"{"object": {"status": tru}}"#.to_owned(),
+            format!(r#"{{"object": {{"status": {deep}}}}}"#),
+            format!(r#"{{"object": {{"spec": {deep}}}}}"#),
+            r#"{"object": {"metadata": {"annotations": {"k": 18446744073709551616}}}}"#.to_owned(),
+        ];
+        for case in &cases {
+            let full = serde_json::from_str::<Full>(case).map(|f| f.object.as_ref().map(kept));
+            let slim = serde_json::from_str::<Slimmed>(case).map(|s| s.object.map(|o| o.value));
+            match (full, slim) {
+                (Ok(full), Ok(slim)) => assert_eq!(full, slim, "{case}"),
+                (Err(full), Err(slim)) => {
+                    assert_eq!(full.to_string(), slim.to_string(), "{case}");
+                    assert_eq!(full.classify(), slim.classify(), "{case}");
+                }
+                (full, slim) => panic!("{case}: full {full:?}, slim {slim:?}"),
+            }
+        }
+    }
+}
