@@ -31,7 +31,8 @@
 #        E2E_NODE_WEBHOOK    host (default): `kube-harden serve` on the host, registered by URL;
 #                            in-cluster: none on the host, for kube-harden's own image and
 #                            manifests (docs/node.md "kube-harden in the cluster"): kube-apiserver
-#                            on the node address (pods reach it), ServiceAccount admission on,
+#                            on the node address, port 6443 (pods reach it; the manifests'
+#                            NetworkPolicy allows it), ServiceAccount admission on,
 #                            --enable-aggregator-routing (webhook Services resolved to endpoints:
 #                            there is no kube-proxy), and $S/kube-harden-overlay written
 #
@@ -276,16 +277,18 @@ cmd_up() {
 
   # Control plane, with what a node needs of it.
   t="$(now)"
-  local cp="$S/controlplane" api_address=127.0.0.1 disable_admission=ServiceAccount api_extra=""
+  local cp="$S/controlplane" api_address=127.0.0.1 api_port="" disable_admission=ServiceAccount api_extra=""
   if [[ "$WEBHOOK_MODE" == in-cluster ]]; then
     # Pods reach the API server on the node address (on-link over the bridge), with service
     # account tokens; the API server reaches webhook Services at their endpoints' pod IPs.
-    api_address="$NODE_IP" disable_admission="" api_extra="--enable-aggregator-routing=true"
+    # 6443, as on kubeadm's control-plane nodes: a port the manifests' NetworkPolicy allows.
+    api_address="$NODE_IP" api_port=6443 disable_admission="" api_extra="--enable-aggregator-routing=true"
   fi
   # (E2E_WATCH_PID emptied: this script's watchdog stops the control plane too, in order)
   E2E_STATE_DIR="$cp" E2E_WATCH_PID="" E2E_NO_BUILD=1 KUBE_APISERVER_BIN="$KUBE_APISERVER_BIN" ETCD_BIN="$ETCD_BIN" \
     KUBECTL_BIN="$KUBECTL_BIN" E2E_READY_TIMEOUT="$READY_TIMEOUT" \
-    E2E_APISERVER_ADDRESS="$api_address" E2E_APISERVER_DISABLE_ADMISSION="$disable_admission" \
+    E2E_APISERVER_ADDRESS="$api_address" E2E_APISERVER_PORT="$api_port" \
+    E2E_APISERVER_DISABLE_ADMISSION="$disable_admission" \
     E2E_APISERVER_ARGS="--enable-admission-plugins=NodeRestriction $api_extra \
       --kubelet-preferred-address-types=InternalIP \
       --kubelet-certificate-authority=$cp/certs/ca.crt \
@@ -368,6 +371,8 @@ cmd_up() {
   [[ ! -S /run/containerd/containerd.sock ]] || ! grep -qxF /run/containerd "$S/host-before/absent-dirs" ||
     die "containerd also listens on /run/containerd/containerd.sock: its [grpc] section was ignored"
 
+  local webhook_env="export E2E_WEBHOOK_METRICS_URL='http://127.0.0.1:$METRICS_PORT'"
+  [[ "$WEBHOOK_MODE" == host ]] || webhook_env="export E2E_KUBE_HARDEN_OVERLAY='$S/kube-harden-overlay'"
   cat >"$S/env" <<EOF
 export KUBECONFIG='$S/kubeconfig'
 export E2E_NODE_STATE_DIR='$S'
@@ -376,8 +381,7 @@ export E2E_NODE_IP='$NODE_IP'
 export E2E_NODE_SUBNET='$SUBNET'
 export E2E_APISERVER_URL='$E2E_APISERVER_URL'
 export E2E_NODE_WEBHOOK='$WEBHOOK_MODE'
-$([[ "$WEBHOOK_MODE" == host ]] && echo "export E2E_WEBHOOK_METRICS_URL='http://127.0.0.1:$METRICS_PORT'")
-$([[ "$WEBHOOK_MODE" == in-cluster ]] && echo "export E2E_KUBE_HARDEN_OVERLAY='$S/kube-harden-overlay'")
+$webhook_env
 export E2E_PAUSE_IMAGE='$PAUSE_IMAGE'
 export E2E_WEBCHECK_IMAGE='$WEBCHECK_IMAGE'
 export KUBECTL_BIN='$KUBECTL_BIN'

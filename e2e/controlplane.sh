@@ -20,6 +20,7 @@
 #        E2E_APISERVER_ADDRESS  the address kube-apiserver binds, advertises and is reached at
 #                            (default 127.0.0.1; the node uses its bridge address so that pods
 #                            reach it too); added to its certificate's names
+#        E2E_APISERVER_PORT  its port (default: a free one)
 #        E2E_APISERVER_DISABLE_ADMISSION  --disable-admission-plugins (default ServiceAccount:
 #                            no controller-manager creates service accounts here; empty: none)
 #        E2E_WATCH_PID=<pid> also start a watchdog that runs `stop` once <pid>
@@ -228,7 +229,7 @@ cmd_start() {
 
   local ports etcd_port peer_port api_port
   mapfile -t ports < <(free_ports 3)
-  etcd_port="${ports[0]}" peer_port="${ports[1]}" api_port="${ports[2]}"
+  etcd_port="${ports[0]}" peer_port="${ports[1]}" api_port="${E2E_APISERVER_PORT:-${ports[2]}}"
   local etcd_url="http://127.0.0.1:$etcd_port" api_url="https://$API_ADDRESS:$api_port"
 
   "$ETCD_BIN" \

@@ -239,8 +239,9 @@ node_ready() {
 }
 
 # write_in_cluster_overlay: $S/kube-harden-overlay, e2e/node/overlay (the shipped manifests,
-# the locally assembled image) plus the one thing kube-proxy would otherwise provide: the
-# pods' way to the API server. The kubelet sets KUBERNETES_SERVICE_HOST/PORT to the
+# the locally assembled image) plus the default overlay's one parameter, the API server's
+# address for its egress NetworkPolicy (docs/install.md; the node address, port 6443), and the
+# one thing kube-proxy would otherwise provide: the pods' way to the API server. The kubelet sets KUBERNETES_SERVICE_HOST/PORT to the
 # `kubernetes` Service's ClusterIP, which nothing here routes (no kube-proxy, no gateway in the
 # pods); the API server listens on the node address instead, on-link from every pod. Variables a
 # container declares take precedence over the kubelet's, so the in-cluster client (kube-rs
@@ -273,5 +274,10 @@ patches:
       - op: add
         path: /spec/template/spec/containers/0/env/-
         value: {name: KUBERNETES_SERVICE_PORT, value: "${api##*:}"}
+  - target: {kind: NetworkPolicy, name: kube-harden-apiserver}
+    patch: |-
+      - op: replace
+        path: /spec/egress/0/to/0/ipBlock/cidr
+        value: ${api%:*}/32
 EOF
 }
