@@ -25,7 +25,7 @@ yaml-oracle: ## Build the YAML oracle (Kubernetes' own YAML-to-JSON, from Go mod
 lint: standalone-check ## clippy with warnings as errors (every workspace crate); nothing points outside the repository
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 	# --all-targets skips the `test = false` suites (node, legacy apps): lint them by name.
-	$(CARGO) clippy --locked -p kube-harden-e2e --test node --test legacy -- -D warnings
+	$(CARGO) clippy --locked -p kube-harden-e2e --test node --test legacy --test node_install -- -D warnings
 
 # A clone has nothing beside it. The patterns are written so that this recipe does not match itself.
 standalone-check: ## No tracked file outside docs/ points beside the repository (at the shared/ next to it)
