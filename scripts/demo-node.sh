@@ -153,19 +153,19 @@ breaks() { # <ns>: the pod starts and fails (twice: the kubelet backs off); its 
   done
   [[ -n "$pod" ]] || { echo "demo: the unfixed nginx did not fail twice within 120 s" >&2; exit 1; }
   name=$(field "p['metadata']['name']" <<<"$pod")
+  # The run that ended last: the current one if it has ended, else the previous (the kubelet
+  # keeps the logs of these two only).
+  local which=lastState previous=(--previous)
+  if [[ "$(field "int('terminated' in c.get('state', {}))" <<<"$pod")" == 1 ]]; then
+    which=state previous=()
+  fi
   printf 'pod %s: %s, restarts %s, last exit: %s\n' "$name" \
-    "$(field "' '.join([k + (' (' + v['reason'] + ')' if v.get('reason') else '') for k, v in c.get('state', {}).items()]) or '?'" <<<"$pod")" "$(field "c.get('restartCount', 0)" <<<"$pod")" \
-    "$(field "'code %s (%s)' % ((c['lastState']['terminated'].get('exitCode'), c['lastState']['terminated'].get('reason')))" <<<"$pod")"
-  # The previous run's log; the kubelet may be between runs (then the current one's, once it
-  # has written something).
-  local line=''
-  for ((i = 0; i < 20; i++)); do
-    line=$(k logs -n "$1" "$name" --previous --tail=1 2>/dev/null) ||
-      line=$(k logs -n "$1" "$name" --tail=1 2>/dev/null) || line=''
-    [[ -z "$line" ]] || break
-    sleep 0.5
-  done
-  printf 'last log line: %s\n' "${line:-(none: kubectl logs -n $1 $name --previous)}"
+    "$(field "' '.join([k + (' (' + v['reason'] + ')' if v.get('reason') else '') for k, v in c.get('state', {}).items()]) or '?'" <<<"$pod")" \
+    "$(field "c.get('restartCount', 0)" <<<"$pod")" \
+    "$(field "'code %s (%s)' % (c['$which']['terminated'].get('exitCode'), c['$which']['terminated'].get('reason'))" <<<"$pod")"
+  local line
+  line=$(k logs -n "$1" "$name" "${previous[@]}" --tail=1 2>&1 || true)
+  printf 'last log line: %s\n' "${line:-(empty)}"
   get_root "$(field "p['status'].get('podIP', '')" <<<"$pod")" || true
   security <<<"$pod"
 }
