@@ -140,32 +140,28 @@ runs() { # <ns>: the pod comes up, answers from the host, and has not restarted
   security <<<"$pod"
 }
 
-breaks() { # <ns>: the pod starts and fails (twice: the kubelet backs off); its last log line,
-  # restart count and exit code
-  local pod='' i name
-  for ((i = 0; i < 120; i++)); do
-    if pod=$(pod_json "$1") &&
-      [[ "$(field "int(c.get('restartCount', 0) >= 2 and 'terminated' in c.get('lastState', {}))" <<<"$pod")" == 1 ]]; then
-      break
-    fi
-    pod=''
-    sleep 1
+breaks() { # <ns>: the pod starts and fails, again and again; its last log line, restart count
+  # and exit code. Read while the container is down (terminated, or waiting in its back-off):
+  # while it runs again, the kubelet may already have removed the run that failed, and its log.
+  local pod='' i name line=''
+  for ((i = 0; i < 240; i++)); do
+    sleep 0.5
+    pod=$(pod_json "$1") || continue
+    name=$(field "p['metadata']['name']" <<<"$pod")
+    case "$(field "next(iter(c.get('state', {})), '') if c.get('restartCount', 0) >= 1 else ''" <<<"$pod")" in
+      terminated) line=$(k logs -n "$1" "$name" --tail=1 2>/dev/null) || line='' ;;
+      waiting) line=$(k logs -n "$1" "$name" --previous --tail=1 2>/dev/null) || line='' ;;
+      *) line='' ;;
+    esac
+    [[ -z "$line" || "$line" == "unable to retrieve container logs"* ]] || break
+    line=''
   done
-  [[ -n "$pod" ]] || { echo "demo: the unfixed nginx did not fail twice within 120 s" >&2; exit 1; }
-  name=$(field "p['metadata']['name']" <<<"$pod")
-  # The run that ended last: the current one if it has ended, else the previous (the kubelet
-  # keeps the logs of these two only).
-  local which=lastState previous=(--previous)
-  if [[ "$(field "int('terminated' in c.get('state', {}))" <<<"$pod")" == 1 ]]; then
-    which=state previous=()
-  fi
+  [[ -n "$line" ]] || { echo "demo: the unfixed nginx did not fail within 120 s" >&2; exit 1; }
   printf 'pod %s: %s, restarts %s, last exit: %s\n' "$name" \
-    "$(field "' '.join([k + (' (' + v['reason'] + ')' if v.get('reason') else '') for k, v in c.get('state', {}).items()]) or '?'" <<<"$pod")" \
+    "$(field "' '.join([k + (' (' + v['reason'] + ')' if v.get('reason') else '') for k, v in c.get('state', {}).items()])" <<<"$pod")" \
     "$(field "c.get('restartCount', 0)" <<<"$pod")" \
-    "$(field "'code %s (%s)' % (c['$which']['terminated'].get('exitCode'), c['$which']['terminated'].get('reason'))" <<<"$pod")"
-  local line
-  line=$(k logs -n "$1" "$name" "${previous[@]}" --tail=1 2>&1 || true)
-  printf 'last log line: %s\n' "${line:-(empty)}"
+    "$(field "'code %(exitCode)s (%(reason)s)' % (c['state'].get('terminated') or c['lastState']['terminated'])" <<<"$pod")"
+  printf 'last log line: %s\n' "$line"
   get_root "$(field "p['status'].get('podIP', '')" <<<"$pod")" || true
   security <<<"$pod"
 }
