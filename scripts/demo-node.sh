@@ -185,6 +185,8 @@ title "kube-harden metrics ($E2E_WEBHOOK_METRICS_URL/metrics)"
 metrics=$(curl -sf --max-time 5 "$E2E_WEBHOOK_METRICS_URL/metrics")
 grep '^kube_harden_admission_requests_total' <<<"$metrics" || true
 
+note "(built, up and shown in $SECONDS s)"
+
 title "Try it yourself"
 echo "kubeconfig: $KUBECONFIG"
 echo "  export KUBECONFIG=$KUBECONFIG"
