@@ -109,7 +109,9 @@ manifests-check: controlplane ## Render manifests/ with kustomize; dry-run=serve
 monitoring-check: ## promtool check/test of the alerts; every dashboard panel and alert queried in a real Prometheus scraping kube-harden
 	scripts/monitoring-check.sh
 
-demo: build controlplane ## kube-harden in a local cluster: a legacy Deployment applied, warnings, stored result, metrics (Ctrl-C stops)
+# Where a node can run (root, cgroups, Go), scripts/demo.sh builds it and the nginx image itself
+# (`make node`, e2e/images/build.sh nginx): only that path needs them. DEMO_NODE=yes|no forces a path.
+demo: build controlplane ## As root: legacy nginx on the node, broken hardened, running with the fix; else (says why) the API-server-only demo (Ctrl-C stops)
 	KUBE_HARDEN_BIN=$(BIN) ./scripts/demo.sh
 
 demo-once: build controlplane ## The same demo, run through once and stopped
