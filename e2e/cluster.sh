@@ -28,6 +28,13 @@
 #        E2E_READY_TIMEOUT   seconds to wait for each component (default 120)
 #        E2E_NODE_WAIT       seconds `up` waits while another node holds the host (default 1800):
 #                            one node per host (fixed paths, one cgroup root, one bridge name)
+#        E2E_NODE_WEBHOOK    host (default): `kube-harden serve` on the host, registered by URL;
+#                            in-cluster: none on the host, for kube-harden's own image and
+#                            manifests (docs/node.md "kube-harden in the cluster"): kube-apiserver
+#                            on the node address, port 6443 (pods reach it; the manifests'
+#                            NetworkPolicy allows it), ServiceAccount admission on,
+#                            --enable-aggregator-routing (webhook Services resolved to endpoints:
+#                            there is no kube-proxy), and $S/kube-harden-overlay written
 #
 # Host: the script creates one bridge (kh-node0) with the node address .1 of its /24, cgroups
 # under /kube-harden-node in every hierarchy, and lets the kubelet set the sysctls it insists on
@@ -56,6 +63,7 @@ PAUSE_IMAGE=kube-harden.local/node/pause:1
 WEBCHECK_IMAGE=kube-harden.local/node/webcheck:1
 # Stopped in this order by `down` (the control plane last, by e2e/controlplane.sh).
 COMPONENTS=(kubelet kube-controller-manager kube-scheduler kube-harden containerd)
+WEBHOOK_MODE="${E2E_NODE_WEBHOOK:-host}"
 
 log() { echo "cluster: $*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -238,13 +246,17 @@ cmd_up() {
   fi
   local t0 t
   t0="$(now)"
+  [[ "$WEBHOOK_MODE" == host || "$WEBHOOK_MODE" == in-cluster ]] ||
+    die "E2E_NODE_WEBHOOK must be host or in-cluster, not '$WEBHOOK_MODE'"
   cmd_prepare
   KUBE_HARDEN_BIN="${KUBE_HARDEN_BIN:-$repo_dir/target/debug/kube-harden}"
   [[ -x "$KUBE_HARDEN_BIN" ]] || die "no kube-harden at $KUBE_HARDEN_BIN (cargo build --bin kube-harden)"
 
   # Fresh state each time; keep nothing from an earlier run but reuse the directory.
   mkdir -p "$S"
-  (cd "$S" && rm -rf certs logs containerd cni kubelet pod-logs host-before ./*.pid ./*.yaml ./*.json env kubeconfig)
+  (cd "$S" && rm -rf certs logs containerd cni kubelet pod-logs host-before ./*.pid ./*.yaml ./*.json env kubeconfig \
+    kube-harden-overlay webhook-mode)
+  echo "$WEBHOOK_MODE" >"$S/webhook-mode"
   mkdir -p "$S/logs" "$S/certs"
 
   # From the moment the bridge is ours, a failure (or the watchdog) brings everything down.
@@ -265,11 +277,19 @@ cmd_up() {
 
   # Control plane, with what a node needs of it.
   t="$(now)"
-  local cp="$S/controlplane"
+  local cp="$S/controlplane" api_address=127.0.0.1 api_port="" disable_admission=ServiceAccount api_extra=""
+  if [[ "$WEBHOOK_MODE" == in-cluster ]]; then
+    # Pods reach the API server on the node address (on-link over the bridge), with service
+    # account tokens; the API server reaches webhook Services at their endpoints' pod IPs.
+    # 6443, as on kubeadm's control-plane nodes: a port the manifests' NetworkPolicy allows.
+    api_address="$NODE_IP" api_port=6443 disable_admission="" api_extra="--enable-aggregator-routing=true"
+  fi
   # (E2E_WATCH_PID emptied: this script's watchdog stops the control plane too, in order)
   E2E_STATE_DIR="$cp" E2E_WATCH_PID="" E2E_NO_BUILD=1 KUBE_APISERVER_BIN="$KUBE_APISERVER_BIN" ETCD_BIN="$ETCD_BIN" \
     KUBECTL_BIN="$KUBECTL_BIN" E2E_READY_TIMEOUT="$READY_TIMEOUT" \
-    E2E_APISERVER_ARGS="--enable-admission-plugins=NodeRestriction \
+    E2E_APISERVER_ADDRESS="$api_address" E2E_APISERVER_PORT="$api_port" \
+    E2E_APISERVER_DISABLE_ADMISSION="$disable_admission" \
+    E2E_APISERVER_ARGS="--enable-admission-plugins=NodeRestriction $api_extra \
       --kubelet-preferred-address-types=InternalIP \
       --kubelet-certificate-authority=$cp/certs/ca.crt \
       --kubelet-client-certificate=$cp/certs/admin.crt --kubelet-client-key=$cp/certs/admin.key" \
@@ -307,17 +327,21 @@ cmd_up() {
   done
   log "containerd and images in $(elapsed "$t") s"
 
-  # kube-harden, registered for opted-in namespaces.
+  # kube-harden, registered for opted-in namespaces (in-cluster: installed later, as a user would).
   local ports
   mapfile -t ports < <(free_ports 4)
   WEBHOOK_PORT="${ports[0]}" METRICS_PORT="${ports[1]}"
   local scheduler_port="${ports[2]}" cm_port="${ports[3]}"
-  start_bg kube-harden "$KUBE_HARDEN_BIN" serve \
-    --tls-cert-file "$S/certs/kube-harden.crt" --tls-key-file "$S/certs/kube-harden.key" \
-    --webhook-addr "127.0.0.1:$WEBHOOK_PORT" --metrics-addr "127.0.0.1:$METRICS_PORT" \
-    --shutdown-delay 0s --shutdown-timeout 2s
-  wait_for "kube-harden" kube-harden curl -sf --max-time 2 "http://127.0.0.1:$METRICS_PORT/readyz"
-  register_webhook
+  if [[ "$WEBHOOK_MODE" == host ]]; then
+    start_bg kube-harden "$KUBE_HARDEN_BIN" serve \
+      --tls-cert-file "$S/certs/kube-harden.crt" --tls-key-file "$S/certs/kube-harden.key" \
+      --webhook-addr "127.0.0.1:$WEBHOOK_PORT" --metrics-addr "127.0.0.1:$METRICS_PORT" \
+      --shutdown-delay 0s --shutdown-timeout 2s
+    wait_for "kube-harden" kube-harden curl -sf --max-time 2 "http://127.0.0.1:$METRICS_PORT/readyz"
+    register_webhook
+  else
+    write_in_cluster_overlay
+  fi
 
   start_bg kube-scheduler "$KUBE_SCHEDULER_BIN" --kubeconfig "$S/admin.kubeconfig" \
     --authentication-kubeconfig "$S/admin.kubeconfig" --authorization-kubeconfig "$S/admin.kubeconfig" \
@@ -347,6 +371,8 @@ cmd_up() {
   [[ ! -S /run/containerd/containerd.sock ]] || ! grep -qxF /run/containerd "$S/host-before/absent-dirs" ||
     die "containerd also listens on /run/containerd/containerd.sock: its [grpc] section was ignored"
 
+  local webhook_env="export E2E_WEBHOOK_METRICS_URL='http://127.0.0.1:$METRICS_PORT'"
+  [[ "$WEBHOOK_MODE" == host ]] || webhook_env="export E2E_KUBE_HARDEN_OVERLAY='$S/kube-harden-overlay'"
   cat >"$S/env" <<EOF
 export KUBECONFIG='$S/kubeconfig'
 export E2E_NODE_STATE_DIR='$S'
@@ -354,7 +380,8 @@ export E2E_NODE_NAME='$NODE_NAME'
 export E2E_NODE_IP='$NODE_IP'
 export E2E_NODE_SUBNET='$SUBNET'
 export E2E_APISERVER_URL='$E2E_APISERVER_URL'
-export E2E_WEBHOOK_METRICS_URL='http://127.0.0.1:$METRICS_PORT'
+export E2E_NODE_WEBHOOK='$WEBHOOK_MODE'
+$webhook_env
 export E2E_PAUSE_IMAGE='$PAUSE_IMAGE'
 export E2E_WEBCHECK_IMAGE='$WEBCHECK_IMAGE'
 export KUBECTL_BIN='$KUBECTL_BIN'
@@ -364,7 +391,11 @@ EOF
 
   UP_DONE=1
   trap - EXIT INT TERM
-  log "up in $(elapsed "$t0") s: node $NODE_NAME ($NODE_IP), webhook https://127.0.0.1:$WEBHOOK_PORT"
+  if [[ "$WEBHOOK_MODE" == host ]]; then
+    log "up in $(elapsed "$t0") s: node $NODE_NAME ($NODE_IP), webhook https://127.0.0.1:$WEBHOOK_PORT"
+  else
+    log "up in $(elapsed "$t0") s: node $NODE_NAME ($NODE_IP), no webhook: install it with kubectl apply -k $S/kube-harden-overlay"
+  fi
   echo "$S/kubeconfig"
 }
 
@@ -403,13 +434,15 @@ cmd_down() {
   fi
   # Keep the logs (target/e2e-node/logs) for a post-mortem; everything else goes.
   (cd "$S" && rm -rf --one-file-system certs containerd cni kubelet pod-logs controlplane/etcd-data \
-    scheduler-certs controller-manager-certs host-before env ./*.kubeconfig kubeconfig ./*.yaml ./*.json)
+    scheduler-certs controller-manager-certs host-before env ./*.kubeconfig kubeconfig ./*.yaml ./*.json \
+    kube-harden-overlay webhook-mode)
   log "down in $(elapsed "$t0") s"
 }
 
 cmd_status() {
   local name
   for name in "${COMPONENTS[@]}"; do
+    [[ "$name" != kube-harden || "$(cat "$S/webhook-mode" 2>/dev/null)" != in-cluster ]] || continue
     pid_alive "$name" >/dev/null || { log "$name not running"; return 1; }
   done
   E2E_STATE_DIR="$S/controlplane" "$e2e_dir/controlplane.sh" status || return 1

@@ -17,6 +17,12 @@
 #                            the ones e2e/build-controlplane.sh builds/caches
 #        E2E_NO_BUILD=1      never build; fail if the binaries are missing
 #        E2E_APISERVER_ARGS  extra kube-apiserver flags (word-split)
+#        E2E_APISERVER_ADDRESS  the address kube-apiserver binds, advertises and is reached at
+#                            (default 127.0.0.1; the node uses its bridge address so that pods
+#                            reach it too); added to its certificate's names
+#        E2E_APISERVER_PORT  its port (default: a free one)
+#        E2E_APISERVER_DISABLE_ADMISSION  --disable-admission-plugins (default ServiceAccount:
+#                            no controller-manager creates service accounts here; empty: none)
 #        E2E_WATCH_PID=<pid> also start a watchdog that runs `stop` once <pid>
 #                            exits (e.g. the test runner's PID), so a killed
 #                            harness leaves no servers behind
@@ -32,6 +38,8 @@ repo_dir="$(cd "$e2e_dir/.." && pwd)"
 STATE_DIR="${E2E_STATE_DIR:-$repo_dir/target/e2e-controlplane}"
 READY_TIMEOUT="${E2E_READY_TIMEOUT:-90}"
 SERVICE_CIDR="10.0.0.0/24"
+API_ADDRESS="${E2E_APISERVER_ADDRESS:-127.0.0.1}"
+DISABLE_ADMISSION="${E2E_APISERVER_DISABLE_ADMISSION-ServiceAccount}"
 
 log() { echo "controlplane: $*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -131,11 +139,13 @@ make_certs() { # <dir>
     # kube-apiserver serving cert
     openssl req -newkey rsa:2048 -nodes -sha256 -keyout apiserver.key -out apiserver.csr \
       -subj "/CN=kube-apiserver"
-    cat >apiserver.ext <<'EOF'
+    local extra_san=""
+    [[ "$API_ADDRESS" == 127.0.0.1 ]] || extra_san=",IP:$API_ADDRESS"
+    cat >apiserver.ext <<EOF
 basicConstraints=critical,CA:FALSE
 keyUsage=critical,digitalSignature,keyEncipherment
 extendedKeyUsage=serverAuth
-subjectAltName=IP:127.0.0.1,DNS:localhost,IP:10.0.0.1,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc
+subjectAltName=IP:127.0.0.1,DNS:localhost,IP:10.0.0.1,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc$extra_san
 EOF
     openssl x509 -req -sha256 -days 2 -in apiserver.csr -CA ca.crt -CAkey ca.key \
       -CAcreateserial -extfile apiserver.ext -out apiserver.crt
@@ -226,8 +236,8 @@ cmd_start() {
 
   local ports etcd_port peer_port api_port
   mapfile -t ports < <(free_ports 3)
-  etcd_port="${ports[0]}" peer_port="${ports[1]}" api_port="${ports[2]}"
-  local etcd_url="http://127.0.0.1:$etcd_port" api_url="https://127.0.0.1:$api_port"
+  etcd_port="${ports[0]}" peer_port="${ports[1]}" api_port="${E2E_APISERVER_PORT:-${ports[2]}}"
+  local etcd_url="http://127.0.0.1:$etcd_port" api_url="https://$API_ADDRESS:$api_port"
 
   "$ETCD_BIN" \
     --name=e2e \
@@ -253,8 +263,8 @@ cmd_start() {
   local c="$STATE_DIR/certs"
   # shellcheck disable=SC2086
   "$KUBE_APISERVER_BIN" \
-    --advertise-address=127.0.0.1 \
-    --bind-address=127.0.0.1 \
+    --advertise-address="$API_ADDRESS" \
+    --bind-address="$API_ADDRESS" \
     --secure-port="$api_port" \
     --etcd-servers="$etcd_url" \
     --cert-dir="$STATE_DIR/apiserver-certs" \
@@ -267,7 +277,7 @@ cmd_start() {
     --service-cluster-ip-range="$SERVICE_CIDR" \
     --authorization-mode=RBAC \
     --enable-admission-plugins=MutatingAdmissionWebhook,ValidatingAdmissionWebhook,PodSecurity \
-    --disable-admission-plugins=ServiceAccount \
+    ${DISABLE_ADMISSION:+--disable-admission-plugins="$DISABLE_ADMISSION"} \
     --endpoint-reconciler-type=none \
     --allow-privileged=true \
     --profiling=false \

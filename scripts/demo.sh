@@ -1,28 +1,48 @@
 #!/usr/bin/env bash
 # kube-harden in a real cluster's admission chain, for a person to watch.
 #
-# Starts the local control plane (e2e/controlplane.sh: kube-apiserver v1.36.3 + etcd on
-# 127.0.0.1) and the kube-harden webhook, registers the webhook from manifests/base (with
-# clientConfig.url instead of the Service), then applies the legacy Deployment in
-# examples/deployment-web.yaml to two namespaces:
+# Two demos; the machine decides which (and the script says why):
+#   on the node    where a node can run here (root, cgroups, the node binaries built or Go to
+#                  build them, the host's node lock free): scripts/demo-node.sh, the legacy nginx
+#                  on a kubelet + containerd + runc (docs/node.md), plain, hardened without the
+#                  fix (it breaks, with kube-harden's hint), hardened with the fix (it answers).
+#   API server only  everywhere else (below): no pod ever runs, the stored objects are shown.
+#
+# The API-server-only demo starts the local control plane (e2e/controlplane.sh: kube-apiserver
+# v1.36.3 + etcd on 127.0.0.1) and the kube-harden webhook, registers the webhook from
+# manifests/base (with clientConfig.url instead of the Service), then applies the legacy
+# Deployment in examples/deployment-web.yaml to two namespaces:
 #   hardened  kube-harden.io/mode=enforce, Pod Security `restricted` enforced (and warned)
 #   plain     not opted in, Pod Security `restricted` warned (so kubectl shows what is wrong)
 # and shows kubectl's output with the warnings, the stored securityContexts side by side, and
 # the webhook's metrics. Then it keeps running (with the kubeconfig path printed) until Ctrl-C.
 #
-# Usage: scripts/demo.sh [--once]     --once: stop everything and exit after the show
-# Env:   KUBE_HARDEN_BIN   the binary (default target/release/kube-harden)
-#        DEMO_STATE_DIR    state (default target/demo): control plane, certs, logs
-#        NO_COLOR=1        plain output
+# Usage: scripts/demo.sh [--once] [--node|--api-server-only]
+#          --once             stop everything and exit after the show
+#          --node             the node demo or fail (waits while another node holds the host)
+#          --api-server-only  the API-server-only demo, even where a node could run
+# Env:   DEMO_NODE          auto (default), yes (= --node), no (= --api-server-only)
+#        KUBE_HARDEN_BIN    the binary (default target/release/kube-harden)
+#        DEMO_STATE_DIR     state (default target/demo): control plane, certs, logs (the node's
+#                           in <state>/node)
+#        NO_COLOR=1         plain output
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
 
 once=0
-case "${1:-}" in
-  --once) once=1 ;;
-  "") ;;
-  *) echo "usage: $0 [--once]" >&2; exit 2 ;;
+node=${DEMO_NODE:-auto}
+for arg in "$@"; do
+  case "$arg" in
+    --once) once=1 ;;
+    --node) node=yes ;;
+    --api-server-only) node=no ;;
+    *) echo "usage: $0 [--once] [--node|--api-server-only]" >&2; exit 2 ;;
+  esac
+done
+case "$node" in
+  auto | yes | no) ;;
+  *) echo "demo: DEMO_NODE must be auto, yes or no (not '$node')" >&2; exit 2 ;;
 esac
 
 bin=${KUBE_HARDEN_BIN:-target/release/kube-harden}
@@ -38,6 +58,49 @@ else
 fi
 title() { printf '\n%s=== %s%s\n' "$bold" "$*" "$reset"; }
 note() { printf '%s%s%s\n' "$dim" "$*" "$reset"; }
+
+# ---------------------------------------------------------------- which demo
+# why_no_node: prints why a node cannot run here, or nothing when it can (e2e/cluster.sh needs
+# root, cgroups and its binaries; one node per host, the bridge being the lock).
+why_no_node() {
+  if [[ "$(id -u)" != 0 ]]; then
+    echo "not root (uid $(id -u)): a kubelet and containerd need root for cgroups, mounts and network namespaces"
+    return
+  fi
+  if [[ ! -f /sys/fs/cgroup/cgroup.controllers && ! -d /sys/fs/cgroup/memory ]]; then
+    echo "no cgroup hierarchy is mounted at /sys/fs/cgroup (neither v2 nor v1's memory controller)"
+    return
+  fi
+  local line missing=()
+  while IFS= read -r line; do
+    [[ -x "${line#*=}" ]] || missing+=("$(basename "${line#*=}")")
+  done < <(e2e/build-controlplane.sh --node --print-env)
+  if ((${#missing[@]})) && ! command -v go >/dev/null; then
+    echo "the node's binaries are not built (${missing[*]}) and Go is not installed to build them (docs/node.md)"
+    return
+  fi
+  if [[ "$node" == auto && -e /sys/class/net/kh-node0 ]]; then
+    echo "another node holds this host (bridge kh-node0 of $(cat /sys/class/net/kh-node0/ifalias 2>/dev/null)); --node waits for it"
+  fi
+}
+if [[ "$node" == no ]]; then
+  reason="asked for (--api-server-only or DEMO_NODE=no)"
+else
+  reason=$(why_no_node)
+fi
+if [[ -z "$reason" ]]; then
+  title "The node demo: this machine can run a node (root, cgroups, node binaries)"
+  node_args=()
+  ((once)) && node_args+=(--once)
+  exec scripts/demo-node.sh "${node_args[@]}"
+fi
+if [[ "$node" == yes ]]; then
+  echo "demo: --node, but no node can run here: $reason" >&2
+  exit 1
+fi
+title "The API-server-only demo: no pod will run"
+echo "Why not on a node: $reason."
+note "(the node demo runs the legacy nginx on a kubelet; it needs root: see docs/node.md)"
 
 webhook_pid=''
 cleanup() {

@@ -25,9 +25,14 @@ BIN="$TARGET_DIR/$TARGET/release/kube-harden"
 log() { echo "static-build: $*" >&2; }
 fail() { log "FAIL: $*"; exit 1; }
 
+# The checkout's and cargo's directories are remapped (panic locations embed source paths), so
+# the binary, and with it the image's digest (scripts/image-build.sh), do not depend on where
+# the repository or the cargo home happen to be: /src and /cargo, whatever the machine.
+REMAP="--remap-path-prefix=$PWD=/src --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo"
+
 if [[ "${1:-}" != "--no-build" ]]; then
-  log "cargo build --release --locked --target $TARGET (crt-static) into $TARGET_DIR"
-  RUSTFLAGS="-C target-feature=+crt-static" \
+  log "cargo build --release --locked --target $TARGET (crt-static, paths remapped) into $TARGET_DIR"
+  RUSTFLAGS="-C target-feature=+crt-static $REMAP" \
     cargo build --release --locked -p kube-harden --bin kube-harden \
     --target "$TARGET" --target-dir "$TARGET_DIR" >&2
 fi

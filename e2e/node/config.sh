@@ -237,3 +237,47 @@ node_ready() {
   [[ "$("$KUBECTL_BIN" --kubeconfig "$S/kubeconfig" get node "$NODE_NAME" \
     -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" == True ]]
 }
+
+# write_in_cluster_overlay: $S/kube-harden-overlay, e2e/node/overlay (the shipped manifests,
+# the locally assembled image) plus the default overlay's one parameter, the API server's
+# address for its egress NetworkPolicy (docs/install.md; the node address, port 6443), and the
+# one thing kube-proxy would otherwise provide: the pods' way to the API server. The kubelet sets KUBERNETES_SERVICE_HOST/PORT to the
+# `kubernetes` Service's ClusterIP, which nothing here routes (no kube-proxy, no gateway in the
+# pods); the API server listens on the node address instead, on-link from every pod. Variables a
+# container declares take precedence over the kubelet's, so the in-cluster client (kube-rs
+# Config::incluster) connects there, and verifies the API server's certificate (which names the
+# node address) with the service account's CA, as it would through the Service.
+write_in_cluster_overlay() {
+  local dir="$S/kube-harden-overlay" api="${E2E_APISERVER_URL#https://}" base
+  base="$(python3 -c 'import os, sys; print(os.path.relpath(sys.argv[1], sys.argv[2]))' \
+    "$repo_dir/e2e/node/overlay" "$dir")"
+  mkdir -p "$dir"
+  cat >"$dir/kustomization.yaml" <<EOF
+# Written by e2e/cluster.sh up (E2E_NODE_WEBHOOK=in-cluster). kubectl apply -k this directory.
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+  - $base
+patches:
+  - target:
+      group: apps
+      version: v1
+      kind: Deployment
+      name: kube-harden
+    patch: |-
+      - op: test
+        path: /spec/template/spec/containers/0/name
+        value: kube-harden
+      - op: add
+        path: /spec/template/spec/containers/0/env/-
+        value: {name: KUBERNETES_SERVICE_HOST, value: "${api%:*}"}
+      - op: add
+        path: /spec/template/spec/containers/0/env/-
+        value: {name: KUBERNETES_SERVICE_PORT, value: "${api##*:}"}
+  - target: {kind: NetworkPolicy, name: kube-harden-apiserver}
+    patch: |-
+      - op: replace
+        path: /spec/egress/0/to/0/ipBlock/cidr
+        value: ${api%:*}/32
+EOF
+}

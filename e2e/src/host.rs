@@ -78,8 +78,11 @@ impl Snapshot {
         }
         // Only where a node mounts (its state dir, the fixed paths) and what it adds to the
         // network (its bridge, veths): other work on a shared machine mounts and unmounts too.
+        // Mount points are reported with symlinks resolved (a CI clone's target/ may be one).
+        let real_state = resolved(state_dir).to_string_lossy().into_owned();
         let ours = |mp: &str| {
-            std::iter::once(state.as_str())
+            [state.as_str(), real_state.as_str()]
+                .into_iter()
                 .chain(FIXED_DIRS)
                 .any(|root| mp == root || mp.starts_with(&format!("{root}/")))
         };
@@ -157,6 +160,17 @@ impl Snapshot {
         section("cgroup", &before.cgroups, &self.cgroups);
         section("dir", &before.fixed_dirs, &self.fixed_dirs);
         out
+    }
+}
+
+/// `path` with symlinks resolved, also when its last part does not exist yet.
+fn resolved(path: &Path) -> std::path::PathBuf {
+    if let Ok(real) = std::fs::canonicalize(path) {
+        return real;
+    }
+    match (path.parent(), path.file_name()) {
+        (Some(parent), Some(name)) => resolved(parent).join(name),
+        _ => path.to_path_buf(),
     }
 }
 

@@ -60,12 +60,18 @@ impl Node {
     /// Brings the node up with its state in `state_dir` and waits until it is Ready. Fails
     /// (never skips) when anything is missing or does not start.
     pub fn start(state_dir: PathBuf) -> Result<Self> {
+        Self::start_with(state_dir, &[])
+    }
+
+    /// [`Node::start`] with more variables for `cluster.sh up` (e.g. `E2E_NODE_WEBHOOK`).
+    pub fn start_with(state_dir: PathBuf, env: &[(&str, &str)]) -> Result<Self> {
         let repo = crate::repo_root();
         let target = crate::target_dir(&repo);
         let bin = crate::kube_harden_binary(&repo, &target)?;
         eprintln!("node: e2e/cluster.sh up ({})", state_dir.display());
         let status = process::run_visible(
             up_command(&repo, &state_dir, &bin)
+                .envs(env.iter().copied())
                 .env("E2E_WATCH_PID", std::process::id().to_string()),
             up_timeout(),
         )?;
