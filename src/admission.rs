@@ -376,18 +376,24 @@ fn respond(mut report: Report, mode: Mode, hardened: Hardened) -> Reviewed {
     let changed = hardened.is_changed();
     let (outcome, patch) = match (mode, changed) {
         (_, false) => (RequestOutcome::Unchanged, None),
+        // A patch with no change name only copies the workload's kube-harden annotations to its
+        // pod template; the warnings say so.
         (Mode::Enforce, true) => {
-            warnings.insert(0, format!("kube-harden added: {}", names.join(", ")));
-            warnings.push(format!(
-                "kube-harden: to opt out, annotate {SKIP_ANNOTATION}=\"<names>\" or \"true\""
-            ));
+            if !names.is_empty() {
+                warnings.insert(0, format!("kube-harden added: {}", names.join(", ")));
+                warnings.push(format!(
+                    "kube-harden: to opt out, annotate {SKIP_ANNOTATION}=\"<names>\" or \"true\""
+                ));
+            }
             (RequestOutcome::Patched, Some(hardened.patch))
         }
         (Mode::Audit, true) => {
-            warnings.insert(
-                0,
-                format!("kube-harden (audit) would add: {}", names.join(", ")),
-            );
+            if !names.is_empty() {
+                warnings.insert(
+                    0,
+                    format!("kube-harden (audit) would add: {}", names.join(", ")),
+                );
+            }
             (RequestOutcome::WouldPatch, None)
         }
     };

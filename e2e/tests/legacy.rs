@@ -18,12 +18,14 @@ use std::process::{Command, ExitCode};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
+use kube_harden::harden::SKIP_ANNOTATION;
 use kube_harden_e2e::node::Node;
 use kube_harden_e2e::{MODE_LABEL, Result, process, repo_root, target_dir};
 use legacy::apps::{self, App};
-use legacy::deploy::{Observation, deploy};
+use legacy::deploy::{Observation, deploy, deploy_object};
 use legacy::report::{AppReport, markdown};
 use libtest_mimic::{Arguments, Failed, Trial};
+use serde_json::json;
 
 /// The node and each image's manifest digest (by app).
 type Started = (Node, BTreeMap<String, String>);
@@ -149,6 +151,18 @@ fn three_ways(node: &Node, digests: &BTreeMap<String, String>, app: &App) -> Res
         &report.hardened,
         app.runs_hardened_as_is,
     )?;
+    // Issue 14: an app that breaks hardened is a defect unless kube-harden's own warnings name
+    // the fix this suite applies.
+    let not_named = report.fix_not_named(app);
+    if !report.hardened.runs && !not_named.is_empty() {
+        return Err(format!(
+            "{}: breaks hardened and kube-harden's warnings do not name the fix ({}): {:?}",
+            app.name,
+            not_named.join(", "),
+            report.hardened.warnings
+        )
+        .into());
+    }
     if let Some(fixed) = &report.fixed {
         expect(
             &format!("{} hardened with {:?}", app.name, app.fix),
@@ -158,6 +172,75 @@ fn three_ways(node: &Node, digests: &BTreeMap<String, String>, app: &App) -> Res
         if fixed.hardened.is_none() {
             return Err(format!("{}: the fixed workload was not hardened", app.name).into());
         }
+    }
+    Ok(())
+}
+
+/// `kube-harden.io/skip: "runAsUser"` alone, on the vendor image (its USER 10001 owns its files),
+/// written on the pod template and on the Deployment's own metadata: the pods must run as the
+/// image's user, with neither a runAsUser nor a runAsGroup of kube-harden's. Before issue 14's
+/// fixes, the first gave a pod containerd never starts (`user group "2866" is specified without
+/// user`: a runAsGroup with no runAsUser), the second pods hardened again at Pod admission (the
+/// ReplicaSet's pods carry only the template's annotations).
+fn skip_run_as_user_only(node: &Node, on_the_deployment: bool) -> Result<()> {
+    let app = apps::all()
+        .into_iter()
+        .find(|a| a.name == "vendor-uid")
+        .ok_or("no vendor-uid app")?;
+    let mut object = apps::manifest(&app, false);
+    let skip = json!({SKIP_ANNOTATION: "runAsUser"});
+    let (where_, prefix) = if on_the_deployment {
+        object["metadata"]["annotations"] = skip;
+        ("on the Deployment", "skip-deployment")
+    } else {
+        object["spec"]["template"]["metadata"]["annotations"] = skip;
+        ("on the pod template", "skip-template")
+    };
+    let enforce = [(MODE_LABEL, "enforce")];
+    let ns = node.block_on(node.namespace(prefix, &enforce))?;
+    let fix = vec![(SKIP_ANNOTATION.to_owned(), format!("runAsUser ({where_})"))];
+    let observed = deploy_object(node, &app, &ns, &object, fix)?;
+    eprintln!(
+        "legacy: vendor-uid, skip runAsUser {where_}: runs={} {}",
+        observed.runs, observed.detail
+    );
+    expect(
+        &format!("vendor-uid with skip runAsUser {where_}"),
+        &observed,
+        true,
+    )?;
+    if !observed.detail.contains("uid=10001") {
+        return Err(format!("not the image's user: {}", observed.detail).into());
+    }
+    let pods = node
+        .kubectl(
+            &[
+                "-n",
+                &ns,
+                "get",
+                "pods",
+                "-l",
+                "app=vendor-uid",
+                "-o",
+                "json",
+            ],
+            None,
+        )?
+        .ok("kubectl get pods")?;
+    let pods: serde_json::Value = serde_json::from_str(&pods.stdout)?;
+    let pod = &pods["items"][0];
+    for sc in [
+        &pod["spec"]["securityContext"],
+        &pod["spec"]["containers"][0]["securityContext"],
+    ] {
+        for field in ["runAsUser", "runAsGroup"] {
+            if !sc[field].is_null() {
+                return Err(format!("{where_}: the pod got {field}: {sc}").into());
+            }
+        }
+    }
+    if pod["metadata"]["annotations"][SKIP_ANNOTATION] != "runAsUser" {
+        return Err(format!("{where_}: the pod lacks the skip: {}", pod["metadata"]).into());
     }
     Ok(())
 }
@@ -205,6 +288,16 @@ fn main() -> ExitCode {
                 with_node(|node, digests| three_ways(node, digests, &app))
             })
         })
+        .chain([false, true].map(|on_the_deployment| {
+            let name = if on_the_deployment {
+                "legacy::skip_run_as_user_on_the_deployment"
+            } else {
+                "legacy::skip_run_as_user_on_the_pod_template"
+            };
+            Trial::test(name, move || {
+                with_node(|node, _| skip_run_as_user_only(node, on_the_deployment))
+            })
+        }))
         .collect();
     let conclusion = libtest_mimic::run(&args, trials);
     if let Err(e) = write_report(&all) {

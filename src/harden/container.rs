@@ -274,6 +274,8 @@ fn identity_rules(
             let outcome = match gate(ChangeName::RunAsGroup) {
                 Some(reason) => Outcome::Skipped(reason),
                 None if user == Some(0) => Outcome::Skipped(SkipReason::RunsAsRoot),
+                // A group without a user: the runtime refuses to start the container.
+                None if user.is_none() => Outcome::Skipped(SkipReason::NotApplicable),
                 None => {
                     adds.push(("runAsGroup", policy.run_as_group.into()));
                     Outcome::Applied

@@ -68,6 +68,9 @@ finding_names! {
     WritableRootFilesystem => "writableRootFilesystem",
     /// An image without a tag or digest, or tagged `latest`.
     ImageLatest => "imageLatest",
+    /// A data directory the app must own (PostgreSQL's `PGDATA`) is a volume's mount point, in
+    /// a container that runs as a set non-root UID.
+    DataDirIsMountPoint => "dataDirIsMountPoint",
 }
 
 impl fmt::Display for FindingName {
@@ -185,128 +188,192 @@ pub fn find(spec: &Object, kind: WorkloadKind) -> Vec<Finding> {
         );
     }
     let long_running = !matches!(kind, WorkloadKind::Job | WorkloadKind::CronJob);
+    // First: the one finding that says the app will not start, so the cap on finding warnings
+    // never hides it.
+    for (_, c) in containers(spec) {
+        if let Some(reason) = data_dir_is_mount_point(c, pod_sc) {
+            push(
+                FindingName::DataDirIsMountPoint,
+                Some(container_name(c).as_str()),
+                reason,
+            );
+        }
+    }
 
-    for list in CONTAINER_LISTS {
-        for c in spec
-            .get(list)
+    for (list, c) in containers(spec) {
+        let name = container_name(c);
+        let csc = sc(c);
+        let sidecar = list == "initContainers"
+            && c.get("restartPolicy").and_then(Value::as_str) == Some("Always");
+        if long_running && (list == "containers" || sidecar) {
+            for (probe, finding, why) in [
+                (
+                    "livenessProbe",
+                    FindingName::NoLivenessProbe,
+                    "a hung process is never restarted",
+                ),
+                (
+                    "readinessProbe",
+                    FindingName::NoReadinessProbe,
+                    "traffic reaches it before it can serve",
+                ),
+            ] {
+                if c.get(probe).is_none_or(Value::is_null) {
+                    push(finding, Some(name.as_str()), format!("no {probe}: {why}"));
+                }
+            }
+        }
+        if flag(csc, "privileged") == Some(true) {
+            push(
+                FindingName::Privileged,
+                Some(name.as_str()),
+                "privileged: full access to the node".into(),
+            );
+        }
+        if flag(csc, "runAsNonRoot") == Some(false) {
+            push(
+                FindingName::RunAsNonRootFalse,
+                Some(name.as_str()),
+                "runAsNonRoot is false".into(),
+            );
+        }
+        if csc.and_then(|s| s.get("runAsUser")).and_then(Value::as_i64) == Some(0) {
+            push(
+                FindingName::RunAsRoot,
+                Some(name.as_str()),
+                "runAsUser is 0 (root)".into(),
+            );
+        }
+        if seccomp_unconfined(csc) {
+            push(
+                FindingName::SeccompUnconfined,
+                Some(name.as_str()),
+                "seccompProfile is Unconfined".into(),
+            );
+        }
+        if flag(csc, "allowPrivilegeEscalation") == Some(true) {
+            push(
+                FindingName::AllowPrivilegeEscalation,
+                Some(name.as_str()),
+                "allowPrivilegeEscalation is true: setuid binaries can gain privileges".into(),
+            );
+        }
+        if flag(csc, "readOnlyRootFilesystem") == Some(false) {
+            push(
+                FindingName::WritableRootFilesystem,
+                Some(name.as_str()),
+                "readOnlyRootFilesystem is false: an intruder can change the image's files".into(),
+            );
+        }
+        let added: Vec<&str> = csc
+            .and_then(|s| s.get("capabilities"))
+            .and_then(|caps| caps.get("add"))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .filter(|cap| !matches!(*cap, "NET_BIND_SERVICE" | "CAP_NET_BIND_SERVICE"))
+            .collect();
+        if !added.is_empty() {
+            push(
+                FindingName::CapabilitiesAdded,
+                Some(name.as_str()),
+                format!("adds capabilities {}", added.join(", ")),
+            );
+        }
+        for port in c
+            .get("ports")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
         {
-            let name =
-                super::budget::short_name(c.get("name").and_then(Value::as_str).unwrap_or("?"));
-            let csc = sc(c);
-            let sidecar = list == "initContainers"
-                && c.get("restartPolicy").and_then(Value::as_str) == Some("Always");
-            if long_running && (list == "containers" || sidecar) {
-                for (probe, finding, why) in [
-                    (
-                        "livenessProbe",
-                        FindingName::NoLivenessProbe,
-                        "a hung process is never restarted",
-                    ),
-                    (
-                        "readinessProbe",
-                        FindingName::NoReadinessProbe,
-                        "traffic reaches it before it can serve",
-                    ),
-                ] {
-                    if c.get(probe).is_none_or(Value::is_null) {
-                        push(finding, Some(name.as_str()), format!("no {probe}: {why}"));
-                    }
-                }
-            }
-            if flag(csc, "privileged") == Some(true) {
-                push(
-                    FindingName::Privileged,
-                    Some(name.as_str()),
-                    "privileged: full access to the node".into(),
-                );
-            }
-            if flag(csc, "runAsNonRoot") == Some(false) {
-                push(
-                    FindingName::RunAsNonRootFalse,
-                    Some(name.as_str()),
-                    "runAsNonRoot is false".into(),
-                );
-            }
-            if csc.and_then(|s| s.get("runAsUser")).and_then(Value::as_i64) == Some(0) {
-                push(
-                    FindingName::RunAsRoot,
-                    Some(name.as_str()),
-                    "runAsUser is 0 (root)".into(),
-                );
-            }
-            if seccomp_unconfined(csc) {
-                push(
-                    FindingName::SeccompUnconfined,
-                    Some(name.as_str()),
-                    "seccompProfile is Unconfined".into(),
-                );
-            }
-            if flag(csc, "allowPrivilegeEscalation") == Some(true) {
-                push(
-                    FindingName::AllowPrivilegeEscalation,
-                    Some(name.as_str()),
-                    "allowPrivilegeEscalation is true: setuid binaries can gain privileges".into(),
-                );
-            }
-            if flag(csc, "readOnlyRootFilesystem") == Some(false) {
-                push(
-                    FindingName::WritableRootFilesystem,
-                    Some(name.as_str()),
-                    "readOnlyRootFilesystem is false: an intruder can change the image's files"
-                        .into(),
-                );
-            }
-            let added: Vec<&str> = csc
-                .and_then(|s| s.get("capabilities"))
-                .and_then(|caps| caps.get("add"))
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .filter(|cap| !matches!(*cap, "NET_BIND_SERVICE" | "CAP_NET_BIND_SERVICE"))
-                .collect();
-            if !added.is_empty() {
-                push(
-                    FindingName::CapabilitiesAdded,
-                    Some(name.as_str()),
-                    format!("adds capabilities {}", added.join(", ")),
-                );
-            }
-            for port in c
-                .get("ports")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                if let Some(host_port) = port
-                    .get("hostPort")
-                    .and_then(Value::as_i64)
-                    .filter(|p| *p != 0)
-                {
-                    push(
-                        FindingName::HostPort,
-                        Some(name.as_str()),
-                        format!("binds port {host_port} on the node"),
-                    );
-                }
-            }
-            if let Some(image) = c.get("image").and_then(Value::as_str)
-                && unpinned_image(image)
+            if let Some(host_port) = port
+                .get("hostPort")
+                .and_then(Value::as_i64)
+                .filter(|p| *p != 0)
             {
                 push(
-                    FindingName::ImageLatest,
+                    FindingName::HostPort,
                     Some(name.as_str()),
-                    format!(
-                        "image {image} has no tag or is :latest: what runs can change under you"
-                    ),
+                    format!("binds port {host_port} on the node"),
                 );
             }
         }
+        if let Some(image) = c.get("image").and_then(Value::as_str)
+            && unpinned_image(image)
+        {
+            push(
+                FindingName::ImageLatest,
+                Some(name.as_str()),
+                format!("image {image} has no tag or is :latest: what runs can change under you"),
+            );
+        }
     }
     out
+}
+
+/// PostgreSQL's data directory: the variable, and its default in the official image (and the
+/// Debian-based images built like it).
+const PGDATA: &str = "PGDATA";
+const PGDATA_DEFAULT: &str = "/var/lib/postgresql/data";
+
+/// Why container `c` cannot initialise its data directory, if that is the case: `PGDATA` (as
+/// set in `env`, else its default when `env` and `envFrom` cannot set it) is the mount point of a
+/// volume, and the container runs as a non-root UID of the pod spec. initdb must own and `chmod`
+/// the directory, and a volume's root belongs to root (`chmod: changing permissions of
+/// '/var/lib/postgresql/data': Operation not permitted`); a subdirectory it creates is its own.
+fn data_dir_is_mount_point(c: &Value, pod_sc: Option<&Value>) -> Option<String> {
+    let uid = sc(c)
+        .and_then(|s| s.get("runAsUser"))
+        .and_then(Value::as_i64)
+        .or_else(|| {
+            pod_sc
+                .and_then(|s| s.get("runAsUser"))
+                .and_then(Value::as_i64)
+        })
+        .filter(|uid| *uid != 0)?;
+    let entry = c
+        .get("env")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find(|e| e.get("name").and_then(Value::as_str) == Some(PGDATA));
+    let data_dir = match entry {
+        // `valueFrom`: the value is not known here.
+        Some(entry) => entry.get("value").and_then(Value::as_str)?,
+        None if c.get("envFrom").is_some_and(|e| !e.is_null()) => return None,
+        None => PGDATA_DEFAULT,
+    };
+    let data_dir = data_dir.trim_end_matches('/');
+    let mounted = c
+        .get("volumeMounts")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m.get("mountPath").and_then(Value::as_str))
+        .any(|p| !data_dir.is_empty() && p.trim_end_matches('/') == data_dir);
+    mounted.then(|| {
+        format!(
+            "{PGDATA} {data_dir} is a volume's mount point: as UID {uid} initdb cannot chmod it; \
+             set {PGDATA}={data_dir}/pgdata (a subdirectory)"
+        )
+    })
+}
+
+/// Every container of a pod spec with the list it is in, in the order the kubelet starts them.
+fn containers(spec: &Object) -> impl Iterator<Item = (&'static str, &Value)> {
+    CONTAINER_LISTS.into_iter().flat_map(move |list| {
+        spec.get(list)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(move |c| (list, c))
+    })
+}
+
+/// A container's name as findings quote it.
+fn container_name(c: &Value) -> String {
+    super::budget::short_name(c.get("name").and_then(Value::as_str).unwrap_or("?"))
 }
 
 fn seccomp_unconfined(sc: Option<&Value>) -> bool {
@@ -460,6 +527,121 @@ mod tests {
         for (spec, kind, expected) in cases {
             assert_eq!(names(spec.clone(), kind), expected, "{spec}");
         }
+    }
+
+    #[test]
+    fn a_data_dir_at_a_mount_point_under_a_set_uid() {
+        let data = json!([{"name": "data", "mountPath": "/var/lib/postgresql/data"}]);
+        let pg = |env: Value, mounts: Value, sc: Value| {
+            let mut c = probed(
+                json!({"name": "db", "image": "postgres:16", "volumeMounts": mounts,
+                                      "securityContext": sc}),
+            );
+            if !env.is_null() {
+                c["env"] = env;
+            }
+            c
+        };
+        let uid = json!({"runAsUser": 2866});
+        let env = |v: &str| json!([{"name": "PGDATA", "value": v}]);
+        let finding = vec![(FindingName::DataDirIsMountPoint, c("db"))];
+        // (pod securityContext, container, expected)
+        type Found = Vec<(FindingName, Option<String>)>;
+        let cases: Vec<(Value, Value, Found)> = vec![
+            // The image's default PGDATA is the mount point.
+            (
+                uid.clone(),
+                pg(Value::Null, data.clone(), json!({})),
+                finding.clone(),
+            ),
+            (
+                json!({}),
+                pg(Value::Null, data.clone(), uid.clone()),
+                finding.clone(),
+            ),
+            (
+                uid.clone(),
+                pg(env("/var/lib/postgresql/data/"), data.clone(), json!({})),
+                finding.clone(),
+            ),
+            (
+                uid.clone(),
+                pg(
+                    env("/pg"),
+                    json!([{"name": "d", "mountPath": "/pg/"}]),
+                    json!({}),
+                ),
+                finding.clone(),
+            ),
+            // The fix: a subdirectory of the volume.
+            (
+                uid.clone(),
+                pg(
+                    env("/var/lib/postgresql/data/pgdata"),
+                    data.clone(),
+                    json!({}),
+                ),
+                vec![],
+            ),
+            // Root (the entrypoint chowns), or the image's own user (unknown here).
+            (
+                json!({"runAsUser": 0}),
+                pg(Value::Null, data.clone(), json!({})),
+                vec![],
+            ),
+            (json!({}), pg(Value::Null, data.clone(), json!({})), vec![]),
+            (
+                uid.clone(),
+                pg(Value::Null, data.clone(), json!({"runAsUser": 0})),
+                vec![],
+            ),
+            // No volume there, or PGDATA not known.
+            (uid.clone(), pg(Value::Null, json!([]), json!({})), vec![]),
+            (
+                uid.clone(),
+                pg(
+                    json!([{"name": "PGDATA", "valueFrom": {"configMapKeyRef": {"name": "c", "key": "k"}}}]),
+                    data.clone(),
+                    json!({}),
+                ),
+                vec![],
+            ),
+            (
+                uid.clone(),
+                {
+                    let mut c = pg(Value::Null, data.clone(), json!({}));
+                    c["envFrom"] = json!([{"configMapRef": {"name": "c"}}]);
+                    c
+                },
+                vec![],
+            ),
+            // Another app's data volume.
+            (
+                uid.clone(),
+                pg(
+                    Value::Null,
+                    json!([{"name": "d", "mountPath": "/var/lib/redis"}]),
+                    json!({}),
+                ),
+                vec![],
+            ),
+        ];
+        for (pod_sc, container, expected) in cases {
+            let spec = json!({"securityContext": pod_sc, "containers": [container]});
+            let found: Vec<_> = names(spec.clone(), WorkloadKind::Pod)
+                .into_iter()
+                .filter(|(n, _)| *n == FindingName::DataDirIsMountPoint)
+                .collect();
+            assert_eq!(found, expected, "{spec}");
+        }
+        let spec =
+            json!({"securityContext": uid, "containers": [pg(Value::Null, data, json!({}))]});
+        let Value::Object(spec) = spec else { panic!() };
+        assert_eq!(
+            find(&spec, WorkloadKind::Deployment)[0].reason,
+            "PGDATA /var/lib/postgresql/data is a volume's mount point: as UID 2866 initdb cannot \
+             chmod it; set PGDATA=/var/lib/postgresql/data/pgdata (a subdirectory)"
+        );
     }
 
     #[test]

@@ -23,6 +23,7 @@
 pub mod budget;
 mod container;
 pub mod findings;
+mod hints;
 mod json;
 mod patch;
 mod pod;
@@ -131,7 +132,8 @@ pub enum SkipReason {
     Privileged,
     /// The container runs (or may run) as UID 0, so `runAsNonRoot` would stop it from starting.
     RunsAsRoot,
-    /// The change cannot be expressed here (e.g. resources on an ephemeral container).
+    /// The change cannot be expressed here (e.g. resources on an ephemeral container, or a
+    /// `runAsGroup` where the container would have no `runAsUser`: the runtime refuses that).
     NotApplicable,
 }
 
@@ -217,7 +219,8 @@ pub struct Hardened {
     pub changes: Vec<Change>,
     /// The patch to apply to the object; empty when nothing applies.
     pub patch: json_patch::Patch,
-    /// Problems with the object's kube-harden annotations (unknown change names, bad paths).
+    /// Problems with the object's kube-harden annotations (unknown change names, bad paths), then
+    /// the hints on how to fix what an applied change may break (`hints.rs`).
     pub warnings: Vec<String>,
     /// Risks left standing in the hardened pod spec.
     pub findings: Vec<Finding>,
@@ -381,11 +384,13 @@ fn harden_kind(
     scope: Scope<'_>,
 ) -> Result<Hardened, HardenError> {
     let template_meta = kind.template_metadata(object);
+    // The pod template's value wins: it is the one the workload's pods carry.
     let annotation = |key: &str| -> Option<&str> {
-        annotation_of(object.get("metadata"), key).or_else(|| annotation_of(template_meta, key))
+        annotation_of(template_meta, key).or_else(|| annotation_of(object.get("metadata"), key))
     };
 
     let mut warnings = budget::Warnings::default();
+    let to_template = template_annotations(object, kind, &mut warnings);
     let skip = parse_skip(annotation(SKIP_ANNOTATION), &mut warnings);
     let writable_paths =
         volumes::parse_writable_paths(annotation(WRITABLE_PATHS_ANNOTATION), &mut warnings)?;
@@ -436,30 +441,75 @@ fn harden_kind(
     };
     let spec_pointer = patch::pointer(spec_path);
     let mut ops = patch::additions(original_spec, &spec, &spec_pointer)?;
+    let mut warnings = warnings.into_vec();
+    warnings.extend(hints::hints(
+        kind,
+        &changes,
+        policy,
+        !ctx.writable_paths.is_empty(),
+    ));
     let mut hardened = Hardened {
         changes,
         patch: json_patch::Patch(Vec::new()),
-        warnings: warnings.into_vec(),
+        warnings,
         findings,
         restricted,
     };
+    let names = hardened.applied_names();
+    let hardened_value = |meta: Option<&Value>| {
+        merge_hardened_names(annotation_of(meta, HARDENED_ANNOTATION), &names)
+    };
     if !ops.is_empty() {
-        let names = hardened.applied_names();
-        let mut metas = vec![(&["metadata"][..], object.get("metadata"))];
-        if let Some(path) = kind.template_metadata_path() {
-            metas.push((path, template_meta));
+        ops.extend(patch::annotation_ops(
+            &["metadata"],
+            object.get("metadata"),
+            vec![(HARDENED_ANNOTATION, hardened_value(object.get("metadata")))],
+        ));
+    }
+    if let Some(path) = kind.template_metadata_path() {
+        let mut entries = to_template;
+        if !ops.is_empty() {
+            entries.push((HARDENED_ANNOTATION, hardened_value(template_meta)));
         }
-        for (path, meta) in metas {
-            ops.push(patch::annotation_op(
-                path,
-                meta,
-                HARDENED_ANNOTATION,
-                |old| merge_hardened_names(old, &names),
-            ));
-        }
+        ops.extend(patch::annotation_ops(path, template_meta, entries));
     }
     hardened.patch = json_patch::Patch(ops);
     Ok(hardened)
+}
+
+/// The workload's own `kube-harden.io/skip` and `kube-harden.io/writable-paths` that its pod
+/// template lacks, to add there: the pods a controller creates carry only the template's
+/// annotations, and would otherwise be hardened again without them at Pod admission. A value the
+/// template sets is never changed; when it differs from the workload's, the template's applies
+/// and a warning says so.
+fn template_annotations(
+    object: &Value,
+    kind: WorkloadKind,
+    warnings: &mut budget::Warnings,
+) -> Vec<(&'static str, String)> {
+    if kind.template_metadata_path().is_none() {
+        return Vec::new();
+    }
+    let template_meta = kind.template_metadata(object);
+    let mut out = Vec::new();
+    for key in [SKIP_ANNOTATION, WRITABLE_PATHS_ANNOTATION] {
+        let Some(own) = annotation_of(object.get("metadata"), key) else {
+            continue;
+        };
+        match annotation_of(template_meta, key) {
+            None => {
+                warnings.push(key, "", || {
+                    format!("{key} copied to the pod template, so that its pods carry it")
+                });
+                out.push((key, own.to_owned()));
+            }
+            Some(template) if template != own => {
+                warnings.push(key, "", || hints::conflict(kind, key, template));
+            }
+            Some(_) => {}
+        }
+    }
+    out
 }
 
 /// An annotation's value in `metadata`, if set.

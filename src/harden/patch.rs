@@ -138,38 +138,48 @@ fn add(path: PointerBuf, value: Value) -> PatchOperation {
     PatchOperation::Add(AddOperation { path, value })
 }
 
-/// An operation that sets annotation `key` on the metadata at `meta_path`, creating
-/// `metadata` or `annotations` when missing. `value` receives the current value, if any.
-pub(crate) fn annotation_op(
+/// The operations that set the annotations `entries` (key, value) on the metadata at
+/// `meta_path`, creating `metadata` or `annotations` when missing: one operation per key when
+/// the annotations exist, else one that adds them all (two `add`s of a missing `annotations`
+/// would replace each other).
+pub(crate) fn annotation_ops(
     meta_path: &[&str],
     meta: Option<&Value>,
-    key: &str,
-    value: impl FnOnce(Option<&str>) -> String,
-) -> PatchOperation {
+    entries: Vec<(&str, String)>,
+) -> Vec<PatchOperation> {
+    if entries.is_empty() {
+        return Vec::new();
+    }
     let annotations = meta
         .and_then(|m| m.get("annotations"))
         .filter(|a| a.is_object());
-    let current = annotations.and_then(|a| a.get(key)).and_then(Value::as_str);
-    let value = Value::String(value(current));
     let mut path = pointer(meta_path);
+    let all = || -> Map<String, Value> {
+        entries
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), Value::String(v.clone())))
+            .collect()
+    };
     match (meta.filter(|m| m.is_object()), annotations) {
         (None, _) => {
-            let mut annotations = Map::new();
-            annotations.insert(key.to_owned(), value);
             let mut metadata = Map::new();
-            metadata.insert("annotations".to_owned(), Value::Object(annotations));
-            add(path, Value::Object(metadata))
+            metadata.insert("annotations".to_owned(), Value::Object(all()));
+            vec![add(path, Value::Object(metadata))]
         }
         (Some(_), None) => {
-            let mut annotations = Map::new();
-            annotations.insert(key.to_owned(), value);
             path.push_back("annotations");
-            add(path, Value::Object(annotations))
+            vec![add(path, Value::Object(all()))]
         }
         (Some(_), Some(_)) => {
             path.push_back("annotations");
-            path.push_back(key);
-            add(path, value)
+            entries
+                .into_iter()
+                .map(|(key, value)| {
+                    let mut at = path.clone();
+                    at.push_back(key);
+                    add(at, Value::String(value))
+                })
+                .collect()
         }
     }
 }
@@ -234,27 +244,30 @@ mod tests {
     }
 
     #[test]
-    fn annotation_op_creates_what_is_missing() {
+    fn annotation_ops_create_what_is_missing() {
         let cases = [
-            (json!({}), json!({"metadata": {"annotations": {"k": "v"}}})),
+            (
+                json!({}),
+                json!({"metadata": {"annotations": {"k": "v", "j": "w"}}}),
+            ),
             (
                 json!({"metadata": {"name": "x"}}),
-                json!({"metadata": {"name": "x", "annotations": {"k": "v"}}}),
+                json!({"metadata": {"name": "x", "annotations": {"k": "v", "j": "w"}}}),
             ),
             (
                 json!({"metadata": {"annotations": {"o": "1"}}}),
-                json!({"metadata": {"annotations": {"o": "1", "k": "v"}}}),
+                json!({"metadata": {"annotations": {"o": "1", "k": "v", "j": "w"}}}),
             ),
             (
                 json!({"metadata": {"annotations": {"k": "old"}}}),
-                json!({"metadata": {"annotations": {"k": "old+v"}}}),
+                json!({"metadata": {"annotations": {"k": "v", "j": "w"}}}),
             ),
         ];
         for (object, expected) in cases {
-            let op = annotation_op(&["metadata"], object.get("metadata"), "k", |old| {
-                old.map_or("v".to_owned(), |o| format!("{o}+v"))
-            });
-            assert_eq!(apply(object, vec![op]), expected);
+            let entries = vec![("k", "v".to_owned()), ("j", "w".to_owned())];
+            let ops = annotation_ops(&["metadata"], object.get("metadata"), entries);
+            assert_eq!(apply(object, ops), expected);
         }
+        assert!(annotation_ops(&["metadata"], None, Vec::new()).is_empty());
     }
 }

@@ -222,7 +222,11 @@ fn harden_pod_security_context(
         },
     }
 
-    // runAsGroup: root stays root, so a pod that runs as UID 0 keeps its group too.
+    // runAsGroup: root stays root, so a pod that runs as UID 0 keeps its group too. A group needs
+    // a user: containerd refuses a sandbox whose runAsGroup has no runAsUser ("user group is
+    // specified without user"), so the pod gets one only when every container has a user.
+    let every_container_has_a_user =
+        identity.run_as_user.is_some() || facts.iter().all(|f| f.run_as_user.is_some());
     match json::integer(sc, "runAsGroup", || path("runAsGroup"))? {
         Some(gid) => {
             identity.has_run_as_group = true;
@@ -233,6 +237,7 @@ fn harden_pod_security_context(
             let outcome = match linux_only(ChangeName::RunAsGroup) {
                 Some(reason) => Outcome::Skipped(reason),
                 None if explicit_user == Some(0) => Outcome::Skipped(SkipReason::RunsAsRoot),
+                None if !every_container_has_a_user => Outcome::Skipped(SkipReason::NotApplicable),
                 None => {
                     adds.push(("runAsGroup", policy.run_as_group.into()));
                     identity.has_run_as_group = true;

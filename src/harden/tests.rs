@@ -83,7 +83,17 @@ fn legacy_pod_gets_every_field() {
         ChangeName::ALL.len() - 1,
         "all but writablePaths"
     );
-    assert!(h.warnings.is_empty());
+    assert_eq!(
+        h.warnings,
+        vec![
+            "readOnlyRootFilesystem: the root filesystem is read-only; an app that writes outside \
+             /tmp needs kube-harden.io/writable-paths: \"<dir>,<dir>\" on the Pod (or skip \
+             readOnlyRootFilesystem)",
+            "runAsUser: containers run as UID 2866, not as their image's own USER; an image that \
+             needs its own user wants kube-harden.io/skip: \"runAsUser,runAsGroup\" on the Pod \
+             (or an explicit runAsUser)",
+        ]
+    );
 }
 
 #[test]
@@ -321,8 +331,9 @@ fn skip_list_skips_just_those_and_warns_on_unknown_names() {
         o
     );
     assert_eq!(outcome(&h, ChangeName::Resources, Some("app")), o);
-    assert_eq!(h.warnings.len(), 1);
+    assert_eq!(h.warnings.len(), 2, "{:?}", h.warnings);
     assert!(h.warnings[0].contains("bogus"), "{:?}", h.warnings);
+    assert!(h.warnings[1].starts_with("runAsUser: containers run as UID 2866"));
     let names = out["metadata"]["annotations"][HARDENED_ANNOTATION]
         .as_str()
         .unwrap();
@@ -438,7 +449,10 @@ fn writable_paths_get_their_own_volumes() {
         volumes,
         ["run", "kube-harden-tmp", "kube-harden-var-cache-nginx"]
     );
-    assert_eq!(h.warnings.len(), 1, "{:?}", h.warnings);
+    // The bad path, then the UID hint (no read-only-root hint: the pod lists writable paths).
+    assert_eq!(h.warnings.len(), 2, "{:?}", h.warnings);
+    assert!(h.warnings[0].contains("../bad"), "{:?}", h.warnings);
+    assert!(h.warnings[1].starts_with("runAsUser: containers run as UID"));
 }
 
 #[test]
@@ -882,5 +896,338 @@ fn a_huge_container_name_is_not_copied_into_every_decision() {
     assert!(!h.findings.is_empty());
     for f in &h.findings {
         assert!(f.to_string().len() < 1000, "{f}");
+    }
+}
+
+/// Effective `securityContext.<field>` of container `c` of `spec`: its own, else the pod's.
+fn effective<'a>(spec: &'a Value, c: &'a Value, field: &str) -> Option<&'a Value> {
+    let get = |v: &'a Value| v["securityContext"].get(field).filter(|v| !v.is_null());
+    get(c).or_else(|| get(spec))
+}
+
+#[test]
+fn run_as_group_only_where_the_container_has_a_user() {
+    let plain = || json!({"name": "plain", "image": "a"});
+    let own = || json!({"name": "own", "image": "a", "securityContext": {"runAsUser": 1000}});
+    let root = || json!({"name": "root", "image": "a", "securityContext": {"privileged": true}});
+    let na = skipped(SkipReason::NotApplicable);
+    // (skip, pod securityContext, containers, the pod's runAsGroup decision, containers that end
+    // with an effective runAsGroup)
+    type Case = (
+        Option<&'static str>,
+        Value,
+        Vec<Value>,
+        Option<Outcome>,
+        Vec<&'static str>,
+    );
+    let cases: Vec<Case> = vec![
+        (None, json!({}), vec![plain()], APPLIED, vec!["plain"]),
+        // The defect: the image's own USER with kube-harden's group. containerd: "user group
+        // "2866" is specified without user".
+        (Some("runAsUser"), json!({}), vec![plain()], na, vec![]),
+        (
+            Some("runAsUser"),
+            json!({"runAsUser": 1000}),
+            vec![plain()],
+            APPLIED,
+            vec!["plain"],
+        ),
+        (
+            Some("runAsUser"),
+            json!({}),
+            vec![own()],
+            APPLIED,
+            vec!["own"],
+        ),
+        (
+            Some("runAsUser"),
+            json!({}),
+            vec![own(), plain()],
+            na,
+            vec![],
+        ),
+        (
+            Some("runAsUser,runAsGroup"),
+            json!({}),
+            vec![plain()],
+            skipped(SkipReason::OptedOut),
+            vec![],
+        ),
+        (
+            Some("runAsGroup"),
+            json!({}),
+            vec![plain()],
+            skipped(SkipReason::OptedOut),
+            vec![],
+        ),
+        // The author's own group without a user is theirs: kept, not "fixed".
+        (
+            Some("runAsUser"),
+            json!({"runAsGroup": 5}),
+            vec![plain()],
+            ALREADY,
+            vec!["plain"],
+        ),
+        // Per container (a privileged container keeps root).
+        (
+            Some("runAsUser"),
+            json!({}),
+            vec![root(), plain(), own()],
+            None,
+            vec!["own"],
+        ),
+        (
+            None,
+            json!({}),
+            vec![root(), plain(), own()],
+            None,
+            vec!["plain", "own"],
+        ),
+    ];
+    for (skip, sc, containers, pod_group, grouped) in cases {
+        let annotations = skip.map_or(json!({}), |s| json!({SKIP_ANNOTATION: s}));
+        let input = pod_with_annotations(
+            annotations,
+            json!({"securityContext": sc, "containers": containers}),
+        );
+        let (h, out) = run(&input);
+        assert_eq!(
+            outcome(&h, ChangeName::RunAsGroup, None),
+            pod_group,
+            "{input}"
+        );
+        let spec = &out["spec"];
+        let with_group: Vec<&str> = spec["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| effective(spec, c, "runAsGroup").is_some())
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(with_group, grouped, "{input}\n{out}");
+        for c in spec["containers"].as_array().unwrap() {
+            let before = &input["spec"]["containers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|b| b["name"] == c["name"])
+                .unwrap();
+            let added = effective(&input["spec"], before, "runAsGroup").is_none()
+                && effective(spec, c, "runAsGroup").is_some();
+            assert!(
+                !added || effective(spec, c, "runAsUser").is_some(),
+                "{}: runAsGroup added without runAsUser: {out}",
+                c["name"]
+            );
+        }
+    }
+    // The policy's disabled list is the same "no" as the annotation.
+    let policy = Policy::from_yaml("disabled: [runAsUser]").unwrap();
+    let (h, out) = run_with(&pod(json!({"containers": [plain()]})), &policy);
+    assert_eq!(outcome(&h, ChangeName::RunAsGroup, None), na);
+    assert!(out["spec"]["securityContext"].get("runAsGroup").is_none());
+}
+
+fn all_template_kinds(metadata: Value, template: Value) -> Vec<Value> {
+    WorkloadKind::all()
+        .filter(|k| *k != WorkloadKind::Pod)
+        .map(|kind| {
+            let spec = match kind {
+                WorkloadKind::CronJob => {
+                    json!({"schedule": "* * * * *", "jobTemplate": {"spec": {"template": template}}})
+                }
+                _ => json!({"template": template}),
+            };
+            json!({"apiVersion": kind.api_version(), "kind": kind.as_str(),
+                   "metadata": metadata, "spec": spec})
+        })
+        .collect()
+}
+
+/// The Pod a controller makes from a workload's template: its metadata and spec.
+fn pod_of(workload: &Value) -> Value {
+    let kind = WorkloadKind::of_object(workload).unwrap();
+    let meta = workload::lookup(workload, kind.template_metadata_path().unwrap())
+        .cloned()
+        .unwrap_or(json!({}));
+    let spec = workload::lookup(workload, kind.pod_spec_path())
+        .unwrap()
+        .clone();
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec})
+}
+
+#[test]
+fn workload_annotations_reach_the_pod_template() {
+    let skip = "runAsUser,runAsGroup";
+    let paths = "/var/cache/app";
+    let containers = json!({"containers": [{"name": "app", "image": "a"}]});
+    // (workload annotations, template annotations, the template's annotations after, warnings
+    // about the two)
+    type Case = (Value, Value, Value, Vec<&'static str>);
+    let cases: Vec<Case> = vec![
+        (
+            json!({SKIP_ANNOTATION: skip, WRITABLE_PATHS_ANNOTATION: paths}),
+            json!(null),
+            json!({SKIP_ANNOTATION: skip, WRITABLE_PATHS_ANNOTATION: paths}),
+            vec![
+                "kube-harden.io/skip copied to the pod template, so that its pods carry it",
+                "kube-harden.io/writable-paths copied to the pod template, so that its pods carry it",
+            ],
+        ),
+        (
+            json!({SKIP_ANNOTATION: skip}),
+            json!({"team": "x"}),
+            json!({"team": "x", SKIP_ANNOTATION: skip}),
+            vec!["kube-harden.io/skip copied to the pod template, so that its pods carry it"],
+        ),
+        (
+            json!({SKIP_ANNOTATION: skip}),
+            json!({SKIP_ANNOTATION: skip}),
+            json!({SKIP_ANNOTATION: skip}),
+            vec![],
+        ),
+        // Both set, different: the template's wins (its pods carry it), with a warning.
+        (
+            json!({SKIP_ANNOTATION: "true"}),
+            json!({SKIP_ANNOTATION: skip}),
+            json!({SKIP_ANNOTATION: skip}),
+            vec!["differs on the"],
+        ),
+    ];
+    for (own, template_annotations, expected, expected_warnings) in cases {
+        let mut template = json!({"metadata": {"labels": {"app": "x"}}, "spec": containers});
+        if !template_annotations.is_null() {
+            template["metadata"]["annotations"] = template_annotations;
+        }
+        for object in all_template_kinds(json!({"name": "x", "annotations": own}), template.clone())
+        {
+            let kind = WorkloadKind::of_object(&object).unwrap();
+            let (h, out) = run(&object);
+            let meta = workload::lookup(&out, kind.template_metadata_path().unwrap()).unwrap();
+            let mut annotations = meta["annotations"].as_object().unwrap().clone();
+            annotations.remove(HARDENED_ANNOTATION);
+            assert_eq!(Value::Object(annotations), expected, "{kind}");
+            for (w, expected) in h.warnings.iter().zip(&expected_warnings) {
+                assert!(w.contains(expected), "{kind}: {:?}", h.warnings);
+            }
+            let spec = workload::lookup(&out, kind.pod_spec_path()).unwrap();
+            assert!(
+                spec["securityContext"].get("runAsUser").is_none(),
+                "{kind}: {out}"
+            );
+            // Its pods are hardened to nothing more: the skip is on them too.
+            let (again, _) = run(&pod_of(&out));
+            assert!(!again.is_changed(), "{kind}: {:?}", again.patch);
+            // And the workload itself is done.
+            let (twice, _) = run(&out);
+            assert!(!twice.is_changed(), "{kind}: {:?}", twice.patch);
+        }
+    }
+}
+
+#[test]
+fn skip_true_on_a_workload_only_copies_the_annotation() {
+    let template = json!({"spec": {"containers": [{"name": "app", "image": "a"}]}});
+    for object in all_template_kinds(
+        json!({"name": "x", "annotations": {SKIP_ANNOTATION: "true"}}),
+        template,
+    ) {
+        let kind = WorkloadKind::of_object(&object).unwrap();
+        let (h, out) = run(&object);
+        assert!(h.applied_names().is_empty());
+        assert_eq!(h.patch.0.len(), 1, "{kind}: {:?}", h.patch);
+        let meta = workload::lookup(&out, kind.template_metadata_path().unwrap()).unwrap();
+        assert_eq!(
+            meta,
+            &json!({"annotations": {SKIP_ANNOTATION: "true"}}),
+            "{kind}"
+        );
+        assert!(
+            out["metadata"]["annotations"]
+                .get(HARDENED_ANNOTATION)
+                .is_none()
+        );
+        let (pod_hardened, _) = run(&pod_of(&out));
+        assert!(!pod_hardened.is_changed(), "{kind}");
+    }
+}
+
+#[test]
+fn hints_name_the_fix_for_what_may_break() {
+    let deployment = |annotations: Value| {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"},
+               "spec": {"template": {"metadata": {"annotations": annotations},
+                        "spec": {"containers": [{"name": "a", "image": "a"}, {"name": "b", "image": "b"}]}}}})
+    };
+    let read_only = "writable-paths: \"<dir>,<dir>\" on the pod template";
+    let uid = "skip: \"runAsUser,runAsGroup\" on the pod template";
+    let cases: Vec<(Value, Vec<&str>)> = vec![
+        (json!({}), vec![read_only, uid]),
+        (
+            json!({WRITABLE_PATHS_ANNOTATION: "/var/log/app"}),
+            vec![uid],
+        ),
+        (
+            json!({SKIP_ANNOTATION: "runAsUser,runAsGroup"}),
+            vec![read_only],
+        ),
+        (
+            json!({SKIP_ANNOTATION: "readOnlyRootFilesystem,runAsUser"}),
+            vec![],
+        ),
+        (json!({SKIP_ANNOTATION: "true"}), vec![]),
+    ];
+    for (annotations, expected) in cases {
+        let (h, _) = run(&deployment(annotations.clone()));
+        assert_eq!(
+            h.warnings.len(),
+            expected.len(),
+            "{annotations}: {:?}",
+            h.warnings
+        );
+        for (w, e) in h.warnings.iter().zip(expected) {
+            assert!(w.contains(e), "{annotations}: {w}");
+        }
+    }
+}
+
+#[test]
+fn postgres_with_its_data_volume_at_pgdata_gets_the_finding() {
+    let postgres = |env: Value, annotations: Value| {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "pg"},
+               "spec": {"template": {"metadata": {"annotations": annotations}, "spec": {
+                   "containers": [{"name": "postgres", "image": "postgres:15", "env": env,
+                                   "volumeMounts": [{"name": "data", "mountPath": "/var/lib/postgresql/data"}]}],
+                   "volumes": [{"name": "data", "emptyDir": {}}]}}}})
+    };
+    let cases = [
+        (json!([]), json!({}), true),
+        (
+            json!([{"name": "PGDATA", "value": "/var/lib/postgresql/data"}]),
+            json!({}),
+            true,
+        ),
+        (
+            json!([{"name": "PGDATA", "value": "/var/lib/postgresql/data/pgdata"}]),
+            json!({}),
+            false,
+        ),
+        // The image's own user (root in the official image, which chowns the volume).
+        (
+            json!([]),
+            json!({SKIP_ANNOTATION: "runAsUser,runAsGroup"}),
+            false,
+        ),
+    ];
+    for (env, annotations, expected) in cases {
+        let (h, _) = run(&postgres(env.clone(), annotations));
+        let found = h
+            .findings
+            .iter()
+            .any(|f| f.name == FindingName::DataDirIsMountPoint);
+        assert_eq!(found, expected, "{env}: {:?}", h.findings);
+        if expected {
+            assert_eq!(h.findings[0].name, FindingName::DataDirIsMountPoint);
+        }
     }
 }

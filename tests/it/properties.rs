@@ -198,22 +198,47 @@ fn object() -> impl Strategy<Value = Value> {
     (
         pod_spec(),
         prop::sample::select(vec!["Pod", "Deployment", "CronJob"]),
-        maybe(prop::sample::select(vec!["true", "resources,capabilities", "runAsUser"])),
+        maybe(prop::sample::select(vec![
+            "true",
+            "resources,capabilities",
+            "runAsUser",
+            "runAsGroup",
+            "runAsUser,runAsGroup",
+        ])),
         maybe(Just("/var/run,/var/cache/nginx")),
+        maybe(prop::sample::select(vec!["runAsUser", "true"])),
     )
-        .prop_map(|(spec, kind, skip, writable)| {
+        .prop_map(|(spec, kind, skip, writable, template_skip)| {
             let mut annotations = Map::new();
             set(&mut annotations, "kube-harden.io/skip", skip.map(Value::from));
             set(&mut annotations, "kube-harden.io/writable-paths", writable.map(Value::from));
             let metadata = json!({"name": "x", "annotations": annotations});
+            let mut template_annotations = Map::new();
+            set(&mut template_annotations, "kube-harden.io/skip", template_skip.map(Value::from));
+            let template_meta = json!({"annotations": template_annotations});
             match kind {
                 "Pod" => json!({"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}),
                 "Deployment" => json!({"apiVersion": "apps/v1", "kind": "Deployment",
                     "metadata": metadata, "spec": {"template": {"spec": spec}}}),
                 _ => json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": metadata,
-                    "spec": {"jobTemplate": {"spec": {"template": {"metadata": {}, "spec": spec}}}}}),
+                    "spec": {"jobTemplate": {"spec": {"template": {"metadata": template_meta, "spec": spec}}}}}),
             }
         })
+}
+
+/// The Pod a controller makes from a workload's template (its metadata and spec); a Pod itself.
+fn pod_of(object: &Value) -> Value {
+    let kind = WorkloadKind::of_object(object).unwrap();
+    let Some(meta_path) = kind.template_metadata_path() else {
+        return object.clone();
+    };
+    let meta = meta_path.iter().fold(object, |v, k| &v[*k]);
+    let meta = if meta.is_null() {
+        json!({})
+    } else {
+        meta.clone()
+    };
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec_of(object)})
 }
 
 /// Every value of `original` is in `hardened`, unchanged (arrays may only grow at their end).
@@ -327,6 +352,13 @@ fn check_valid(before: &Value, after: &Value) -> Result<(), String> {
                 "{name}: allowPrivilegeEscalation=false on a privileged container"
             ));
         }
+        // containerd refuses a runAsGroup without a runAsUser ("user group is specified without
+        // user"); one the author wrote that way is theirs.
+        let group_added =
+            effective(b, cb, "runAsGroup").is_none() && effective(a, ca, "runAsGroup").is_some();
+        if group_added && effective(a, ca, "runAsUser").is_none() {
+            return Err(format!("{name}: runAsGroup added without runAsUser"));
+        }
         let non_root_added = effective(b, cb, "runAsNonRoot").is_none()
             && effective(a, ca, "runAsNonRoot") == Some(&json!(true));
         if non_root_added {
@@ -388,11 +420,32 @@ proptest! {
         let second = harden_object(&hardened, &policy).expect("hardened objects are well-formed");
         prop_assert!(second.patch.0.is_empty(), "not idempotent: {:?}", second.patch);
 
-        let skip_all = object.pointer("/metadata/annotations/kube-harden.io~1skip") == Some(&json!("true"));
-        if skip_all {
-            prop_assert!(first.patch.0.is_empty());
+        // The skip that applies is the pod template's, else the object's; the object's own
+        // kube-harden annotations are copied to a template that lacks them, so that the pods a
+        // controller makes carry them too: those pods are hardened to nothing more.
+        let kind = WorkloadKind::of_object(&object).unwrap();
+        let pointer = |meta: &[&str]| meta.iter().map(|k| format!("/{k}")).collect::<String>();
+        let skip_key = "/annotations/kube-harden.io~1skip";
+        let template_meta = kind.template_metadata_path().map(pointer);
+        let own_skip = object.pointer(&format!("/metadata{skip_key}"));
+        let skip = template_meta
+            .as_ref()
+            .and_then(|m| object.pointer(&format!("{m}{skip_key}")))
+            .or(own_skip);
+        if let Some(m) = &template_meta {
+            prop_assert_eq!(hardened.pointer(&format!("{m}{skip_key}")), skip);
         }
+        if skip == Some(&json!("true")) {
+            prop_assert!(first.applied_names().is_empty());
+            let copy_only = first.patch.0.iter().all(|op| {
+                template_meta.as_ref().is_some_and(|m| op.path().to_string().starts_with(m.as_str()))
+            });
+            prop_assert!(copy_only, "skip true changes only the template's annotations: {:?}", first.patch);
+        }
+        let pod = pod_of(&hardened);
+        let again = harden_object(&pod, &policy).expect("its pods are well-formed");
+        prop_assert!(again.patch.0.is_empty(), "its pods are hardened again: {:?}", again.patch);
         let annotated = hardened.pointer("/metadata/annotations/kube-harden.io~1hardened").is_some();
-        prop_assert_eq!(annotated, !first.patch.0.is_empty());
+        prop_assert_eq!(annotated, !first.applied_names().is_empty());
     }
 }

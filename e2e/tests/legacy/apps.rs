@@ -67,7 +67,8 @@ fn jvm(ip: IpAddr, port: u16) -> Result<String> {
     checks::http(ip, port, "jvm app java=17")
 }
 
-const WRITABLE: &str = "kube-harden.io/writable-paths";
+/// The writable-paths annotation.
+pub const WRITABLE: &str = "kube-harden.io/writable-paths";
 const SKIP: &str = "kube-harden.io/skip";
 
 /// The zoo, in report order.

@@ -153,11 +153,31 @@ fn run_as_user(pod: &Value) -> Option<i64> {
 
 /// Creates the app's workload in `namespace` (with its fix when `fixed`) and observes it.
 pub fn deploy(node: &Node, app: &App, namespace: &str, fixed: bool) -> Result<Observation> {
-    let object = manifest(app, fixed);
+    let fix = if fixed {
+        app.fix
+            .iter()
+            .chain(app.fix_env)
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    deploy_object(node, app, namespace, &manifest(app, fixed), fix)
+}
+
+/// Creates `object`, a manifest of `app` (`fix`: what it adds to the legacy one, for the
+/// report), in `namespace` and observes it.
+pub fn deploy_object(
+    node: &Node,
+    app: &App,
+    namespace: &str,
+    object: &Value,
+    fix: Vec<(String, String)>,
+) -> Result<Observation> {
     let created = node
         .kubectl(
             &["-n", namespace, "create", "-f", "-"],
-            Some(&serde_json::to_string(&object)?),
+            Some(&serde_json::to_string(object)?),
         )?
         .ok(&format!("creating {} in {namespace}", app.name))?;
     let warnings = created
@@ -176,15 +196,7 @@ pub fn deploy(node: &Node, app: &App, namespace: &str, fixed: bool) -> Result<Ob
         .map(str::to_owned);
     let mut observation = Observation {
         namespace: namespace.to_owned(),
-        fix: if fixed {
-            app.fix
-                .iter()
-                .chain(app.fix_env)
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect()
-        } else {
-            Vec::new()
-        },
+        fix,
         warnings,
         hardened,
         run_as_user: None,
