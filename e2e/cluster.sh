@@ -47,7 +47,8 @@ set -euo pipefail
 
 e2e_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo_dir="$(cd "$e2e_dir/.." && pwd)"
-S="${E2E_NODE_STATE_DIR:-$repo_dir/target/e2e-node}"
+# Symlinks resolved: mount points are listed by their real path, and down unmounts what is under $S.
+S="$(realpath -m -- "${E2E_NODE_STATE_DIR:-$repo_dir/target/e2e-node}")"
 READY_TIMEOUT="${E2E_READY_TIMEOUT:-120}"
 BRIDGE=kh-node0
 NODE_NAME=kube-harden-node

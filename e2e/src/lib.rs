@@ -411,10 +411,14 @@ pub fn repo_root() -> PathBuf {
 
 /// `CARGO_TARGET_DIR` (relative to `repo` unless absolute), else `<repo>/target`.
 pub fn target_dir(repo: &Path) -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
+    let dir = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .map(|p| if p.is_absolute() { p } else { repo.join(p) })
-        .unwrap_or_else(|| repo.join("target"))
+        .unwrap_or_else(|| repo.join("target"));
+    // With symlinks resolved: the kernel names mount points by their real path, and the node's
+    // scripts find (and unmount) what is theirs by the state dir's path (a CI clone's target/
+    // is a symlink).
+    std::fs::canonicalize(&dir).unwrap_or(dir)
 }
 
 /// `KUBE_HARDEN_BIN` (relative to the repository root: cargo runs tests in the crate's
