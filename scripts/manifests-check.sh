@@ -62,7 +62,7 @@ cat >"$work/overlay/kustomization.yaml" <<YAML
 apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
 resources:
-  - $(python3 -c 'import os, sys; print(os.path.relpath(sys.argv[1], sys.argv[2]))' "$repo/manifests/overlays/default" "$work/overlay")
+  - $(python3 -c 'import os, sys; print(os.path.relpath(os.path.realpath(sys.argv[1]), os.path.realpath(sys.argv[2])))' "$repo/manifests/overlays/default" "$work/overlay")
 patches:
   - target: {kind: NetworkPolicy, name: kube-harden-apiserver}
     patch: |-

@@ -249,7 +249,7 @@ node_ready() {
 # node address) with the service account's CA, as it would through the Service.
 write_in_cluster_overlay() {
   local dir="$S/kube-harden-overlay" api="${E2E_APISERVER_URL#https://}" base
-  base="$(python3 -c 'import os, sys; print(os.path.relpath(sys.argv[1], sys.argv[2]))' \
+  base="$(python3 -c 'import os, sys; print(os.path.relpath(os.path.realpath(sys.argv[1]), os.path.realpath(sys.argv[2])))' \
     "$repo_dir/e2e/node/overlay" "$dir")"
   mkdir -p "$dir"
   cat >"$dir/kustomization.yaml" <<EOF
