@@ -8,7 +8,7 @@ DEBUG_BIN := target/debug/kube-harden
 .PHONY: help build test test-targets unit lint standalone-check fmt fmt-check e2e controlplane psa-fixtures node node-e2e node-up node-down demo demo-once demo-offline e2e-kind clean
 .PHONY: docker-build image static-check manifests-check monitoring-check
 .PHONY: bench fuzz reliability soak yaml-oracle
-.PHONY: images images-check legacy-e2e
+.PHONY: images images-check images-repro legacy-e2e
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -81,6 +81,9 @@ images-check: ## Tests of the OCI image assembler (scripts/oci-image.py): reprod
 
 images: images-check ## The legacy-app zoo from Debian packages (root; cached; cold ~5 min): e2e/images/build.sh
 	e2e/images/build.sh
+
+images-repro: ## The zoo built twice from empty caches (root; ~2 min): same digests, else what differs
+	e2e/images/repro-check.sh
 
 legacy-e2e: node images ## Legacy apps on the node (root): plain, hardened, hardened with the fix; writes docs/legacy-apps.md
 	$(CARGO) build --locked --bin kube-harden

@@ -91,7 +91,7 @@ fi
 # top first) with UPPER as the writable layer, in a private mount namespace so nothing stays
 # mounted when it ends.
 in_overlay() {
-  local lower=$1 upper=$2 snippet=$3
+  local lower=$1 upper=$2 snippet=$3 status=0
   local work="$upper.work" merged="$upper.merged"
   mkdir -p "$upper" "$work" "$merged"
   # shellcheck disable=SC2016 # the inner script reads its own arguments
@@ -109,8 +109,10 @@ in_overlay() {
     chroot "$merged" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
       DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8 SOURCE_DATE_EPOCH="$SOURCE_DATE_EPOCH" \
       /bin/sh -ec "$snippet"
-  ' in-overlay "$lower" "$upper" "$work" "$merged" "$CACHE" "$snippet"
+  ' in-overlay "$lower" "$upper" "$work" "$merged" "$CACHE" "$snippet" || status=$?
   rm -rf "$work" "$merged"
+  # Callers run this under `||`, where set -e does not apply: the snippet's status is returned.
+  return "$status"
 }
 
 # The apt-get install line of an app's layer, with no recommends and no service start.
@@ -129,6 +131,12 @@ scrub_layer() {
   rm -rf "$upper"/var/log/apt "$upper"/var/log/dpkg.log "$upper"/var/log/alternatives.log \
     "$upper"/var/cache/ldconfig/aux-cache "$upper"/var/cache/debconf/*-old \
     "$upper"/var/lib/dpkg/*-old "$upper"/var/cache/apt/*.bin
+  # ucf keeps in debconf the mktemp name of the file it compared a kept config file with.
+  local dc="$upper/var/cache/debconf/config.dat"
+  if [[ -f $dc ]]; then sed -i -E 's#^( [A-Z]+ = /tmp/[A-Za-z0-9_-]+\.)[A-Za-z0-9]{6}$#\1XXXXXX#' "$dc"; fi
+  # ca-certificates-java's JKS keystore records when each entry was added: fixed dates.
+  local jks="$upper/etc/ssl/certs/java/cacerts"
+  if [[ -f $jks && ! -L $jks ]]; then python3 "$HERE/jks-dates.py" "$jks"; fi
   # Directories the bind mounts created in the upper layer only because they were mount points.
   for d in run proc dev var/lib/apt/lists var/cache/apt/archives etc/resolv.conf; do
     [[ -e $upper/$d && ! -L $upper/$d ]] || continue
@@ -165,6 +173,7 @@ build_layer() {
   fi
   local key
   key=$( { echo "$lower"; echo "$versions"; echo "$LAYOUT_REV";
+           declare -f scrub_layer; sha256sum "$HERE/jks-dates.py";
            (cd "$dir" && find . -type f -print0 | sort -z | xargs -0 sha256sum;
             find . -printf '%p %m\n' | sort); } | sha256sum | cut -c1-16)
   local layer="$CACHE/layers/$app-$key"

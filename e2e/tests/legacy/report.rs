@@ -202,7 +202,10 @@ pub fn markdown(apps: &[App], reports: &[AppReport]) -> String {
             fixed
         );
     }
-    md.push_str("\nImages (manifest digests, reproducible from the same package versions):\n\n");
+    md.push_str(
+        "\nImages (manifest digests; the same package versions give the same digests, \
+         checked by `e2e/images/repro-check.sh`):\n\n",
+    );
     for report in reports {
         let _ = writeln!(
             md,
