@@ -47,6 +47,8 @@ set -euo pipefail
 
 e2e_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo_dir="$(cd "$e2e_dir/.." && pwd)"
+# shellcheck source=e2e/common.sh
+source "$e2e_dir/common.sh"
 # Symlinks resolved: mount points are listed by their real path, and down unmounts what is under $S.
 S="$(realpath -m -- "${E2E_NODE_STATE_DIR:-$repo_dir/target/e2e-node}")"
 READY_TIMEOUT="${E2E_READY_TIMEOUT:-120}"
@@ -126,19 +128,6 @@ wait_for() {
     ((SECONDS < deadline)) || { tail -n 40 "$S/logs/$name.log" >&2; die "$what not ready after ${READY_TIMEOUT}s"; }
     sleep 0.5
   done
-}
-
-free_ports() { # <n>
-  python3 - "$1" <<'PY'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-for s in socks:
-    print(s.getsockname()[1])
-PY
 }
 
 # ------------------------------------------------------------------- checks --

@@ -35,6 +35,8 @@ set -euo pipefail
 
 e2e_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo_dir="$(cd "$e2e_dir/.." && pwd)"
+# shellcheck source=e2e/common.sh
+source "$e2e_dir/common.sh"
 STATE_DIR="${E2E_STATE_DIR:-$repo_dir/target/e2e-controlplane}"
 READY_TIMEOUT="${E2E_READY_TIMEOUT:-90}"
 SERVICE_CIDR="10.0.0.0/24"
@@ -93,20 +95,6 @@ cmd_stop() {
 }
 
 # ------------------------------------------------------------------ helpers --
-
-free_ports() { # <n>: n distinct free TCP ports on 127.0.0.1, one per line
-  python3 - "$1" <<'PY'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-for s in socks:
-    print(s.getsockname()[1])
-    s.close()
-PY
-}
 
 find_binaries() {
   if [[ -z "${KUBE_APISERVER_BIN:-}" || -z "${ETCD_BIN:-}" || -z "${KUBECTL_BIN:-}" ]]; then
