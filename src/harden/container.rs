@@ -10,11 +10,12 @@ use std::collections::HashSet;
 
 use serde_json::{Value, json};
 
+use super::image::{self, ContainerImage, Identity};
 use super::json::{self, Object};
-use super::pod::{PodIdentity, present, record};
+use super::pod::{PodIdentity, present, record, record_detail};
 use super::quantity::Quantity;
 use super::volumes::{self, TMP_PATH, VolumePlan};
-use super::{Change, ChangeName, Context, HardenError, Outcome, Scope, SkipReason};
+use super::{Change, ChangeName, Context, HardenError, Outcome, Scope, SkipReason, budget};
 
 /// What the pod-level pass needs to know about a container before anything changes.
 #[derive(Debug)]
@@ -35,6 +36,10 @@ pub(crate) struct ContainerFacts {
     pub run_as_non_root: Option<bool>,
     /// Whether the rules may change this container.
     pub in_scope: bool,
+    /// What its image says about itself, when the lookup has it.
+    pub image: Option<ContainerImage>,
+    /// The identity the rules give it where they decide its user (`image.rs`).
+    pub identity: Identity,
 }
 
 impl ContainerFacts {
@@ -89,6 +94,8 @@ impl ContainerFacts {
             run_as_user,
             run_as_non_root: own_run_as_non_root.or(pod_run_as_non_root),
             in_scope,
+            image: ContainerImage::of(c, ctx),
+            identity: Identity::Default,
         })
     }
 
@@ -119,7 +126,7 @@ pub(crate) struct Env<'a> {
 
 impl Env<'_> {
     /// Why a Linux-only change is not made: Windows, or switched off.
-    fn linux_only(&self, name: ChangeName) -> Option<SkipReason> {
+    pub(crate) fn linux_only(&self, name: ChangeName) -> Option<SkipReason> {
         if self.windows {
             Some(SkipReason::Windows)
         } else {
@@ -250,38 +257,60 @@ fn identity_rules(
     let exempt = facts.exempt();
     let gate = |change: ChangeName| exempt.or_else(|| env.linux_only(change));
 
+    // The identity the rules give this container: the policy's, or its image's (image.rs).
+    let identity = facts.identity;
     let mut user = facts.run_as_user.or(pod.run_as_user);
     match facts.run_as_user {
         Some(uid) => record(changes, ChangeName::RunAsUser, name, present(uid != 0)),
-        None if pod.run_as_user.is_some() => {}
+        None if pod.run_as_user.is_some() && !identity.overrides_user(pod.run_as_user) => {}
         None => {
             let outcome = match gate(ChangeName::RunAsUser) {
                 Some(reason) => Outcome::Skipped(reason),
-                None => {
-                    adds.push(("runAsUser", policy.run_as_user.into()));
-                    user = Some(policy.run_as_user);
-                    Outcome::Applied
-                }
+                None => match identity.run_as_user(policy) {
+                    Some(uid) => {
+                        adds.push(("runAsUser", uid.into()));
+                        user = Some(uid);
+                        Outcome::Applied
+                    }
+                    // The image's user, unwritten: the kubelet runs it.
+                    None => Outcome::Skipped(SkipReason::NotApplicable),
+                },
             };
-            record(changes, ChangeName::RunAsUser, name, outcome);
+            user = user.or(identity.image_uid());
+            record_detail(
+                changes,
+                ChangeName::RunAsUser,
+                name,
+                outcome,
+                identity.detail(),
+            );
         }
     }
 
     match json::integer(sc, "runAsGroup", || path("runAsGroup"))? {
         Some(gid) => record(changes, ChangeName::RunAsGroup, name, present(gid != 0)),
-        None if pod.has_run_as_group => {}
+        None if pod.has_run_as_group && !identity.overrides_group() => {}
         None => {
             let outcome = match gate(ChangeName::RunAsGroup) {
                 Some(reason) => Outcome::Skipped(reason),
                 None if user == Some(0) => Outcome::Skipped(SkipReason::RunsAsRoot),
                 // A group without a user: the runtime refuses to start the container.
                 None if user.is_none() => Outcome::Skipped(SkipReason::NotApplicable),
-                None => {
-                    adds.push(("runAsGroup", policy.run_as_group.into()));
-                    Outcome::Applied
-                }
+                None => match identity.run_as_group(policy) {
+                    Some(gid) => {
+                        adds.push(("runAsGroup", gid.into()));
+                        Outcome::Applied
+                    }
+                    None => Outcome::Skipped(SkipReason::NotApplicable),
+                },
             };
-            record(changes, ChangeName::RunAsGroup, name, outcome);
+            record_detail(
+                changes,
+                ChangeName::RunAsGroup,
+                name,
+                outcome,
+                identity.detail(),
+            );
         }
     }
 
@@ -303,7 +332,8 @@ fn identity_rules(
     Ok(())
 }
 
-/// The /tmp mount, `TMPDIR`, and the annotation's writable paths.
+/// The /tmp mount, `TMPDIR`, the annotation's writable paths, and the image's VOLUMEs and
+/// `TMPDIR` directory (`image.rs`).
 fn harden_writable_mounts(
     c: &mut Object,
     facts: &ContainerFacts,
@@ -313,15 +343,22 @@ fn harden_writable_mounts(
 ) -> Result<(), HardenError> {
     let name = Some(facts.name.as_str());
     let path = |field: &str| format!("spec.{}[{}].{field}", facts.list, facts.name);
-    let mounted: HashSet<String> = json::array(c, "volumeMounts", || path("volumeMounts"))?
+    let existing: image::Mounts = json::array(c, "volumeMounts", || path("volumeMounts"))?
         .map(|mounts| {
             mounts
                 .iter()
-                .filter_map(|m| m.get("mountPath").and_then(Value::as_str))
-                .map(|p| volumes::normalize(p).to_owned())
+                .filter_map(|m| {
+                    let target = m.get("mountPath").and_then(Value::as_str)?;
+                    let own = m
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .is_some_and(image::is_own_volume);
+                    Some((volumes::normalize(target).to_owned(), own))
+                })
                 .collect()
         })
         .unwrap_or_default();
+    let mounted: HashSet<&str> = existing.iter().map(|(p, _)| p.as_str()).collect();
     let mut new_mounts: Vec<Value> = Vec::new();
 
     let mut mount = |target: &str, change: ChangeName, plan: &mut VolumePlan| {
@@ -352,33 +389,88 @@ fn harden_writable_mounts(
         });
     }
 
-    // TMPDIR=/tmp, where the container has a /tmp mount and does not set TMPDIR. With envFrom
-    // the variable may come from a ConfigMap or Secret, and an `env` entry would override it.
     let env_list = json::array(c, "env", || path("env"))?;
     let tmpdir = env_list.and_then(|list| {
         list.iter()
             .find(|e| e.get("name").and_then(Value::as_str) == Some("TMPDIR"))
     });
+    // The image's VOLUMEs and TMPDIR directory, where the root filesystem is read-only.
+    let image_tmpdir = match &facts.image {
+        None => None,
+        Some(img) => {
+            let mut mounts = existing.clone();
+            mounts.extend(new_mounts.iter().filter_map(|m| {
+                let target = m.get("mountPath").and_then(Value::as_str)?;
+                Some((target.to_owned(), true))
+            }));
+            let gates = image::PathGates {
+                writable_root: writable_root(changes, &facts.name),
+                volumes_off: env.linux_only(ChangeName::ImageVolumes),
+                tmpdir_off: env.linux_only(ChangeName::ImageTmpdir),
+            };
+            image::mount_paths(
+                img,
+                &facts.name,
+                &gates,
+                tmpdir.is_some(),
+                &mut mounts,
+                plan,
+                &mut new_mounts,
+                changes,
+            )
+        }
+    };
+    // An image TMPDIR other than /tmp is never overridden: it is written as it is where a
+    // volume is now mounted there, and otherwise left to the image.
+    let image_own_tmpdir = facts.image.as_ref().and_then(|i| i.own_tmpdir());
+
+    // TMPDIR=/tmp, where the container has a /tmp mount and does not set TMPDIR. With envFrom
+    // the variable may come from a ConfigMap or Secret, and an `env` entry would override it.
     let tmp_mounted = matches!(tmp, Outcome::Applied | Outcome::AlreadySet);
     let outcome = match tmpdir {
-        Some(entry) => present(entry.get("value").and_then(Value::as_str) == Some(TMP_PATH)),
+        Some(entry) => {
+            let value = entry.get("value").and_then(Value::as_str);
+            present(value == Some(TMP_PATH) || (value.is_some() && value == image_own_tmpdir))
+        }
         None => match env.linux_only(ChangeName::TmpdirEnv) {
             Some(reason) => Outcome::Skipped(reason),
+            None if image_own_tmpdir.is_some() && json::is_set(c, "envFrom") => {
+                Outcome::Skipped(SkipReason::ExplicitValue)
+            }
+            None if image_own_tmpdir.is_some() => match image_tmpdir {
+                Some(_) => Outcome::Applied,
+                None => Outcome::Skipped(SkipReason::ExplicitValue),
+            },
             None if !tmp_mounted => Outcome::Skipped(SkipReason::NotApplicable),
             None if json::is_set(c, "envFrom") => Outcome::Skipped(SkipReason::ExplicitValue),
             None => Outcome::Applied,
         },
     };
-    record(changes, ChangeName::TmpdirEnv, name, outcome);
+    let value = image_tmpdir.unwrap_or(TMP_PATH).to_owned();
+    let detail = image_own_tmpdir.map(|t| format!("{} (the image's)", budget::quoted(t)));
+    record_detail(changes, ChangeName::TmpdirEnv, name, outcome, detail);
 
     if outcome == Outcome::Applied {
         json::array_entry(c, "env", || path("env"))?
-            .push(json!({"name": "TMPDIR", "value": TMP_PATH}));
+            .push(json!({"name": "TMPDIR", "value": value}));
     }
     if !new_mounts.is_empty() {
         json::array_entry(c, "volumeMounts", || path("volumeMounts"))?.extend(new_mounts);
     }
     Ok(())
+}
+
+/// Why the container's root filesystem stays writable (the reason of its
+/// `readOnlyRootFilesystem` decision), or `None` when it is read-only.
+fn writable_root(changes: &[Change], container: &str) -> Option<SkipReason> {
+    let decision = changes.iter().rev().find(|c| {
+        c.name == ChangeName::ReadOnlyRootFilesystem && c.container.as_deref() == Some(container)
+    });
+    match decision.map(|c| c.outcome) {
+        Some(Outcome::Skipped(reason)) => Some(reason),
+        Some(Outcome::Applied | Outcome::AlreadySet) => None,
+        None => Some(SkipReason::NotApplicable),
+    }
 }
 
 /// Default requests and limits. Never a limit below an existing request; a container that sets

@@ -111,6 +111,14 @@ change_names! {
     WritablePaths => "writablePaths",
     /// Default CPU and memory requests and limits.
     Resources => "resources",
+    /// The container runs as its image's numeric non-root `USER` instead of the policy's UID
+    /// (`image.rs`); recorded only for images the lookup has.
+    ImageUser => "imageUser",
+    /// An emptyDir at each `VOLUME` of the container's image, under a read-only root.
+    ImageVolumes => "imageVolumes",
+    /// An emptyDir at the `TMPDIR` of the container's image when it is not `/tmp`, under a
+    /// read-only root.
+    ImageTmpdir => "imageTmpdir",
 }
 
 impl fmt::Display for ChangeName {
@@ -331,7 +339,6 @@ pub(crate) struct Context<'a> {
     pub legacy_seccomp_annotation: bool,
     pub scope: Scope<'a>,
     /// What the containers' images say about themselves (empty: image-blind).
-    #[allow(dead_code)] // read by the image-aware rules (issue 16)
     pub images: &'a ImageLookup,
 }
 
@@ -468,6 +475,7 @@ fn harden_kind(
         policy,
         !ctx.writable_paths.is_empty(),
     ));
+    warnings.extend(image::warnings(&changes, policy));
     let mut hardened = Hardened {
         changes,
         patch: json_patch::Patch(Vec::new()),

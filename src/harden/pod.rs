@@ -8,6 +8,7 @@
 use serde_json::Value;
 
 use super::container::{self, ContainerFacts};
+use super::image::{self, PodPlacement};
 use super::json::{self, Object};
 use super::volumes::VolumePlan;
 use super::{Change, ChangeName, Context, HardenError, Outcome, Scope, SkipReason};
@@ -36,11 +37,22 @@ pub(crate) fn record(
     container: Option<&str>,
     outcome: Outcome,
 ) {
+    record_detail(changes, name, container, outcome, None);
+}
+
+/// Records a decision with a detail (e.g. the image a value comes from).
+pub(crate) fn record_detail(
+    changes: &mut Vec<Change>,
+    name: ChangeName,
+    container: Option<&str>,
+    outcome: Outcome,
+    detail: Option<String>,
+) {
     changes.push(Change {
         name,
         container: container.map(str::to_owned),
         outcome,
-        detail: None,
+        detail,
     });
 }
 
@@ -51,9 +63,17 @@ pub(crate) fn harden_pod_spec(
     changes: &mut Vec<Change>,
 ) -> Result<(), HardenError> {
     let windows = is_windows(spec)?;
-    let facts = container_facts(spec, ctx)?;
+    let mut facts = container_facts(spec, ctx)?;
     let whole_pod = matches!(ctx.scope, Scope::Pod);
     let any_exempt = facts.iter().any(|f| f.exempt().is_some());
+    let pod_user = json::object(spec, "securityContext", || "spec.securityContext".into())?
+        .map(|sc| json::integer(sc, "runAsUser", || "spec.securityContext.runAsUser".into()))
+        .transpose()?
+        .flatten();
+    let pod_group = json::object(spec, "securityContext", || "spec.securityContext".into())?
+        .is_some_and(|sc| json::is_set(sc, "runAsGroup"));
+    image::decide_identities(&mut facts, ctx, windows, pod_user, pod_group);
+    image::cap_volumes(&mut facts, ctx.writable_paths.len());
 
     let identity = if whole_pod {
         harden_pod_security_context(spec, ctx, windows, any_exempt, &facts, changes)?
@@ -64,6 +84,7 @@ pub(crate) fn harden_pod_spec(
         per_container: identity.per_container || !whole_pod,
         ..identity
     };
+    image::record_users(&facts, ctx, windows, pod_user, changes);
 
     let mut plan = VolumePlan::new(spec, ctx, whole_pod)?;
     let pod_resources = json::is_set(spec, "resources");
@@ -196,8 +217,16 @@ fn harden_pod_security_context(
             ctx.switched_off(name)
         }
     };
+    // Identity fields go per container when a container keeps root or the containers' images
+    // ask for different users (image.rs); otherwise on the pod, with the images' common user.
+    let placement = image::placement(facts);
+    let any_exempt = any_exempt || placement == PodPlacement::PerContainer;
+    let target = match placement {
+        PodPlacement::Pod(identity) => identity,
+        _ => image::Identity::Default,
+    };
     let mut identity = PodIdentity {
-        per_container: any_exempt,
+        per_container: any_exempt || placement == PodPlacement::DefaultWithImageOverrides,
         ..PodIdentity::default()
     };
 
@@ -215,9 +244,17 @@ fn harden_pod_security_context(
                 Outcome::Skipped(reason),
             ),
             None => {
-                adds.push(("runAsUser", policy.run_as_user.into()));
-                identity.run_as_user = Some(policy.run_as_user);
-                record(changes, ChangeName::RunAsUser, None, Outcome::Applied);
+                let outcome = match target.run_as_user(policy) {
+                    Some(uid) => {
+                        adds.push(("runAsUser", uid.into()));
+                        identity.run_as_user = Some(uid);
+                        Outcome::Applied
+                    }
+                    // The image's user, unwritten: the kubelet runs it.
+                    None => Outcome::Skipped(SkipReason::NotApplicable),
+                };
+                let detail = target.detail();
+                record_detail(changes, ChangeName::RunAsUser, None, outcome, detail);
             }
         },
     }
@@ -238,13 +275,23 @@ fn harden_pod_security_context(
                 Some(reason) => Outcome::Skipped(reason),
                 None if explicit_user == Some(0) => Outcome::Skipped(SkipReason::RunsAsRoot),
                 None if !every_container_has_a_user => Outcome::Skipped(SkipReason::NotApplicable),
-                None => {
-                    adds.push(("runAsGroup", policy.run_as_group.into()));
-                    identity.has_run_as_group = true;
-                    Outcome::Applied
-                }
+                // The image's group stays when its USER names none as a number.
+                None => match target.run_as_group(policy) {
+                    Some(gid) => {
+                        adds.push(("runAsGroup", gid.into()));
+                        identity.has_run_as_group = true;
+                        Outcome::Applied
+                    }
+                    None => Outcome::Skipped(SkipReason::NotApplicable),
+                },
             };
-            record(changes, ChangeName::RunAsGroup, None, outcome);
+            record_detail(
+                changes,
+                ChangeName::RunAsGroup,
+                None,
+                outcome,
+                target.detail(),
+            );
         }
     }
 
@@ -258,9 +305,12 @@ fn harden_pod_security_context(
         None if any_exempt => {}
         None => {
             let pod_user = identity.run_as_user;
-            let all_non_root = facts
-                .iter()
-                .all(|f| f.run_as_user.or(pod_user).is_some_and(|uid| uid != 0));
+            let all_non_root = facts.iter().all(|f| {
+                f.run_as_user
+                    .or(pod_user)
+                    .or(f.identity.image_uid())
+                    .is_some_and(|uid| uid != 0)
+            });
             let outcome = if windows {
                 Outcome::Skipped(SkipReason::Windows)
             } else if let Some(reason) = ctx.switched_off(ChangeName::RunAsNonRoot) {
@@ -277,17 +327,25 @@ fn harden_pod_security_context(
     }
 
     // fsGroup and fsGroupChangePolicy (recursive chown of large volumes makes start-up slow).
+    // The images' common GID when they agree on one (image.rs), so volumes get their group.
+    let image_group = image::fs_group(placement);
     let outcome = match json::integer(sc, "fsGroup", || path("fsGroup"))? {
         Some(gid) => present(gid != 0),
         None => match linux_only(ChangeName::FsGroup) {
             Some(reason) => Outcome::Skipped(reason),
             None => {
-                adds.push(("fsGroup", policy.fs_group.into()));
+                let gid = image_group
+                    .as_ref()
+                    .map_or(policy.fs_group, |(gid, _)| *gid);
+                adds.push(("fsGroup", gid.into()));
                 Outcome::Applied
             }
         },
     };
-    record(changes, ChangeName::FsGroup, None, outcome);
+    let detail = image_group
+        .filter(|_| outcome == Outcome::Applied)
+        .map(|(_, detail)| detail);
+    record_detail(changes, ChangeName::FsGroup, None, outcome, detail);
     let outcome = match json::string(sc, "fsGroupChangePolicy", || path("fsGroupChangePolicy"))? {
         Some(value) => present(value == "OnRootMismatch"),
         None => match linux_only(ChangeName::FsGroupChangePolicy) {

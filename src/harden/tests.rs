@@ -80,8 +80,8 @@ fn legacy_pod_gets_every_field() {
     );
     assert_eq!(
         applied.len(),
-        ChangeName::ALL.len() - 1,
-        "all but writablePaths"
+        ChangeName::ALL.len() - 4,
+        "all but writablePaths and the image rules (no lookup)"
     );
     assert_eq!(
         h.warnings,
