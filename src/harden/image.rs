@@ -333,12 +333,13 @@ pub(crate) enum PodPlacement {
 }
 
 /// Where the identity fields go. The containers counted are those whose user kube-harden
-/// decides (no `runAsUser` of their own) and those whose image the lookup has; without images
-/// that is today's rule: on the pod, with the policy's identity.
-pub(crate) fn placement(facts: &[ContainerFacts]) -> PodPlacement {
+/// decides or decided: no `runAsUser` of their own, the policy's UID (written per container by
+/// an earlier hardening), or an image the lookup has. Without images every identity is the
+/// policy's: today's rule, on the pod.
+pub(crate) fn placement(facts: &[ContainerFacts], policy: &Policy) -> PodPlacement {
     let mut counted = facts
         .iter()
-        .filter(|f| f.run_as_user.is_none() || f.image.is_some())
+        .filter(|f| f.run_as_user.is_none_or(|uid| uid == policy.run_as_user) || f.image.is_some())
         .map(|f| f.identity);
     let Some(first) = counted.next() else {
         return PodPlacement::Pod(Identity::Default);

@@ -219,7 +219,7 @@ fn harden_pod_security_context(
     };
     // Identity fields go per container when a container keeps root or the containers' images
     // ask for different users (image.rs); otherwise on the pod, with the images' common user.
-    let placement = image::placement(facts);
+    let placement = image::placement(facts, ctx.policy);
     let any_exempt = any_exempt || placement == PodPlacement::PerContainer;
     let target = match placement {
         PodPlacement::Pod(identity) => identity,
