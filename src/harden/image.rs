@@ -48,6 +48,9 @@ const MAX_ID: i64 = i32::MAX as i64;
 /// VOLUME entries of one image read at most: past this many, the image's VOLUMEs are ignored
 /// whatever they hold (an image config is attacker-influenced).
 const MAX_VOLUME_ENTRIES: usize = 4 * MAX_WRITABLE_PATHS;
+/// VOLUME entries read for one pod, all images together: past this many, the remaining
+/// containers' images get no VOLUME emptyDirs (the pod-wide mount cap would refuse them anyway).
+const MAX_VOLUME_READS: usize = MAX_WRITABLE_MOUNTS;
 /// Refused VOLUME paths of one image recorded one by one; the rest are counted in one decision.
 const MAX_REFUSED: usize = 4;
 /// Image warnings (root or named `USER`, refused VOLUMEs) per object; one more line counts the
@@ -123,6 +126,8 @@ impl ImageUser {
 /// What the rules read from one container's image.
 #[derive(Debug)]
 pub(crate) struct ContainerImage {
+    /// The container's `image` field, the lookup's key.
+    reference: String,
     /// `image "<reference>" (<digest>)`, quoted and cut as in warnings.
     pub label: String,
     /// `USER "<user>"` quoted and cut, or `USER unset`.
@@ -153,7 +158,8 @@ impl ContainerImage {
         } else {
             format!("image {} ({digest})", budget::quoted(reference))
         };
-        let mut image = ContainerImage {
+        Some(ContainerImage {
+            reference: reference.to_owned(),
             label,
             user_text: match facts.user.as_deref() {
                 None | Some("") => "USER unset".to_owned(),
@@ -171,16 +177,29 @@ impl ContainerImage {
                 .next_back()
                 .filter(|v| !v.is_empty())
                 .map(str::to_owned),
-        };
-        image.read_volumes(&facts.volumes);
-        Some(image)
+        })
     }
 
-    fn read_volumes(&mut self, declared: &[String]) {
+    /// Reads the image's VOLUMEs, unless they are more than `budget` entries (what is left of
+    /// the pod's [`MAX_VOLUME_READS`]); returns the entries read.
+    fn read_volumes(&mut self, declared: &[String], budget: usize) -> usize {
         if declared.len() > MAX_VOLUME_ENTRIES {
             self.ignore_volumes(declared.len(), format!("{} VOLUMEs", declared.len()));
-            return;
+            return 0;
         }
+        if declared.len() > budget {
+            let what = format!(
+                "{} VOLUMEs, past the {MAX_VOLUME_READS} read for the whole pod",
+                declared.len()
+            );
+            self.ignore_volumes(declared.len(), what);
+            return 0;
+        }
+        self.read_volume_list(declared);
+        declared.len()
+    }
+
+    fn read_volume_list(&mut self, declared: &[String]) {
         let mut seen: HashSet<&str> = HashSet::new();
         for raw in declared {
             let path = volumes::normalize(raw);
@@ -194,12 +213,13 @@ impl ContainerImage {
                 Some(_) => self.refused_more += 1,
                 None => {
                     seen.insert(path);
+                    if seen.len() > MAX_WRITABLE_PATHS {
+                        let what = format!("more than {MAX_WRITABLE_PATHS} distinct VOLUMEs");
+                        self.ignore_volumes(declared.len(), what);
+                        return;
+                    }
                 }
             }
-        }
-        if seen.len() > MAX_WRITABLE_PATHS {
-            self.ignore_volumes(seen.len(), format!("{} distinct VOLUMEs", seen.len()));
-            return;
         }
         let mut paths: Vec<String> = seen.into_iter().map(str::to_owned).collect();
         paths.sort();
@@ -435,13 +455,20 @@ pub(crate) fn record_users(
 /// distinct paths (the annotation's and the images') at most [`MAX_WRITABLE_PATHS`], mounts at
 /// most [`MAX_WRITABLE_MOUNTS`]. A container whose image would go past a cap gets none of its
 /// image's VOLUMEs (decided in container order), never the whole object left unchanged: an
-/// image's author must not be able to switch hardening off.
-pub(crate) fn cap_volumes(facts: &mut [ContainerFacts], annotation_paths: usize) {
+/// image's author must not be able to switch hardening off. The VOLUME lists are read here, at
+/// most [`MAX_VOLUME_READS`] entries for the whole pod.
+pub(crate) fn cap_volumes(facts: &mut [ContainerFacts], ctx: &Context<'_>) {
+    let annotation_paths = ctx.writable_paths.len();
     let containers = facts.len();
     let mut distinct: HashSet<String> = HashSet::new();
     let mut mounts = containers.saturating_mul(annotation_paths);
+    let mut reads = MAX_VOLUME_READS;
     for f in facts.iter_mut() {
         let Some(image) = &mut f.image else { continue };
+        let Some(declared) = ctx.images.get(&image.reference).map(|i| &i.volumes) else {
+            continue;
+        };
+        reads -= image.read_volumes(declared, reads);
         if image.volumes.is_empty() {
             continue;
         }

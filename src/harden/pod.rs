@@ -73,7 +73,7 @@ pub(crate) fn harden_pod_spec(
     let pod_group = json::object(spec, "securityContext", || "spec.securityContext".into())?
         .is_some_and(|sc| json::is_set(sc, "runAsGroup"));
     image::decide_identities(&mut facts, ctx, windows, pod_user, pod_group);
-    image::cap_volumes(&mut facts, ctx.writable_paths.len());
+    image::cap_volumes(&mut facts, ctx);
 
     let identity = if whole_pod {
         harden_pod_security_context(spec, ctx, windows, any_exempt, &facts, changes)?
