@@ -1,11 +1,16 @@
-//! Findings: the risks the rules leave standing, because only the author can fix them (a host
-//! namespace, an explicit insecure value, a missing probe). Evaluated on the hardened pod spec,
-//! so they say what remains after kube-harden did its part.
+//! Findings: the risks the rules leave standing that Pod Security does not report, because
+//! only the author can fix them (a missing probe, an unpinned image, a writable root the author
+//! asked for, a data directory the app cannot own). Evaluated on the hardened pod spec, so they
+//! say what remains after kube-harden did its part.
+//!
+//! What the `restricted` Pod Security Standard forbids (host namespaces, privileged, hostPath,
+//! host ports, root, seccomp, privilege escalation, added capabilities...) is not a finding: the
+//! PSA check of the same hardened spec (`crate::psa`, [`super::Hardened::restricted`]) reports
+//! it, so each violation is warned about once.
 //!
 //! Each finding has a stable name (used in warnings, metrics and `kube-harden harden
 //! --findings`), the container it concerns, and a one-line reason. docs/findings.md explains each
 //! one and how to fix it by hand. The checks follow
-//! <https://kubernetes.io/docs/concepts/security/pod-security-standards/> and
 //! <https://kubernetes.io/docs/tasks/configure-pod-container/configure-liveness-readiness-startup-probes/>.
 
 use std::fmt;
@@ -42,28 +47,6 @@ finding_names! {
     NoLivenessProbe => "noLivenessProbe",
     /// A long-running container without a readiness probe.
     NoReadinessProbe => "noReadinessProbe",
-    /// `privileged: true`.
-    Privileged => "privileged",
-    /// `hostNetwork: true`.
-    HostNetwork => "hostNetwork",
-    /// `hostPID: true`.
-    HostPid => "hostPID",
-    /// `hostIPC: true`.
-    HostIpc => "hostIPC",
-    /// A hostPath volume.
-    HostPathVolume => "hostPathVolume",
-    /// A container port bound on the node (`hostPort`).
-    HostPort => "hostPort",
-    /// `runAsNonRoot: false` written explicitly.
-    RunAsNonRootFalse => "runAsNonRootFalse",
-    /// `runAsUser: 0` written explicitly (pod or container).
-    RunAsRoot => "runAsRoot",
-    /// seccomp `Unconfined` written explicitly.
-    SeccompUnconfined => "seccompUnconfined",
-    /// `allowPrivilegeEscalation: true` written explicitly.
-    AllowPrivilegeEscalation => "allowPrivilegeEscalation",
-    /// Capabilities added beyond `NET_BIND_SERVICE`.
-    CapabilitiesAdded => "capabilitiesAdded",
     /// `readOnlyRootFilesystem: false` written explicitly.
     WritableRootFilesystem => "writableRootFilesystem",
     /// An image without a tag or digest, or tagged `latest`.
@@ -84,7 +67,8 @@ impl fmt::Display for FindingName {
 pub struct Finding {
     /// Which finding.
     pub name: FindingName,
-    /// The container it concerns; `None` for pod-level findings.
+    /// The container it concerns (every finding is a container's; `None` is kept for a pod-level
+    /// one).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
     /// One line: why it matters here.
@@ -101,108 +85,33 @@ impl fmt::Display for Finding {
     }
 }
 
-fn sc(v: &Value) -> Option<&Value> {
-    v.get("securityContext").filter(|s| s.is_object())
-}
-
-fn flag(v: Option<&Value>, key: &str) -> Option<bool> {
-    v.and_then(|v| v.get(key)).and_then(Value::as_bool)
+/// A `securityContext`, if it is an object.
+fn sc_of(sc: Option<&Value>) -> Option<&Value> {
+    sc.filter(|s| s.is_object())
 }
 
 /// The findings of a (hardened) pod spec. `kind` decides whether probes are expected: Jobs and
 /// CronJobs run to completion and need none.
 pub fn find(spec: &Object, kind: WorkloadKind) -> Vec<Finding> {
     let mut out = Vec::new();
-    let mut push = |name: FindingName, container: Option<&str>, reason: String| {
+    let mut push = |name: FindingName, c: &Value, reason: String| {
         out.push(Finding {
             name,
-            container: container.map(str::to_owned),
+            container: Some(container_name(c)),
             reason,
         });
     };
-    for (key, name, what) in [
-        (
-            "hostNetwork",
-            FindingName::HostNetwork,
-            "shares the node's network namespace",
-        ),
-        (
-            "hostPID",
-            FindingName::HostPid,
-            "sees and can signal every process on the node",
-        ),
-        (
-            "hostIPC",
-            FindingName::HostIpc,
-            "shares the node's IPC namespace",
-        ),
-    ] {
-        if spec.get(key).and_then(Value::as_bool) == Some(true) {
-            push(name, None, format!("{key}: the pod {what}"));
-        }
-    }
-    for volume in spec
-        .get("volumes")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        if let Some(path) = volume.get("hostPath").and_then(|h| h.get("path")) {
-            let name = super::budget::short_name(
-                volume.get("name").and_then(Value::as_str).unwrap_or("?"),
-            );
-            push(
-                FindingName::HostPathVolume,
-                None,
-                format!(
-                    "volume {name} mounts {} from the node",
-                    path.as_str().unwrap_or("?")
-                ),
-            );
-        }
-    }
-    let pod_sc = spec.get("securityContext").filter(|s| s.is_object());
-    if flag(pod_sc, "runAsNonRoot") == Some(false) {
-        push(
-            FindingName::RunAsNonRootFalse,
-            None,
-            "pod securityContext.runAsNonRoot is false".into(),
-        );
-    }
-    if pod_sc
-        .and_then(|s| s.get("runAsUser"))
-        .and_then(Value::as_i64)
-        == Some(0)
-    {
-        push(
-            FindingName::RunAsRoot,
-            None,
-            "pod securityContext.runAsUser is 0 (root)".into(),
-        );
-    }
-    if seccomp_unconfined(pod_sc) {
-        push(
-            FindingName::SeccompUnconfined,
-            None,
-            "pod seccompProfile is Unconfined".into(),
-        );
-    }
-    let long_running = !matches!(kind, WorkloadKind::Job | WorkloadKind::CronJob);
+    let pod_sc = sc_of(spec.get("securityContext"));
     // First: the one finding that says the app will not start, so the cap on finding warnings
     // never hides it.
     for (_, c) in containers(spec) {
         if let Some(reason) = data_dir_is_mount_point(c, pod_sc) {
-            push(
-                FindingName::DataDirIsMountPoint,
-                Some(container_name(c).as_str()),
-                reason,
-            );
+            push(FindingName::DataDirIsMountPoint, c, reason);
         }
     }
 
+    let long_running = !matches!(kind, WorkloadKind::Job | WorkloadKind::CronJob);
     for (list, c) in containers(spec) {
-        let name = container_name(c);
-        let csc = sc(c);
         let sidecar = list == "initContainers"
             && c.get("restartPolicy").and_then(Value::as_str) == Some("Always");
         if long_running && (list == "containers" || sidecar) {
@@ -219,92 +128,27 @@ pub fn find(spec: &Object, kind: WorkloadKind) -> Vec<Finding> {
                 ),
             ] {
                 if c.get(probe).is_none_or(Value::is_null) {
-                    push(finding, Some(name.as_str()), format!("no {probe}: {why}"));
+                    push(finding, c, format!("no {probe}: {why}"));
                 }
             }
         }
-        if flag(csc, "privileged") == Some(true) {
-            push(
-                FindingName::Privileged,
-                Some(name.as_str()),
-                "privileged: full access to the node".into(),
-            );
-        }
-        if flag(csc, "runAsNonRoot") == Some(false) {
-            push(
-                FindingName::RunAsNonRootFalse,
-                Some(name.as_str()),
-                "runAsNonRoot is false".into(),
-            );
-        }
-        if csc.and_then(|s| s.get("runAsUser")).and_then(Value::as_i64) == Some(0) {
-            push(
-                FindingName::RunAsRoot,
-                Some(name.as_str()),
-                "runAsUser is 0 (root)".into(),
-            );
-        }
-        if seccomp_unconfined(csc) {
-            push(
-                FindingName::SeccompUnconfined,
-                Some(name.as_str()),
-                "seccompProfile is Unconfined".into(),
-            );
-        }
-        if flag(csc, "allowPrivilegeEscalation") == Some(true) {
-            push(
-                FindingName::AllowPrivilegeEscalation,
-                Some(name.as_str()),
-                "allowPrivilegeEscalation is true: setuid binaries can gain privileges".into(),
-            );
-        }
-        if flag(csc, "readOnlyRootFilesystem") == Some(false) {
+        if sc_of(c.get("securityContext"))
+            .and_then(|s| s.get("readOnlyRootFilesystem"))
+            .and_then(Value::as_bool)
+            == Some(false)
+        {
             push(
                 FindingName::WritableRootFilesystem,
-                Some(name.as_str()),
+                c,
                 "readOnlyRootFilesystem is false: an intruder can change the image's files".into(),
             );
-        }
-        let added: Vec<&str> = csc
-            .and_then(|s| s.get("capabilities"))
-            .and_then(|caps| caps.get("add"))
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .filter(|cap| !matches!(*cap, "NET_BIND_SERVICE" | "CAP_NET_BIND_SERVICE"))
-            .collect();
-        if !added.is_empty() {
-            push(
-                FindingName::CapabilitiesAdded,
-                Some(name.as_str()),
-                format!("adds capabilities {}", added.join(", ")),
-            );
-        }
-        for port in c
-            .get("ports")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            if let Some(host_port) = port
-                .get("hostPort")
-                .and_then(Value::as_i64)
-                .filter(|p| *p != 0)
-            {
-                push(
-                    FindingName::HostPort,
-                    Some(name.as_str()),
-                    format!("binds port {host_port} on the node"),
-                );
-            }
         }
         if let Some(image) = c.get("image").and_then(Value::as_str)
             && unpinned_image(image)
         {
             push(
                 FindingName::ImageLatest,
-                Some(name.as_str()),
+                c,
                 format!("image {image} has no tag or is :latest: what runs can change under you"),
             );
         }
@@ -323,7 +167,7 @@ const PGDATA_DEFAULT: &str = "/var/lib/postgresql/data";
 /// the directory, and a volume's root belongs to root (`chmod: changing permissions of
 /// '/var/lib/postgresql/data': Operation not permitted`); a subdirectory it creates is its own.
 fn data_dir_is_mount_point(c: &Value, pod_sc: Option<&Value>) -> Option<String> {
-    let uid = sc(c)
+    let uid = sc_of(c.get("securityContext"))
         .and_then(|s| s.get("runAsUser"))
         .and_then(Value::as_i64)
         .or_else(|| {
@@ -374,13 +218,6 @@ fn containers(spec: &Object) -> impl Iterator<Item = (&'static str, &Value)> {
 /// A container's name as findings quote it.
 fn container_name(c: &Value) -> String {
     super::budget::short_name(c.get("name").and_then(Value::as_str).unwrap_or("?"))
-}
-
-fn seccomp_unconfined(sc: Option<&Value>) -> bool {
-    sc.and_then(|s| s.get("seccompProfile"))
-        .and_then(|p| p.get("type"))
-        .and_then(Value::as_str)
-        == Some("Unconfined")
 }
 
 /// No tag and no digest, or the tag `latest`. A registry port (`host:5000/app`) is not a tag.
@@ -461,41 +298,10 @@ mod tests {
                 vec![(NoLivenessProbe, c("side")), (NoReadinessProbe, c("side"))],
             ),
             (
-                json!({"hostNetwork": true, "hostPID": true, "hostIPC": true, "containers": []}),
-                WorkloadKind::Pod,
-                vec![(HostNetwork, None), (HostPid, None), (HostIpc, None)],
-            ),
-            (
-                json!({"volumes": [{"name": "root", "hostPath": {"path": "/"}}, {"name": "e", "emptyDir": {}}],
-                    "containers": []}),
-                WorkloadKind::Pod,
-                vec![(HostPathVolume, None)],
-            ),
-            (
-                json!({"securityContext": {"runAsNonRoot": false, "runAsUser": 0, "seccompProfile": {"type": "Unconfined"}},
-                    "containers": []}),
-                WorkloadKind::Pod,
-                vec![
-                    (RunAsNonRootFalse, None),
-                    (RunAsRoot, None),
-                    (SeccompUnconfined, None),
-                ],
-            ),
-            (
                 json!({"containers": [probed(json!({"name": "a", "image": "a:1", "securityContext": {
-                "privileged": true, "runAsNonRoot": false, "runAsUser": 0, "seccompProfile": {"type": "Unconfined"},
-                "allowPrivilegeEscalation": true, "readOnlyRootFilesystem": false,
-                "capabilities": {"add": ["NET_BIND_SERVICE", "SYS_ADMIN", "NET_RAW"]}}}))]}),
+                "readOnlyRootFilesystem": false}}))]}),
                 WorkloadKind::Pod,
-                vec![
-                    (Privileged, c("a")),
-                    (RunAsNonRootFalse, c("a")),
-                    (RunAsRoot, c("a")),
-                    (SeccompUnconfined, c("a")),
-                    (AllowPrivilegeEscalation, c("a")),
-                    (WritableRootFilesystem, c("a")),
-                    (CapabilitiesAdded, c("a")),
-                ],
+                vec![(WritableRootFilesystem, c("a"))],
             ),
             (
                 json!({"containers": [probed(json!({"name": "a", "image": "a:1", "securityContext": {
@@ -503,12 +309,6 @@ mod tests {
                 "readOnlyRootFilesystem": true, "seccompProfile": {"type": "RuntimeDefault"}}}))]}),
                 WorkloadKind::Pod,
                 vec![],
-            ),
-            (
-                json!({"containers": [probed(json!({"name": "a", "image": "a:1",
-                "ports": [{"containerPort": 80, "hostPort": 8080}, {"containerPort": 81, "hostPort": 0}]}))]}),
-                WorkloadKind::Pod,
-                vec![(HostPort, c("a"))],
             ),
             (
                 json!({"containers": [probed(json!({"name": "a", "image": "nginx"})),
@@ -526,6 +326,75 @@ mod tests {
         ];
         for (spec, kind, expected) in cases {
             assert_eq!(names(spec.clone(), kind), expected, "{spec}");
+        }
+    }
+
+    /// What Pod Security reports is not a finding too: each insecure value below fails a
+    /// `restricted` check of the same spec and gives no finding (one warning per violation).
+    #[test]
+    fn what_pod_security_reports_is_not_a_finding() {
+        use crate::psa::{Check, check_restricted};
+        let container = |sc: Value| json!({"containers": [probed(json!({"name": "a", "image": "a:1", "securityContext": sc}))]});
+        let cases: Vec<(Value, Check)> = vec![
+            (
+                json!({"hostNetwork": true, "containers": []}),
+                Check::HostNamespaces,
+            ),
+            (
+                json!({"hostPID": true, "containers": []}),
+                Check::HostNamespaces,
+            ),
+            (
+                json!({"hostIPC": true, "containers": []}),
+                Check::HostNamespaces,
+            ),
+            (
+                json!({"volumes": [{"name": "root", "hostPath": {"path": "/"}}], "containers": []}),
+                Check::HostPathVolumes,
+            ),
+            (
+                json!({"containers": [probed(json!({"name": "a", "image": "a:1",
+                    "ports": [{"containerPort": 80, "hostPort": 8080}]}))]}),
+                Check::HostPorts,
+            ),
+            (container(json!({"privileged": true})), Check::Privileged),
+            (
+                container(json!({"runAsNonRoot": false})),
+                Check::RunAsNonRoot,
+            ),
+            (
+                json!({"securityContext": {"runAsNonRoot": false}, "containers": []}),
+                Check::RunAsNonRoot,
+            ),
+            (container(json!({"runAsUser": 0})), Check::RunAsUser),
+            (
+                json!({"securityContext": {"runAsUser": 0}, "containers": []}),
+                Check::RunAsUser,
+            ),
+            (
+                container(json!({"seccompProfile": {"type": "Unconfined"}})),
+                Check::SeccompProfileBaseline,
+            ),
+            (
+                json!({"securityContext": {"seccompProfile": {"type": "Unconfined"}}, "containers": []}),
+                Check::SeccompProfileBaseline,
+            ),
+            (
+                container(json!({"allowPrivilegeEscalation": true})),
+                Check::AllowPrivilegeEscalation,
+            ),
+            (
+                container(json!({"capabilities": {"add": ["NET_RAW"]}})),
+                Check::CapabilitiesRestricted,
+            ),
+        ];
+        for (spec, check) in cases {
+            assert_eq!(names(spec.clone(), WorkloadKind::Pod), vec![], "{spec}");
+            let failing: Vec<Check> = check_restricted(None, &spec)
+                .into_iter()
+                .map(|v| v.check)
+                .collect();
+            assert!(failing.contains(&check), "{check} in {failing:?}: {spec}");
         }
     }
 
@@ -651,13 +520,13 @@ mod tests {
         all.dedup();
         assert_eq!(all.len(), FindingName::ALL.len());
         let f = Finding {
-            name: FindingName::HostPort,
+            name: FindingName::ImageLatest,
             container: c("web"),
-            reason: "binds port 80 on the node".into(),
+            reason: "image nginx has no tag".into(),
         };
         assert_eq!(
             f.to_string(),
-            "hostPort (container web): binds port 80 on the node"
+            "imageLatest (container web): image nginx has no tag"
         );
     }
 }
