@@ -63,7 +63,8 @@ pub struct Hardened {
     /// Problems with the object's kube-harden annotations (unknown change names, bad paths), then
     /// the hints on how to fix what an applied change may break (`hints.rs`).
     pub warnings: Vec<String>,
-    /// Risks left standing in the hardened pod spec.
+    /// Risks left standing in the hardened pod spec that Pod Security does not report (what it
+    /// reports is in `restricted`, once).
     pub findings: Vec<Finding>,
     /// The `restricted` Pod Security Standard checks the hardened pod spec still fails; `None`
     /// when not evaluated (objects without a pod spec, the ephemeral-containers subresource).
