@@ -69,7 +69,7 @@ change_names! {
     /// Default CPU and memory requests and limits.
     Resources => "resources",
     /// The container runs as its image's numeric non-root `USER` instead of the policy's UID
-    /// (`image.rs`); recorded only for images the lookup has.
+    /// (`image/`); recorded only for images the lookup has.
     ImageUser => "imageUser",
     /// An emptyDir at each `VOLUME` of the container's image, under a read-only root.
     ImageVolumes => "imageVolumes",

@@ -39,7 +39,7 @@ pub(crate) struct ContainerFacts {
     pub in_scope: bool,
     /// What its image says about itself, when the lookup has it.
     pub image: Option<ContainerImage>,
-    /// The identity the rules give it where they decide its user (`image.rs`).
+    /// The identity the rules give it where they decide its user (`image/`).
     pub identity: Identity,
 }
 
@@ -274,7 +274,7 @@ fn read_only_root_filesystem(
 }
 
 /// The /tmp mount, `TMPDIR`, the annotation's writable paths, and the image's VOLUMEs and
-/// `TMPDIR` directory (`image.rs`).
+/// `TMPDIR` directory (`image/`).
 fn harden_writable_mounts(
     c: &mut Object,
     facts: &ContainerFacts,

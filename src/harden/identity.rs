@@ -7,7 +7,7 @@
 //! do ephemeral containers added later). A container inherits a field the pod sets.
 //!
 //! The values written are the holder's [`Identity`]: the policy's UID and GID, or those of the
-//! image's own numeric `USER` (`image.rs` decides which, and whether on the pod or per container).
+//! image's own numeric `USER` (`image/` decides which, and whether on the pod or per container).
 //! See <https://kubernetes.io/docs/tasks/configure-pod-container/security-context/>.
 
 use super::change::{Additions, Change, ChangeName, SkipReason, decide};

@@ -26,7 +26,7 @@ pub(crate) fn harden_pod_spec(
     let mut facts = container_facts(spec, ctx)?;
     let whole_pod = matches!(ctx.scope, Scope::Pod);
     let any_exempt = facts.iter().any(|f| f.exempt().is_some());
-    // What the containers' images say (image.rs): whose identity each gets, their VOLUMEs.
+    // What the containers' images say (image/): whose identity each gets, their VOLUMEs.
     let pod_sc = json::object(spec, "securityContext", || "spec.securityContext".into())?;
     let pod_user = pod_sc
         .map(|sc| json::integer(sc, "runAsUser", || path("runAsUser")))
@@ -146,7 +146,7 @@ fn harden_pod_security_context(
         json::object(spec, "securityContext", || "spec.securityContext".into())?.unwrap_or(&empty);
     let mut adds = Additions::default();
     // Identity fields go per container when a container keeps root or the containers' images
-    // ask for users that cannot all be written on the pod (image.rs); otherwise on the pod, with
+    // ask for users that cannot all be written on the pod (image/); otherwise on the pod, with
     // the images' common user (the policy's when no image says otherwise).
     let placement = image::placement(facts, ctx.policy);
     let any_exempt = any_exempt || placement == PodPlacement::PerContainer;
@@ -194,7 +194,7 @@ fn path(field: &str) -> String {
 }
 
 /// `fsGroup`: the policy's GID owns the pod's volumes, or the images' common GID when they
-/// agree on one (`image_group`, image.rs), so that volumes get the group their files have.
+/// agree on one (`image_group`, image/), so that volumes get the group their files have.
 fn fs_group(
     sc: &Object,
     ctx: &Context<'_>,

@@ -1,6 +1,6 @@
 //! Writable emptyDir volumes for a read-only root filesystem: one at /tmp, one at each path of
 //! the `kube-harden.io/writable-paths` annotation, and one at each directory a container's image
-//! declares it writes (its `VOLUME`s and `TMPDIR`, `image.rs`).
+//! declares it writes (its `VOLUME`s and `TMPDIR`, `image/`).
 //!
 //! Volume names never clash with the pod's own; an emptyDir that kube-harden added earlier is
 //! reused, so hardening twice adds nothing. Finding a free name costs time linear in the number
