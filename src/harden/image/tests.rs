@@ -283,6 +283,39 @@ fn numeric_user_keeps_the_images_identity() {
 }
 
 #[test]
+fn image_decisions_read_well_in_explain() {
+    let images = lookup(&[(
+        "main:1",
+        facts("1001:1001", &["/data"], &["TMPDIR=/var/tmp"]),
+    )]);
+    let (h, _) = run(
+        &pod(json!({"containers": [{"name": "main", "image": "main:1"}]})),
+        &images,
+    );
+    let lines: Vec<String> = h
+        .changes
+        .iter()
+        .filter(|c| c.detail.is_some())
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            "runAsUser from the image's USER 1001:1001: applied",
+            "runAsGroup from the image's USER 1001:1001: applied",
+            "fsGroup 1001 from the image's USER: applied",
+            "imageUser image \"main:1\" (sha256:0123456789ab) with USER \"1001:1001\" \
+             (container main): applied",
+            "imageVolumes /data (VOLUME of image \"main:1\" (sha256:0123456789ab)) (container \
+             main): applied",
+            "imageTmpdir /var/tmp (TMPDIR of image \"main:1\" (sha256:0123456789ab)) (container \
+             main): applied",
+            "tmpdirEnv \"/var/tmp\" (the image's) (container main): applied",
+        ]
+    );
+}
+
+#[test]
 fn explicit_and_exempt_identities_ignore_the_image() {
     let images = lookup(&[("app:1", facts("1001:1001", &[], &[]))]);
     let explicit = skipped(SkipReason::ExplicitValue);
