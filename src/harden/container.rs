@@ -93,6 +93,11 @@ impl ContainerFacts {
         })
     }
 
+    /// Dotted path of a field of the container's `securityContext`, for errors.
+    fn sc_path(&self, field: &str) -> String {
+        format!("spec.{}[{}].securityContext.{field}", self.list, self.name)
+    }
+
     /// [`SkipReason::Privileged`] for a privileged container.
     fn privileged_reason(&self) -> Option<SkipReason> {
         self.privileged.then_some(SkipReason::Privileged)
@@ -188,13 +193,6 @@ fn harden_security_context(
     Ok(())
 }
 
-impl ContainerFacts {
-    /// Dotted path of a field of the container's `securityContext`, for errors.
-    fn sc_path(&self, field: &str) -> String {
-        format!("spec.{}[{}].securityContext.{field}", self.list, self.name)
-    }
-}
-
 /// `allowPrivilegeEscalation: false`, which the API server rejects with `privileged: true` or
 /// SYS_ADMIN.
 fn allow_privilege_escalation(
@@ -287,28 +285,24 @@ fn harden_writable_mounts(
     let mut new_mounts: Vec<Value> = Vec::new();
 
     let mut mount = |target: &str, change: ChangeName, plan: &mut VolumePlan| {
-        if mounted.contains(target) {
-            return Outcome::AlreadySet;
-        }
-        if let Some(reason) = env.linux_only(change) {
-            return Outcome::Skipped(reason);
-        }
-        match plan.mount(target) {
-            Some(volume) => {
-                new_mounts.push(json!({"name": volume, "mountPath": target}));
-                Outcome::Applied
+        let already = mounted.contains(target).then_some(true);
+        let mut decided = decide(change, name, already, || env.linux_only(change));
+        if decided.is_applied() {
+            match plan.mount(target) {
+                Some(volume) => new_mounts.push(json!({"name": volume, "mountPath": target})),
+                None => decided.outcome = Outcome::Skipped(SkipReason::NotApplicable),
             }
-            None => Outcome::Skipped(SkipReason::NotApplicable),
         }
+        decided
     };
 
     let tmp = mount(TMP_PATH, ChangeName::TmpVolume, plan);
-    changes.push(Change::new(ChangeName::TmpVolume, name, tmp));
+    let tmp_mounted = matches!(tmp.outcome, Outcome::Applied | Outcome::AlreadySet);
+    changes.push(tmp);
     for target in &env.ctx.writable_paths {
-        let outcome = mount(target, ChangeName::WritablePaths, plan);
         changes.push(Change {
             detail: Some(target.clone()),
-            ..Change::new(ChangeName::WritablePaths, name, outcome)
+            ..mount(target, ChangeName::WritablePaths, plan)
         });
     }
 
@@ -319,7 +313,6 @@ fn harden_writable_mounts(
         list.iter()
             .find(|e| e.get("name").and_then(Value::as_str) == Some("TMPDIR"))
     });
-    let tmp_mounted = matches!(tmp, Outcome::Applied | Outcome::AlreadySet);
     let written = tmpdir.map(|entry| entry.get("value").and_then(Value::as_str) == Some(TMP_PATH));
     let change = decide(ChangeName::TmpdirEnv, name, written, || {
         env.linux_only(ChangeName::TmpdirEnv).or(if !tmp_mounted {
