@@ -100,6 +100,11 @@ impl ContainerFacts {
         })
     }
 
+    /// Dotted path of a field of the container's `securityContext`, for errors.
+    fn sc_path(&self, field: &str) -> String {
+        format!("spec.{}[{}].securityContext.{field}", self.list, self.name)
+    }
+
     /// [`SkipReason::Privileged`] for a privileged container.
     fn privileged_reason(&self) -> Option<SkipReason> {
         self.privileged.then_some(SkipReason::Privileged)
@@ -194,13 +199,6 @@ fn harden_security_context(
         json::array_entry(caps, "drop", || path("capabilities.drop"))?.push("ALL".into());
     }
     Ok(())
-}
-
-impl ContainerFacts {
-    /// Dotted path of a field of the container's `securityContext`, for errors.
-    fn sc_path(&self, field: &str) -> String {
-        format!("spec.{}[{}].securityContext.{field}", self.list, self.name)
-    }
 }
 
 /// `allowPrivilegeEscalation: false`, which the API server rejects with `privileged: true` or
@@ -303,28 +301,24 @@ fn harden_writable_mounts(
     let mut new_mounts: Vec<Value> = Vec::new();
 
     let mut mount = |target: &str, change: ChangeName, plan: &mut VolumePlan| {
-        if mounted.contains(target) {
-            return Outcome::AlreadySet;
-        }
-        if let Some(reason) = env.linux_only(change) {
-            return Outcome::Skipped(reason);
-        }
-        match plan.mount(target) {
-            Some(volume) => {
-                new_mounts.push(json!({"name": volume, "mountPath": target}));
-                Outcome::Applied
+        let already = mounted.contains(target).then_some(true);
+        let mut decided = decide(change, name, already, || env.linux_only(change));
+        if decided.is_applied() {
+            match plan.mount(target) {
+                Some(volume) => new_mounts.push(json!({"name": volume, "mountPath": target})),
+                None => decided.outcome = Outcome::Skipped(SkipReason::NotApplicable),
             }
-            None => Outcome::Skipped(SkipReason::NotApplicable),
         }
+        decided
     };
 
     let tmp = mount(TMP_PATH, ChangeName::TmpVolume, plan);
-    changes.push(Change::new(ChangeName::TmpVolume, name, tmp));
+    let tmp_mounted = matches!(tmp.outcome, Outcome::Applied | Outcome::AlreadySet);
+    changes.push(tmp);
     for target in &env.ctx.writable_paths {
-        let outcome = mount(target, ChangeName::WritablePaths, plan);
         changes.push(Change {
             detail: Some(target.clone()),
-            ..Change::new(ChangeName::WritablePaths, name, outcome)
+            ..mount(target, ChangeName::WritablePaths, plan)
         });
     }
 
@@ -365,7 +359,6 @@ fn harden_writable_mounts(
 
     // TMPDIR=/tmp, where the container has a /tmp mount and does not set TMPDIR. With envFrom
     // the variable may come from a ConfigMap or Secret, and an `env` entry would override it.
-    let tmp_mounted = matches!(tmp, Outcome::Applied | Outcome::AlreadySet);
     let written = tmpdir.map(|entry| {
         let value = entry.get("value").and_then(Value::as_str);
         value == Some(TMP_PATH) || (value.is_some() && value == image_own_tmpdir)
