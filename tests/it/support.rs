@@ -523,31 +523,8 @@ pub fn fixture(name: &str) -> Value {
     serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
 }
 
-/// An AdmissionReview for `object`.
-pub fn review_for(
-    object: &Value,
-    group: &str,
-    kind: &str,
-    resource: &str,
-    operation: &str,
-) -> Value {
-    serde_json::json!({
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": format!("uid-{kind}-{operation}"),
-            "kind": {"group": group, "version": "v1", "kind": kind},
-            "resource": {"group": group, "version": "v1", "resource": resource},
-            "name": object.pointer("/metadata/name").cloned().unwrap_or(Value::Null),
-            "namespace": "team-a",
-            "operation": operation,
-            "userInfo": {"username": "tester"},
-            "object": object,
-            "oldObject": if operation == "UPDATE" { object.clone() } else { Value::Null },
-            "dryRun": false,
-        }
-    })
-}
+/// An AdmissionReview for `object` (one owner: kube-harden-testkit, which the benchmarks use too).
+pub use kube_harden_testkit::review_for;
 
 /// Applies the base64 JSON patch of an AdmissionReview response to `object`.
 pub fn apply_response_patch(response: &Value, object: &Value) -> Value {
