@@ -266,7 +266,8 @@ pub fn free_addr() -> std::net::SocketAddr {
         .unwrap()
 }
 
-/// Starts `prefix... kube-harden serve <flags>` and waits until it is ready.
+/// Starts `prefix... kube-harden serve <flags>` and waits until it is ready (with
+/// `--shutdown-delay 0s` unless `flags` name another).
 ///
 /// The listen addresses are free ports picked here and released before the server binds them:
 /// another socket can take one in between (a flood test leaves many local ports in TIME_WAIT).
@@ -309,7 +310,11 @@ async fn try_serve_logged(prefix: &[&str], flags: &[&str]) -> Result<Logged, Str
         .arg(&key)
         .args(["--webhook-addr", &webhook.to_string()])
         .args(["--metrics-addr", &metrics.to_string()])
-        .args(["--shutdown-delay", "0s"])
+        .args(if flags.contains(&"--shutdown-delay") {
+            &[][..]
+        } else {
+            &["--shutdown-delay", "0s"][..]
+        })
         .args(flags)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&stderr).unwrap())
