@@ -74,6 +74,11 @@ impl Pki {
             params.not_before = not_before;
             params.not_after = not_after;
         }
+        self.sign(&params)
+    }
+
+    /// A certificate with a fresh key for `params`, signed by the CA.
+    fn sign(&self, params: &CertificateParams) -> Pair {
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.ca).unwrap();
         Pair {
@@ -90,13 +95,7 @@ impl Pki {
             .distinguished_name
             .push(DnType::CommonName, common_name);
         params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.ca).unwrap();
-        Pair {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-            der: cert.der().to_vec(),
-        }
+        self.sign(&params)
     }
 }
 
