@@ -399,6 +399,20 @@ pub async fn create_namespace(
     Ok(())
 }
 
+/// The message of Pod Security admission's refusal of a request (403, "violates PodSecurity"),
+/// or an error saying what `result` was instead (`what` names the request).
+pub fn psa_refusal<T>(result: Result<T, kube::Error>, what: &str) -> Result<String> {
+    match result {
+        Err(kube::Error::Api(status))
+            if status.code == 403 && status.message.contains("violates PodSecurity") =>
+        {
+            Ok(status.message)
+        }
+        Err(e) => Err(format!("{what}: not refused by Pod Security: {e}").into()),
+        Ok(_) => Err(format!("{what}: admitted, not refused by Pod Security").into()),
+    }
+}
+
 /// The repository root (the parent of this crate).
 pub fn repo_root() -> PathBuf {
     let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
