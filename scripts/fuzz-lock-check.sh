@@ -9,7 +9,7 @@
 #   cargo update --manifest-path fuzz/Cargo.toml -p <crate> --precise <main's version>
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo metadata --locked --offline --format-version 1 --manifest-path fuzz/Cargo.toml >/dev/null ||
+cargo metadata --locked --format-version 1 --manifest-path fuzz/Cargo.toml >/dev/null ||
   { echo "fuzz-lock-check: fuzz/Cargo.lock is stale (see the header of $0 to refresh it)" >&2; exit 1; }
 python3 - Cargo.lock fuzz/Cargo.lock <<'PY'
 import sys, tomllib
