@@ -17,6 +17,12 @@
 //!  json_patch::Patch + kube-harden.io/hardened annotation
 //! ```
 //!
+//! Each change name has one function (pod.rs for the pod's `securityContext`, identity.rs for
+//! `runAsUser`/`runAsGroup`/`runAsNonRoot` on the pod or a container alike, container.rs for the
+//! rest), and each makes its decision through `change::decide`: a written value is kept, a
+//! missing one is added unless the first reason not to applies (opted out, Windows, root...).
+//! findings/ reports what remains that Pod Security (`crate::psa`) does not already report.
+//!
 //! The rules implement the `restricted` Pod Security Standard where a field is missing:
 //! <https://kubernetes.io/docs/concepts/security/pod-security-standards/#restricted>.
 
