@@ -22,6 +22,10 @@
 //! rest), and each makes its decision through `change::decide`: a written value is kept, a
 //! missing one is added unless the first reason not to applies (opted out, Windows, root...).
 //! findings/ reports what remains that Pod Security (`crate::psa`) does not already report.
+//! image/ reads what each container's image says about itself (an [`ImageLookup`], filled by
+//! the registry client; empty: image-blind, today's answer): whose identity identity.rs writes
+//! (the image's numeric `USER` or the policy's), and the writable directories (`VOLUME`s,
+//! `TMPDIR`) container.rs mounts; `imageUser`, `imageVolumes`, `imageTmpdir` are its decisions.
 //!
 //! The rules implement the `restricted` Pod Security Standard where a field is missing:
 //! <https://kubernetes.io/docs/concepts/security/pod-security-standards/#restricted>.
