@@ -11,8 +11,9 @@ use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::Api;
+use kube::api::{Api, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use crate::controlplane::read_env_file;
@@ -205,6 +206,62 @@ impl Node {
         .map_err(|e| format!("{e}\n{}", self.describe(namespace)).into())
     }
 
+    /// Waits until Deployment `name` in `namespace` has all its replicas updated, ready and
+    /// available, and exactly that many pods of its selector Ready (no old pod left), and
+    /// returns them. Fails at once when a container of one restarted.
+    pub async fn wait_deployment(
+        &self,
+        namespace: &str,
+        name: &str,
+        timeout: Duration,
+    ) -> Result<Vec<Pod>> {
+        let deployments: Api<Deployment> = Api::namespaced(self.client(), namespace);
+        let pods: Api<Pod> = Api::namespaced(self.client(), namespace);
+        process::poll(
+            &format!("deployment {namespace}/{name} available"),
+            timeout,
+            Duration::from_millis(250),
+            || async {
+                let d = deployments.get(name).await?;
+                let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+                let s = d.status.unwrap_or_default();
+                let selector = d
+                    .spec
+                    .and_then(|s| s.selector.match_labels)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(",");
+                let list = pods.list(&ListParams::default().labels(&selector)).await?;
+                for pod in &list.items {
+                    check_no_restarts(pod)?;
+                }
+                let done = [s.updated_replicas, s.ready_replicas, s.available_replicas]
+                    .iter()
+                    .all(|n| *n == Some(want))
+                    && list.items.len() == want as usize
+                    && list.items.iter().all(is_ready);
+                Ok(done.then_some(list.items))
+            },
+        )
+        .await
+        .map_err(|e| format!("{e}\n{}", self.describe(namespace)).into())
+    }
+
+    /// `ctr -n k8s.io <args>` against the node's containerd; its stdout.
+    pub fn ctr(&self, args: &[&str]) -> Result<String> {
+        let out = process::run(
+            Command::new(self.env("CTR_BIN")?)
+                .args(["--address", self.env("CONTAINERD_ADDRESS")?, "-n", "k8s.io"])
+                .args(args),
+            None,
+            Duration::from_secs(60),
+        )?
+        .ok("ctr")?;
+        Ok(out.stdout)
+    }
+
     /// `kubectl describe pods` and the events of `namespace`, for failure messages.
     pub fn describe(&self, namespace: &str) -> String {
         let mut text = String::new();
@@ -280,26 +337,10 @@ pub fn check_no_restarts(pod: &Pod) -> Result<()> {
     Ok(())
 }
 
-/// Parses webcheck's `key=value` lines.
-pub fn parse_webcheck(body: &str) -> HashMap<String, String> {
-    body.lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn webcheck_body_is_parsed() {
-        let parsed = parse_webcheck("uid=2866\ngid=2866\nroot_writable=false\ntmp_writable=true\n");
-        assert_eq!(parsed["uid"], "2866");
-        assert_eq!(parsed["root_writable"], "false");
-        assert_eq!(parsed.len(), 4);
-    }
 
     #[test]
     fn a_restarted_container_is_an_error() {
