@@ -2,7 +2,7 @@
 //! stream of pod creations in an enforce namespace runs through each operator action, one at
 //! a time: a rolling restart (`kubectl rollout restart`), an upgrade to a second image (another
 //! version string, another digest: `kubectl set image`), a serving-certificate renewal forced
-//! as docs/operations.md says (the Secret's `tls.crt` removed: a replica renews it from the
+//! as docs/operations.md says (the Secret's `tls.crt` emptied: a replica renews it from the
 //! same CA, every replica picks it up), and the deletion of one replica. Each must end with 0
 //! failed creations and 0 pods stored unhardened, every stored pod read back and checked, and
 //! the API server's own count of fail-open calls unchanged.
@@ -187,8 +187,8 @@ fn secret_cert(secret: &Secret) -> Option<ByteString> {
     secret.data.as_ref()?.get("tls.crt").cloned()
 }
 
-/// The operator's forced renewal (docs/operations.md): the serving certificate removed from
-/// the Secret; a replica's next check finds it unusable and writes a new one from the same CA;
+/// The operator's forced renewal (docs/operations.md): the serving certificate emptied in the
+/// Secret (a `kubernetes.io/tls` Secret must keep the key); a replica's next check finds it unusable and writes a new one from the same CA;
 /// every replica then serves it.
 async fn certificate_renewal(node: &Node) -> Result<()> {
     let pods = settled(node).await?;
@@ -205,7 +205,7 @@ async fn certificate_renewal(node: &Node) -> Result<()> {
         .patch(
             "kube-harden-tls",
             &PatchParams::default(),
-            &Patch::Merge(json!({"data": {"tls.crt": null}})),
+            &Patch::Merge(json!({"data": {"tls.crt": ""}})),
         )
         .await?;
     let new = process::poll(
@@ -214,7 +214,7 @@ async fn certificate_renewal(node: &Node) -> Result<()> {
         Duration::from_millis(500),
         || async {
             let secret = secrets.get("kube-harden-tls").await?;
-            Ok(secret_cert(&secret).filter(|c| *c != old))
+            Ok(secret_cert(&secret).filter(|c| !c.0.is_empty() && *c != old))
         },
     )
     .await?;
@@ -255,9 +255,16 @@ async fn delete_one_replica(node: &Node) -> Result<()> {
         .name
         .clone()
         .ok_or("a pod without a name")?;
-    Api::<Pod>::namespaced(node.client(), NS)
-        .delete(&victim, &DeleteParams::default())
-        .await?;
+    let pods: Api<Pod> = Api::namespaced(node.client(), NS);
+    pods.delete(&victim, &DeleteParams::default()).await?;
+    // Until it has shut down, the deleted pod is still listed (and Ready for a probe period).
+    process::poll(
+        &format!("{victim} gone"),
+        Duration::from_secs(60),
+        Duration::from_millis(250),
+        || async { Ok(pods.get_opt(&victim).await?.is_none().then_some(())) },
+    )
+    .await?;
     let after = names(&settled(node).await?);
     if after.contains(&victim) {
         return Err(format!("{victim} still there: {after:?}").into());
