@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -292,6 +293,56 @@ impl Node {
 impl Drop for Node {
     fn drop(&mut self) {
         self.down();
+    }
+}
+
+/// The node of a suite's tests: brought up by the first test that needs it, kept for the
+/// next, brought down by [`SharedNode::down`] (at the end of the suite, or before a test that
+/// needs the host to itself).
+pub struct SharedNode {
+    state_dir: PathBuf,
+    env: Vec<(String, String)>,
+    node: Mutex<Option<Result<Node, String>>>,
+}
+
+impl SharedNode {
+    /// A node with its state in `state_dir` and `env` for `cluster.sh up` ([`Node::start_with`]);
+    /// nothing starts yet.
+    pub fn new(state_dir: PathBuf, env: &[(&str, &str)]) -> Self {
+        Self {
+            state_dir,
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            node: Mutex::new(None),
+        }
+    }
+
+    /// Runs `test` on the node, bringing it up first if needed. If it cannot come up, every
+    /// test that needs it fails with the reason (the suites never skip).
+    pub fn with(&self, test: impl FnOnce(&Node) -> Result<()>) -> Result<(), String> {
+        let mut guard = self.node.lock().unwrap_or_else(|p| p.into_inner());
+        let node = guard.get_or_insert_with(|| {
+            let env: Vec<(&str, &str)> = self
+                .env
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            Node::start_with(self.state_dir.clone(), &env).map_err(|e| e.to_string())
+        });
+        match node {
+            Ok(node) => test(node).map_err(|e| e.to_string()),
+            Err(e) => Err(format!("the node could not come up: {e}")),
+        }
+    }
+
+    /// Brings the node down if it is up, and waits until `down` has finished.
+    pub fn down(&self) {
+        let mut guard = self.node.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(Ok(node)) = guard.take() {
+            node.down();
+        }
     }
 }
 

@@ -18,12 +18,12 @@ mod node_install {
 }
 
 use std::process::ExitCode;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{LazyLock, OnceLock};
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::Api;
-use kube_harden_e2e::node::Node;
+use kube_harden_e2e::node::{Node, SharedNode};
 use kube_harden_e2e::{Result, repo_root, target_dir};
 use libtest_mimic::{Arguments, Failed, Trial};
 use node_install::image::{self, Image};
@@ -39,28 +39,17 @@ fn built_image() -> Result<&'static Image, Failed> {
         .map_err(|e| format!("the image could not be built: {e}").into())
 }
 
-/// The node with no kube-harden on the host, brought up by the first test that needs it.
-static NODE: OnceLock<Mutex<Option<Result<Node, String>>>> = OnceLock::new();
+/// The node with no kube-harden on the host.
+static NODE: LazyLock<SharedNode> = LazyLock::new(|| {
+    SharedNode::new(
+        target_dir(&repo_root()).join("e2e-node-install"),
+        &[("E2E_NODE_WEBHOOK", "in-cluster")],
+    )
+});
 
-fn shared() -> &'static Mutex<Option<Result<Node, String>>> {
-    NODE.get_or_init(|| Mutex::new(None))
-}
-
-/// Runs `test` on the shared in-cluster node. If it cannot come up, every test that needs it
-/// fails with the reason (the suite never skips).
+/// Runs `test` on the shared in-cluster node.
 fn with_node(test: impl FnOnce(&Node) -> Result<()>) -> Result<(), Failed> {
-    let mut guard = shared().lock().unwrap_or_else(|p| p.into_inner());
-    let node = guard.get_or_insert_with(|| {
-        Node::start_with(
-            target_dir(&repo_root()).join("e2e-node-install"),
-            &[("E2E_NODE_WEBHOOK", "in-cluster")],
-        )
-        .map_err(|e| e.to_string())
-    });
-    match node {
-        Ok(node) => test(node).map_err(|e| Failed::from(e.to_string())),
-        Err(e) => Err(format!("the node could not come up: {e}").into()),
-    }
+    NODE.with(test).map_err(Failed::from)
 }
 
 /// kube-harden installed (imported and applied, 2/2 Ready) unless it already is.
@@ -136,8 +125,6 @@ fn main() -> ExitCode {
         }),
     ];
     let conclusion = libtest_mimic::run(&args, trials);
-    if let Some(Ok(node)) = shared().lock().unwrap_or_else(|p| p.into_inner()).take() {
-        node.down();
-    }
+    NODE.down();
     conclusion.exit_code()
 }
