@@ -65,7 +65,7 @@ test-targets:
 node: ## The node (docs/node.md): kubelet, scheduler, controller-manager, containerd, pause image (cached; cold ~15 min); runc + CNI plugins from apt
 	e2e/cluster.sh prepare
 
-node-e2e: node ## Node e2e (root): hardened pods really run on a kubelet + containerd + runc with kube-harden in the admission chain; then kube-harden's own image and manifests installed on a node
+node-e2e: node ## Node e2e (root): hardened pods really run on a kubelet + containerd + runc with kube-harden in the admission chain; then kube-harden's own image and manifests installed on a node: restart, upgrade, renewal, replica loss without a gap; fail-open; uninstall in any order
 	cd e2e/node/programs && GOTOOLCHAIN=local GOFLAGS=-mod=readonly CGO_ENABLED=0 go test -count=1 ./...
 	$(CARGO) build --locked --bin kube-harden
 	KUBE_HARDEN_BIN=$(DEBUG_BIN) $(CARGO) test --locked -p kube-harden-e2e --test node
