@@ -333,6 +333,13 @@ impl Drop for Registry {
     }
 }
 
+/// `sha256:<hex>` of `bytes`: the digest a registry names content by.
+pub fn sha256_digest(bytes: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
 /// The manifest media types [`Registry::get`] accepts (OCI and Docker, images and indexes).
 const ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, \
                       application/vnd.oci.image.index.v1+json, \

@@ -8,23 +8,50 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use kube_harden_e2e::registry::{Options, PASSWORD, Registry, Tools, USER};
+use kube_harden_e2e::registry::{Options, PASSWORD, Registry, Tools, USER, sha256_digest};
 use kube_harden_e2e::{Result, process, repo_root, target_dir};
 use serde_json::Value;
 
-/// `sha256:<hex>` of `bytes`.
-fn sha256(bytes: &[u8]) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
-    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256:{hex}")
+/// A scratch directory of one test under target/e2e-registry/, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Result<Self> {
+        let dir = target_dir(&repo_root()).join("e2e-registry").join(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        Ok(Self(dir))
+    }
 }
 
-/// A scratch directory of this test under target/.
-fn scratch(name: &str) -> Result<PathBuf> {
-    let dir = target_dir(&repo_root()).join("e2e-registry").join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A registry started with `options` (its directory in a fresh scratch directory) with the
+/// small image pushed as `e2e/small:1`. Fields drop in order: the registry stops before the
+/// scratch directory goes.
+struct Pushed {
+    registry: Registry,
+    built: String,
+    scratch: Scratch,
+}
+
+/// Starts a registry with `options`, pushes the small image and checks the digest the registry
+/// stored it under is the one it was built with.
+fn pushed(name: &str, options: Options) -> Result<Pushed> {
+    let scratch = Scratch::new(name)?;
+    let (archive, built) = small_image(&scratch.0)?;
+    let registry = Registry::start(&scratch.0.join("registry"), options)?;
+    let pushed = registry.push_archive(&archive, "e2e/small:1")?;
+    assert_eq!(pushed, built, "the registry's digest of the pushed image");
+    Ok(Pushed {
+        registry,
+        built,
+        scratch,
+    })
 }
 
 /// Builds a one-layer image (`USER 10001:10001`, `VOLUME /data`) as an OCI archive in `dir`;
@@ -69,12 +96,12 @@ struct ReadBack {
 /// same bytes hashing to it, the config hashes to the name the manifest gives it and says
 /// `User 10001:10001` and `Volumes {"/data": {}}`.
 fn check(read: &ReadBack, built: &str) -> Result<()> {
-    assert_eq!(sha256(&read.by_tag), built, "manifest by tag");
+    assert_eq!(sha256_digest(&read.by_tag), built, "manifest by tag");
     assert_eq!(read.by_digest, read.by_tag, "manifest by digest");
     let manifest: Value = serde_json::from_slice(&read.by_tag)?;
     assert_eq!(
         manifest["config"]["digest"].as_str(),
-        Some(sha256(&read.config).as_str()),
+        Some(sha256_digest(&read.config).as_str()),
         "config digest"
     );
     let config: Value = serde_json::from_slice(&read.config)?;
@@ -97,10 +124,10 @@ fn ok_body(path: &str, (status, body): (u16, Vec<u8>)) -> Result<Vec<u8>> {
 
 #[test]
 fn plain_http_with_auth_round_trip_and_401() -> Result<()> {
-    let dir = scratch("plain")?;
-    let (archive, built) = small_image(&dir)?;
-    let registry = Registry::start(
-        &dir.join("registry"),
+    let Pushed {
+        registry, built, ..
+    } = &pushed(
+        "plain",
         Options {
             auth: true,
             tls: false,
@@ -108,9 +135,6 @@ fn plain_http_with_auth_round_trip_and_401() -> Result<()> {
     )?;
     assert_eq!(registry.credentials(), Some((USER, PASSWORD)));
     assert!(registry.url().starts_with("http://127.0.0.1:"));
-
-    let pushed = registry.push_archive(&archive, "e2e/small:1")?;
-    assert_eq!(pushed, built);
 
     let get = |path: &str| ok_body(path, registry.get(path)?);
     let by_tag = get("/v2/e2e/small/manifests/1")?;
@@ -124,7 +148,7 @@ fn plain_http_with_auth_round_trip_and_401() -> Result<()> {
             by_digest,
             config,
         },
-        &built,
+        built,
     )?;
 
     // Without credentials: 401 for the API root, the manifest and the blob alike.
@@ -147,10 +171,12 @@ fn plain_http_with_auth_round_trip_and_401() -> Result<()> {
 
 #[test]
 fn tls_with_auth_round_trip_and_unknown_ca_refused() -> Result<()> {
-    let dir = scratch("tls")?;
-    let (archive, built) = small_image(&dir)?;
-    let registry = Registry::start(
-        &dir.join("registry"),
+    let Pushed {
+        registry,
+        built,
+        scratch,
+    } = &pushed(
+        "tls",
         Options {
             auth: true,
             tls: true,
@@ -162,7 +188,6 @@ fn tls_with_auth_round_trip_and_unknown_ca_refused() -> Result<()> {
             .ca_pem()
             .is_some_and(|p| p.contains("BEGIN CERTIFICATE"))
     );
-    assert_eq!(registry.push_archive(&archive, "e2e/small:1")?, built);
 
     let tag = registry.reference("e2e/small:1");
     let digest_ref = format!("{}@{built}", registry.reference("e2e/small"));
@@ -181,7 +206,7 @@ fn tls_with_auth_round_trip_and_unknown_ca_refused() -> Result<()> {
             by_digest,
             config,
         },
-        &built,
+        built,
     )?;
 
     // crane without the run's CA (the system roots only): the certificate is refused.
@@ -201,7 +226,7 @@ fn tls_with_auth_round_trip_and_unknown_ca_refused() -> Result<()> {
         refused.stderr
     );
     // Right CA, no credentials: 401 (an empty docker config).
-    let empty = dir.join("no-credentials");
+    let empty = scratch.0.join("no-credentials");
     std::fs::create_dir_all(&empty)?;
     std::fs::write(empty.join("config.json"), r#"{"auths":{}}"#)?;
     let anonymous = process::run(
@@ -223,7 +248,8 @@ fn tls_with_auth_round_trip_and_unknown_ca_refused() -> Result<()> {
 
 #[test]
 fn stop_removes_the_directory_and_frees_the_port() -> Result<()> {
-    let dir = scratch("stop")?.join("registry");
+    let scratch = Scratch::new("stop")?;
+    let dir = scratch.0.join("registry");
     let mut registry = Registry::start(&dir, Options::default())?;
     let addr = registry.addr();
     assert_eq!(registry.get("/v2/")?.0, 200);
