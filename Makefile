@@ -5,7 +5,7 @@ CARGO ?= cargo
 BIN := target/release/kube-harden
 DEBUG_BIN := target/debug/kube-harden
 
-.PHONY: help build test test-targets unit lint standalone-check fmt fmt-check e2e controlplane psa-fixtures node node-e2e node-up node-down demo demo-once demo-offline e2e-kind clean
+.PHONY: help build test test-targets unit lint standalone-check fmt fmt-check e2e controlplane psa-fixtures registry node node-e2e node-up node-down demo demo-once demo-offline e2e-kind clean
 .PHONY: docker-build image static-check manifests-check monitoring-check
 .PHONY: bench fuzz fuzz-replay answers reliability soak yaml-oracle
 .PHONY: images images-check images-repro legacy-e2e
@@ -47,10 +47,13 @@ fmt-check: ## Check formatting
 controlplane: ## Build kube-apiserver, etcd and kubectl from Go modules (cached; cold ~6 min)
 	e2e/build-controlplane.sh
 
+registry: ## Build the e2e OCI registry (distribution v3) and crane from Go modules (cached; cold ~3 min)
+	e2e/build-registry.sh
+
 psa-fixtures: ## Fetch Pod Security Admission's restricted fixtures (Go module k8s.io/pod-security-admission, cached); print their directory
 	scripts/psa-fixtures.sh
 
-e2e: controlplane psa-fixtures ## End-to-end tests: the webhook in a real kube-apiserver's admission chain
+e2e: controlplane psa-fixtures registry ## End-to-end tests: the webhook in a real kube-apiserver's admission chain; the e2e OCI registry
 	$(CARGO) build --locked --bin kube-harden
 	fixtures="$$(scripts/psa-fixtures.sh)"; KUBE_HARDEN_BIN=$(DEBUG_BIN) KUBE_HARDEN_PSA_FIXTURES="$$fixtures" $(CARGO) test --locked -p kube-harden-e2e
 
@@ -87,7 +90,7 @@ images: images-check ## The legacy-app zoo from Debian packages (root; cached; c
 images-repro: ## The zoo built twice from empty caches (root; ~2 min): same digests, else what differs
 	e2e/images/repro-check.sh
 
-legacy-e2e: node images ## Legacy apps on the node (root): plain, hardened, hardened with the fix; writes docs/legacy-apps.md
+legacy-e2e: node images registry ## Legacy apps on the node (root), pulled from the e2e registry: plain, hardened, hardened with the fix; writes docs/legacy-apps.md
 	$(CARGO) build --locked --bin kube-harden
 	KUBE_HARDEN_BIN=$(DEBUG_BIN) $(CARGO) test --locked -p kube-harden-e2e --test legacy
 

@@ -20,6 +20,7 @@ pub mod ledger;
 pub mod metrics;
 pub mod node;
 pub mod process;
+pub mod registry;
 pub mod stream;
 pub mod webcheck;
 pub mod webhook;
