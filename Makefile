@@ -7,7 +7,7 @@ DEBUG_BIN := target/debug/kube-harden
 
 .PHONY: help build test test-targets unit lint standalone-check fmt fmt-check e2e controlplane psa-fixtures node node-e2e node-up node-down demo demo-once demo-offline e2e-kind clean
 .PHONY: docker-build image static-check manifests-check monitoring-check
-.PHONY: bench fuzz reliability soak yaml-oracle
+.PHONY: bench fuzz fuzz-replay answers reliability soak yaml-oracle
 .PHONY: images images-check images-repro legacy-e2e
 
 help: ## List the targets
@@ -137,6 +137,13 @@ bench: controlplane ## Benchmarks (figures, not timed tests): rules (criterion),
 
 fuzz: ## Fuzz the admission handler (cargo-fuzz, nightly) for FUZZ_SECONDS (60) per target, from fuzz/corpus
 	scripts/fuzz.sh
+
+fuzz-replay: ## The fuzz targets' checks on every committed corpus input (stable toolchain, no libFuzzer run)
+	cd fuzz && CARGO_TARGET_DIR=../target $(CARGO) build --locked --bin answers
+	target/debug/answers replay .
+
+answers: ## Are the answers to the fuzz corpus and the fixtures byte-identical to BASE's? (make answers BASE=<commit>)
+	scripts/answers.sh
 
 reliability: ## Hostile clients, connection limit, a soak (KUBE_HARDEN_SOAK_SECONDS, 60), rotation and SIGTERM under load
 	$(CARGO) test --locked --test tests -- --ignored --test-threads 1 --nocapture it::reliability
