@@ -23,6 +23,7 @@
 //! [`routes`] what each path answers; [`slots`] the connection caps; [`tls`] certificates and
 //! their reload; [`nofile`] the open-files limit.
 
+pub mod command;
 mod conn;
 pub mod nofile;
 mod routes;
