@@ -6,19 +6,17 @@
 //! patch, audit never does; a patch is base64 RFC 6902 made only of `add` operations that apply
 //! to the object sent.
 //!
-//! Parts: [`json`] (a field that may be missing, null, typed or junk), [`pod`] (the pod spec),
-//! [`review`] (the object, its annotations and the AdmissionReview around it); here, the checks.
+//! The pod spec comes from the generator the property tests share (`kube_harden_podgen`);
+//! [`review`] puts it in an object with annotations and an AdmissionReview; here, the checks.
 
 use base64::prelude::{BASE64_STANDARD, Engine as _};
 use kube_harden::admission::{Mode, review};
 use kube_harden::harden::Policy;
 use serde_json::Value;
 
-pub mod json;
-pub mod pod;
 pub mod review;
 
-pub use json::{Field, Json, ToJson};
+pub use kube_harden_podgen::{Field, Json, PodSpec, ToJson, json, pod};
 pub use review::Input;
 
 /// Reviews `data` on both endpoints and checks the answers.

@@ -6,8 +6,8 @@ use kube_harden::admission::Mode;
 use kube_harden::harden::{ChangeName, Policy};
 use serde_json::{Map, Value, json};
 
-use crate::json::{Field, Json, ToJson, put};
-use crate::pod::{MountPath, Name, PodSpec};
+use kube_harden_podgen::json::{Field, Json, Render, ToJson, put};
+use kube_harden_podgen::pod::{MountPath, Name, PodSpec};
 
 /// A kube-harden (or other) annotation.
 #[derive(Arbitrary, Debug)]
@@ -155,7 +155,8 @@ impl Input {
             put(
                 &mut metadata,
                 "annotations",
-                &self.metadata_annotations.map_junk(),
+                &junk_only(&self.metadata_annotations),
+                Render::ANY,
             );
         }
         let spec = self.spec.to_json();
@@ -166,7 +167,8 @@ impl Input {
             put(
                 &mut template_meta,
                 "annotations",
-                &self.template_annotations.map_junk(),
+                &junk_only(&self.template_annotations),
+                Render::ANY,
             );
         }
         let template = json!({"metadata": template_meta, "spec": spec});
@@ -223,13 +225,11 @@ impl Input {
     }
 }
 
-impl Field<Vec<Annotation>> {
-    /// The field with a set list replaced by `Absent` (set lists are rendered separately).
-    fn map_junk(&self) -> Field<Json> {
-        match self {
-            Field::Absent | Field::Set(_) => Field::Absent,
-            Field::Null => Field::Null,
-            Field::Junk(j) => Field::Junk(j.clone()),
-        }
+/// The field with a set list replaced by `Absent` (set lists are rendered separately).
+fn junk_only(field: &Field<Vec<Annotation>>) -> Field<Json> {
+    match field {
+        Field::Absent | Field::Set(_) => Field::Absent,
+        Field::Null => Field::Null,
+        Field::Junk(j) => Field::Junk(j.clone()),
     }
 }

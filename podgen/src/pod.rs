@@ -4,7 +4,7 @@
 use arbitrary::Arbitrary;
 use serde_json::{Map, Value, json};
 
-use crate::json::{Field, Json, ToJson, put};
+use crate::json::{Field, Json, Render, ToJson, put};
 
 /// Names that collide on purpose (containers, volumes).
 #[derive(Arbitrary, Debug)]
@@ -20,7 +20,7 @@ pub enum Name {
 }
 
 impl ToJson for Name {
-    fn to_json(&self) -> Value {
+    fn write(&self, _: Render) -> Value {
         Value::String(match self {
             Name::App => "app".into(),
             Name::Sidecar => "sidecar".into(),
@@ -44,7 +44,7 @@ pub enum MountPath {
 }
 
 impl ToJson for MountPath {
-    fn to_json(&self) -> Value {
+    fn write(&self, _: Render) -> Value {
         Value::String(match self {
             MountPath::Tmp => "/tmp".into(),
             MountPath::TmpSlash => "/tmp/".into(),
@@ -61,19 +61,21 @@ pub enum Quantity {
     Milli(u16),
     /// `<n>Mi`
     Mebi(u16),
-    /// A bare number.
+    /// A bare number (well-typed: its magnitude, as a string).
     Number(i64),
-    /// Any string.
+    /// Any string (well-typed: a quantity of `Ki`, its length).
     Text(String),
 }
 
 impl ToJson for Quantity {
-    fn to_json(&self) -> Value {
+    fn write(&self, r: Render) -> Value {
         match self {
             Quantity::Milli(n) => Value::String(format!("{n}m")),
             Quantity::Mebi(n) => Value::String(format!("{n}Mi")),
-            Quantity::Number(n) => json!(n),
-            Quantity::Text(s) => Value::String(s.clone()),
+            Quantity::Number(n) if r.junk => json!(n),
+            Quantity::Number(n) => Value::String(n.unsigned_abs().to_string()),
+            Quantity::Text(s) if r.junk => Value::String(s.clone()),
+            Quantity::Text(s) => Value::String(format!("{}Ki", s.len())),
         }
     }
 }
@@ -87,12 +89,12 @@ pub struct ResourceList {
 }
 
 impl ToJson for ResourceList {
-    fn to_json(&self) -> Value {
+    fn write(&self, r: Render) -> Value {
         let mut m = Map::new();
-        put(&mut m, "cpu", &self.cpu);
-        put(&mut m, "memory", &self.memory);
+        put(&mut m, "cpu", &self.cpu, r);
+        put(&mut m, "memory", &self.memory, r);
         if let Some((k, v)) = &self.other {
-            m.insert(k.clone(), v.to_json());
+            m.insert(k.clone(), v.write(r));
         }
         Value::Object(m)
     }
@@ -106,10 +108,10 @@ pub struct Resources {
 }
 
 impl ToJson for Resources {
-    fn to_json(&self) -> Value {
+    fn write(&self, r: Render) -> Value {
         let mut m = Map::new();
-        put(&mut m, "requests", &self.requests);
-        put(&mut m, "limits", &self.limits);
+        put(&mut m, "requests", &self.requests, r);
+        put(&mut m, "limits", &self.limits, r);
         Value::Object(m)
     }
 }
@@ -128,7 +130,7 @@ pub enum Capability {
 }
 
 impl ToJson for Capability {
-    fn to_json(&self) -> Value {
+    fn write(&self, _: Render) -> Value {
         Value::String(match self {
             Capability::All => "ALL".into(),
             Capability::SysAdmin => "SYS_ADMIN".into(),
@@ -146,10 +148,10 @@ pub struct Capabilities {
 }
 
 impl ToJson for Capabilities {
-    fn to_json(&self) -> Value {
+    fn write(&self, r: Render) -> Value {
         let mut m = Map::new();
-        put(&mut m, "add", &self.add);
-        put(&mut m, "drop", &self.drop);
+        put(&mut m, "add", &self.add, r);
+        put(&mut m, "drop", &self.drop, r);
         Value::Object(m)
     }
 }
@@ -175,7 +177,7 @@ pub enum SeccompType {
 }
 
 impl ToJson for SeccompType {
-    fn to_json(&self) -> Value {
+    fn write(&self, _: Render) -> Value {
         Value::String(match self {
             SeccompType::RuntimeDefault => "RuntimeDefault".into(),
             SeccompType::Localhost => "Localhost".into(),
@@ -186,10 +188,10 @@ impl ToJson for SeccompType {
 }
 
 impl ToJson for Seccomp {
-    fn to_json(&self) -> Value {
+    fn write(&self, r: Render) -> Value {
         let mut m = Map::new();
-        put(&mut m, "type", &self.kind);
-        put(&mut m, "localhostProfile", &self.localhost_profile);
+        put(&mut m, "type", &self.kind, r);
+        put(&mut m, "localhostProfile", &self.localhost_profile, r);
         Value::Object(m)
     }
 }
@@ -209,24 +211,26 @@ pub struct ContainerSecurity {
 }
 
 impl ToJson for ContainerSecurity {
-    fn to_json(&self) -> Value {
+    fn write(&self, r: Render) -> Value {
         let mut m = Map::new();
-        put(&mut m, "privileged", &self.privileged);
-        put(&mut m, "runAsUser", &self.run_as_user);
-        put(&mut m, "runAsGroup", &self.run_as_group);
-        put(&mut m, "runAsNonRoot", &self.run_as_non_root);
+        put(&mut m, "privileged", &self.privileged, r);
+        put(&mut m, "runAsUser", &self.run_as_user, r);
+        put(&mut m, "runAsGroup", &self.run_as_group, r);
+        put(&mut m, "runAsNonRoot", &self.run_as_non_root, r);
         put(
             &mut m,
             "allowPrivilegeEscalation",
             &self.allow_privilege_escalation,
+            r,
         );
         put(
             &mut m,
             "readOnlyRootFilesystem",
             &self.read_only_root_filesystem,
+            r,
         );
-        put(&mut m, "capabilities", &self.capabilities);
-        put(&mut m, "seccompProfile", &self.seccomp_profile);
+        put(&mut m, "capabilities", &self.capabilities, r);
+        put(&mut m, "seccompProfile", &self.seccomp_profile, r);
         if let Some(h) = self.host_process {
             m.insert("windowsOptions".into(), json!({ "hostProcess": h }));
         }
@@ -243,11 +247,11 @@ pub struct Env {
 }
 
 impl ToJson for Env {
-    fn to_json(&self) -> Value {
+    fn write(&self, r: Render) -> Value {
         let mut m = Map::new();
         let name = if self.tmpdir { "TMPDIR" } else { &self.name };
         m.insert("name".into(), Value::String(name.to_owned()));
-        put(&mut m, "value", &self.value);
+        put(&mut m, "value", &self.value, r);
         Value::Object(m)
     }
 }
@@ -261,10 +265,10 @@ pub struct Mount {
 }
 
 impl ToJson for Mount {
-    fn to_json(&self) -> Value {
+    fn write(&self, r: Render) -> Value {
         let mut m = Map::new();
-        put(&mut m, "name", &self.name);
-        put(&mut m, "mountPath", &self.mount_path);
+        put(&mut m, "name", &self.name, r);
+        put(&mut m, "mountPath", &self.mount_path, r);
         if let Some(r) = self.read_only {
             m.insert("readOnly".into(), Value::Bool(r));
         }
@@ -287,14 +291,14 @@ pub struct Container {
 }
 
 impl ToJson for Container {
-    fn to_json(&self) -> Value {
+    fn write(&self, r: Render) -> Value {
         let mut m = Map::new();
-        put(&mut m, "name", &self.name);
-        put(&mut m, "image", &self.image);
-        put(&mut m, "securityContext", &self.security_context);
-        put(&mut m, "resources", &self.resources);
-        put(&mut m, "env", &self.env);
-        put(&mut m, "volumeMounts", &self.volume_mounts);
+        put(&mut m, "name", &self.name, r);
+        put(&mut m, "image", &self.image, r);
+        put(&mut m, "securityContext", &self.security_context, r);
+        put(&mut m, "resources", &self.resources, r);
+        put(&mut m, "env", &self.env, r);
+        put(&mut m, "volumeMounts", &self.volume_mounts, r);
         if let Some(port) = self.host_port {
             m.insert(
                 "ports".into(),
@@ -337,15 +341,15 @@ pub struct Volume {
 }
 
 impl ToJson for Volume {
-    fn to_json(&self) -> Value {
+    fn write(&self, r: Render) -> Value {
         let mut m = Map::new();
-        put(&mut m, "name", &self.name);
+        put(&mut m, "name", &self.name, r);
         match &self.source {
             VolumeSource::EmptyDir => {
                 m.insert("emptyDir".into(), json!({}));
             }
             VolumeSource::EmptyDirSized(q) => {
-                m.insert("emptyDir".into(), json!({ "sizeLimit": q.to_json() }));
+                m.insert("emptyDir".into(), json!({ "sizeLimit": q.write(r) }));
             }
             VolumeSource::ConfigMap => {
                 m.insert("configMap".into(), json!({"name": "config"}));
@@ -354,9 +358,10 @@ impl ToJson for Volume {
                 m.insert("hostPath".into(), json!({ "path": p }));
             }
             VolumeSource::None => {}
-            VolumeSource::Junk(k, v) => {
-                m.insert(k.clone(), v.to_json());
+            VolumeSource::Junk(k, v) if r.junk => {
+                m.insert(k.clone(), v.write(r));
             }
+            VolumeSource::Junk(..) => {}
         }
         Value::Object(m)
     }
@@ -376,21 +381,49 @@ pub struct PodSecurity {
 }
 
 impl ToJson for PodSecurity {
-    fn to_json(&self) -> Value {
+    fn write(&self, r: Render) -> Value {
         let mut m = Map::new();
-        put(&mut m, "runAsUser", &self.run_as_user);
-        put(&mut m, "runAsGroup", &self.run_as_group);
-        put(&mut m, "runAsNonRoot", &self.run_as_non_root);
-        put(&mut m, "fsGroup", &self.fs_group);
-        put(&mut m, "fsGroupChangePolicy", &self.fs_group_change_policy);
-        put(&mut m, "seccompProfile", &self.seccomp_profile);
+        put(&mut m, "runAsUser", &self.run_as_user, r);
+        put(&mut m, "runAsGroup", &self.run_as_group, r);
+        put(&mut m, "runAsNonRoot", &self.run_as_non_root, r);
+        put(&mut m, "fsGroup", &self.fs_group, r);
+        put(
+            &mut m,
+            "fsGroupChangePolicy",
+            &self.fs_group_change_policy,
+            r,
+        );
+        put(&mut m, "seccompProfile", &self.seccomp_profile, r);
         if let Some(h) = self.host_process {
             m.insert("windowsOptions".into(), json!({ "hostProcess": h }));
         }
-        if let Some((k, v)) = &self.extra {
-            m.insert(k.clone(), v.to_json());
+        if let Some((k, v)) = &self.extra
+            && r.junk
+        {
+            m.insert(k.clone(), v.write(r));
         }
         Value::Object(m)
+    }
+}
+
+/// `os.name`.
+#[derive(Arbitrary, Debug)]
+pub enum OsName {
+    /// `linux`
+    Linux,
+    /// `windows`: the Linux-only settings must not be added.
+    Windows,
+    /// Anything.
+    Other(String),
+}
+
+impl ToJson for OsName {
+    fn write(&self, _: Render) -> Value {
+        Value::String(match self {
+            OsName::Linux => "linux".into(),
+            OsName::Windows => "windows".into(),
+            OsName::Other(s) => s.clone(),
+        })
     }
 }
 
@@ -402,7 +435,7 @@ pub struct PodSpec {
     init_containers: Field<Vec<Field<Container>>>,
     ephemeral_containers: Field<Vec<Field<Container>>>,
     volumes: Field<Vec<Field<Volume>>>,
-    os_name: Field<String>,
+    os_name: Field<OsName>,
     windows_node_selector: bool,
     host_network: Field<bool>,
     host_pid: Field<bool>,
@@ -410,15 +443,16 @@ pub struct PodSpec {
 }
 
 impl ToJson for PodSpec {
-    fn to_json(&self) -> Value {
+    fn write(&self, r: Render) -> Value {
         let mut m = Map::new();
-        put(&mut m, "securityContext", &self.security_context);
-        put(&mut m, "initContainers", &self.init_containers);
-        put(&mut m, "containers", &self.containers);
-        put(&mut m, "ephemeralContainers", &self.ephemeral_containers);
-        put(&mut m, "volumes", &self.volumes);
-        if !matches!(self.os_name, Field::Absent) {
-            m.insert("os".into(), json!({ "name": self.os_name.to_json() }));
+        put(&mut m, "securityContext", &self.security_context, r);
+        put(&mut m, "initContainers", &self.init_containers, r);
+        put(&mut m, "containers", &self.containers, r);
+        put(&mut m, "ephemeralContainers", &self.ephemeral_containers, r);
+        put(&mut m, "volumes", &self.volumes, r);
+        let os_junk = matches!(self.os_name, Field::Junk(_)) && !r.junk;
+        if !matches!(self.os_name, Field::Absent) && !os_junk {
+            m.insert("os".into(), json!({ "name": self.os_name.write(r) }));
         }
         if self.windows_node_selector {
             m.insert(
@@ -426,9 +460,9 @@ impl ToJson for PodSpec {
                 json!({"kubernetes.io/os": "windows"}),
             );
         }
-        put(&mut m, "hostNetwork", &self.host_network);
-        put(&mut m, "hostPID", &self.host_pid);
-        put(&mut m, "resources", &self.resources);
+        put(&mut m, "hostNetwork", &self.host_network, r);
+        put(&mut m, "hostPID", &self.host_pid, r);
+        put(&mut m, "resources", &self.resources, r);
         Value::Object(m)
     }
 }
