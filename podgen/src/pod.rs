@@ -13,8 +13,10 @@ pub enum Name {
     App,
     /// `sidecar`
     Sidecar,
-    /// `kube-harden-tmp`, the volume kube-harden adds.
+    /// `kube-harden-tmp`, the volume kube-harden adds for `/tmp`.
     KubeHardenTmp,
+    /// `kube-harden-var-run`, the one it adds for `/var/run`.
+    KubeHardenVarRun,
     /// Anything.
     Other(String),
 }
@@ -25,6 +27,7 @@ impl ToJson for Name {
             Name::App => "app".into(),
             Name::Sidecar => "sidecar".into(),
             Name::KubeHardenTmp => "kube-harden-tmp".into(),
+            Name::KubeHardenVarRun => "kube-harden-var-run".into(),
             Name::Other(s) => s.clone(),
         })
     }
@@ -288,6 +291,8 @@ pub struct Container {
     host_port: Option<i64>,
     probes: bool,
     restart_policy_always: bool,
+    env_from: bool,
+    future_field: bool,
 }
 
 impl ToJson for Container {
@@ -311,6 +316,13 @@ impl ToJson for Container {
         }
         if self.restart_policy_always {
             m.insert("restartPolicy".into(), json!("Always"));
+        }
+        if self.env_from {
+            m.insert("envFrom".into(), json!([{"configMapRef": {"name": "env"}}]));
+        }
+        if self.future_field {
+            // A field this version of the API does not know: it must survive untouched.
+            m.insert("futureField".into(), json!({"nested": [1, "two"]}));
         }
         Value::Object(m)
     }
