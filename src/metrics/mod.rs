@@ -21,7 +21,7 @@ use prometheus::{
 };
 
 use crate::admission::{Mode, Report, change_label};
-use family::{Family, label_set};
+use family::{Family, LabelSet, label_set};
 
 mod family;
 #[cfg(test)]
@@ -147,6 +147,22 @@ impl WriteResult {
     }
 }
 
+/// A counter family labelled by `L`, registered in `registry`.
+fn counters<L: LabelSet<N>, const N: usize>(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+) -> Counters<L, N> {
+    Family::register(registry, |labels| {
+        IntCounterVec::new(Opts::new(name, help), labels)
+    })
+}
+
+/// A gauge without labels, registered in `registry`.
+fn gauge(registry: &Registry, name: &str, help: &str) -> Gauge {
+    family::register(registry, Gauge::new(name, help))
+}
+
 fn success_label(success: bool) -> &'static str {
     if success { "success" } else { "failure" }
 }
@@ -182,131 +198,81 @@ impl Metrics {
     pub fn with_max_namespaces(max_namespaces: usize) -> Self {
         let registry = Registry::new();
         let r = &registry;
-        let counters = |name: &str, help: &str| {
-            let opts = Opts::new(name, help);
-            move |labels: &[&str]| IntCounterVec::new(opts, labels)
-        };
-        let requests = Counters::register(
-            r,
-            counters(
-                "kube_harden_admission_requests_total",
-                "Admission reviews answered, by endpoint mode, operation, object kind and outcome.",
-            ),
-        );
-        let changes = Counters::register(
-            r,
-            counters(
-                "kube_harden_changes_total",
-                "Hardening decisions, by namespace, object kind, change name and outcome.",
-            ),
-        );
-        let duration = Family::register(r, |labels| {
-            HistogramVec::new(
-                HistogramOpts::new(
-                    "kube_harden_admission_duration_seconds",
-                    "Time from receiving an admission request to having its response, by mode.",
-                )
-                .buckets(DURATION_BUCKETS.to_vec()),
-                labels,
-            )
-        });
-        let errors = Counters::register(
-            r,
-            counters(
-                "kube_harden_errors_total",
-                "Requests answered with an error or admitted unchanged because of one, by reason.",
-            ),
-        );
-        let tls_reloads = Counters::register(
-            r,
-            counters(
-                "kube_harden_tls_reloads_total",
-                "Serving certificate reloads from disk, by result (success, failure).",
-            ),
-        );
-        let cert_expiry = family::register(
-            r,
-            Gauge::new(
-                "kube_harden_tls_certificate_expiry_timestamp_seconds",
-                "NotAfter of the serving certificate in use, as a Unix timestamp.",
-            ),
-        );
-        let findings = Counters::register(
-            r,
-            counters(
-                "kube_harden_findings_total",
-                "Risks left standing after hardening, by namespace, object kind and finding name.",
-            ),
-        );
-        let restricted = Counters::register(
-            r,
-            counters(
-                "kube_harden_restricted_compliant_total",
-                "Objects evaluated against the restricted Pod Security Standard after hardening.",
-            ),
-        );
-        let cert_checks = Counters::register(
-            r,
-            counters(
-                "kube_harden_cert_checks_total",
-                "Checks of the managed certificate Secret and caBundle (--manage-certs), by result.",
-            ),
-        );
-        let cert_renewals = Counters::register(
-            r,
-            counters(
-                "kube_harden_cert_renewals_total",
-                "Changes written to the managed certificate Secret by this replica, by kind and result.",
-            ),
-        );
-        let ca_bundle_updates = Counters::register(
-            r,
-            counters(
-                "kube_harden_ca_bundle_updates_total",
-                "caBundle patches of the MutatingWebhookConfiguration by this replica, by result.",
-            ),
-        );
-        let ca_expiry = family::register(
-            r,
-            Gauge::new(
-                "kube_harden_ca_certificate_expiry_timestamp_seconds",
-                "NotAfter of the CA signing the managed serving certificate, as a Unix timestamp.",
-            ),
-        );
         let build_info: Family<Build, Builder<IntGaugeVec>, 1> = Family::register(r, |labels| {
-            IntGaugeVec::new(
-                Opts::new(
-                    "kube_harden_build_info",
-                    "Always 1; labels carry the version of the running binary.",
-                ),
-                labels,
-            )
+            let help = "Always 1; labels carry the version of the running binary.";
+            IntGaugeVec::new(Opts::new("kube_harden_build_info", help), labels)
         });
-        build_info
-            .with(&BuildLabels {
-                version: env!("CARGO_PKG_VERSION"),
-            })
-            .set(1);
+        let version = env!("CARGO_PKG_VERSION");
+        build_info.with(&BuildLabels { version }).set(1);
         #[cfg(target_os = "linux")]
         family::register_process(r);
         Self {
-            registry,
+            requests: counters(
+                r,
+                "kube_harden_admission_requests_total",
+                "Admission reviews answered, by endpoint mode, operation, object kind and outcome.",
+            ),
+            changes: counters(
+                r,
+                "kube_harden_changes_total",
+                "Hardening decisions, by namespace, object kind, change name and outcome.",
+            ),
+            duration: Family::register(r, |labels| {
+                let help =
+                    "Time from receiving an admission request to having its response, by mode.";
+                let opts = HistogramOpts::new("kube_harden_admission_duration_seconds", help);
+                HistogramVec::new(opts.buckets(DURATION_BUCKETS.to_vec()), labels)
+            }),
+            errors: counters(
+                r,
+                "kube_harden_errors_total",
+                "Requests answered with an error or admitted unchanged because of one, by reason.",
+            ),
+            tls_reloads: counters(
+                r,
+                "kube_harden_tls_reloads_total",
+                "Serving certificate reloads from disk, by result (success, failure).",
+            ),
+            cert_expiry: gauge(
+                r,
+                "kube_harden_tls_certificate_expiry_timestamp_seconds",
+                "NotAfter of the serving certificate in use, as a Unix timestamp.",
+            ),
+            findings: counters(
+                r,
+                "kube_harden_findings_total",
+                "Risks left standing after hardening, by namespace, object kind and finding name.",
+            ),
+            restricted: counters(
+                r,
+                "kube_harden_restricted_compliant_total",
+                "Objects evaluated against the restricted Pod Security Standard after hardening.",
+            ),
+            cert_checks: counters(
+                r,
+                "kube_harden_cert_checks_total",
+                "Checks of the managed certificate Secret and caBundle (--manage-certs), by result.",
+            ),
+            cert_renewals: counters(
+                r,
+                "kube_harden_cert_renewals_total",
+                "Changes written to the managed certificate Secret by this replica, by kind and result.",
+            ),
+            ca_bundle_updates: counters(
+                r,
+                "kube_harden_ca_bundle_updates_total",
+                "caBundle patches of the MutatingWebhookConfiguration by this replica, by result.",
+            ),
+            ca_expiry: gauge(
+                r,
+                "kube_harden_ca_certificate_expiry_timestamp_seconds",
+                "NotAfter of the CA signing the managed serving certificate, as a Unix timestamp.",
+            ),
             namespaces: Arc::new(Namespaces {
                 limit: max_namespaces,
                 known: Mutex::new(HashSet::new()),
             }),
-            requests,
-            changes,
-            duration,
-            errors,
-            tls_reloads,
-            cert_expiry,
-            findings,
-            restricted,
-            cert_checks,
-            cert_renewals,
-            ca_bundle_updates,
-            ca_expiry,
+            registry,
         }
     }
 
