@@ -192,20 +192,24 @@ pub fn render(documents: &[Document], format: OutputFormat) -> Result<String, se
     Ok(out)
 }
 
+impl Document {
+    /// The input's `kind` and `metadata.name`, `?` where missing.
+    fn kind_name(&self) -> (&str, &str) {
+        fn text(v: Option<&Value>) -> &str {
+            v.and_then(Value::as_str).unwrap_or("?")
+        }
+        (
+            text(self.original.get("kind")),
+            text(self.original.pointer("/metadata/name")),
+        )
+    }
+}
+
 /// A human-readable account of the decisions, for `--explain` (written to stderr).
 pub fn explain(documents: &[Document]) -> String {
     let mut out = String::new();
     for doc in documents {
-        let kind = doc
-            .original
-            .get("kind")
-            .and_then(Value::as_str)
-            .unwrap_or("?");
-        let name = doc
-            .original
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or("?");
+        let (kind, name) = doc.kind_name();
         let _ = writeln!(
             out,
             "# document {} (line {}): {kind}/{name}",
@@ -231,16 +235,7 @@ pub fn findings_report(documents: &[Document]) -> String {
         {
             continue;
         }
-        let kind = doc
-            .original
-            .get("kind")
-            .and_then(Value::as_str)
-            .unwrap_or("?");
-        let name = doc
-            .original
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or("?");
+        let (kind, name) = doc.kind_name();
         let verdict = if doc.restricted.is_empty() {
             "passes Pod Security restricted".to_owned()
         } else {
