@@ -8,7 +8,7 @@
 //! Every metric is documented in docs/metrics.md. Exposition format:
 //! <https://prometheus.io/docs/instrumenting/exposition_formats/>.
 //!
-//! Each family's labels are a type ([`family`]): `requests.with(&RequestLabels { .. })`.
+//! Each family's labels are a type (`family`): `requests.with(&RequestLabels { .. })`.
 
 use std::borrow::Cow;
 use std::collections::HashSet;

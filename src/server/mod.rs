@@ -19,8 +19,8 @@
 //! open files is raised, and the caps lowered if they would not fit it ([`nofile`]).
 //! See <https://kubernetes.io/docs/reference/access-authn-authz/extensible-admission-controllers/>.
 //!
-//! Parts: here the settings, binding and the accept loops; [`conn`] one connection's life;
-//! [`routes`] what each path answers; [`slots`] the connection caps; [`tls`] certificates and
+//! Parts: here the settings, binding and the accept loops; `conn` one connection's life;
+//! `routes` what each path answers; [`slots`] the connection caps; [`tls`] certificates and
 //! their reload; [`nofile`] the open-files limit.
 
 pub mod command;
