@@ -2,7 +2,7 @@
 # make answers BASE=<commit>: are kube-harden's answers byte-identical to those of <commit>?
 #
 # Builds the answers tool (fuzz/src/bin/answers.rs) twice: against kube-harden at BASE (in a
-# temporary git worktree, with the working tree's fuzz/ copied over it, so both sides decode the
+# temporary git worktree, with the working tree's fuzz/ and podgen/ copied over it, so both sides decode the
 # corpus the same way) and against the working tree. Each writes one digest per input of the fuzz
 # corpus and the fixtures (read from the working tree); the two files are compared: how many
 # inputs, how many differ, the first that do. `target/debug/answers show . <input>` prints one
@@ -22,9 +22,10 @@ cleanup() {
 trap cleanup EXIT
 
 git worktree add --quiet --detach "$tmp/base" "$base"
-rm -rf "$tmp/base/fuzz"
-# The tool and its decoder as they are now (tracked and new files), without the corpus.
-git ls-files -z --cached --others --exclude-standard -- fuzz ':(exclude)fuzz/corpus' |
+# The tool and its decoder (fuzz/, the pod spec generator podgen/) as they are now (tracked and
+# new files), without the corpus.
+rm -rf "$tmp/base/fuzz" "$tmp/base/podgen"
+git ls-files -z --cached --others --exclude-standard -- fuzz podgen ':(exclude)fuzz/corpus' |
   while IFS= read -r -d '' f; do
     [[ -e "$f" ]] || continue
     mkdir -p "$tmp/base/$(dirname "$f")"

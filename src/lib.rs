@@ -12,7 +12,8 @@
 //!  offline: hardened YAML/JSON/patch      webhook: AdmissionResponse with patch + warnings
 //! ```
 //!
-//! The rules in [`harden`] are pure; I/O lives in [`offline`] (and the server).
+//! The rules in [`harden`] are pure; I/O lives in [`offline`], [`scan`] and [`server`], each with
+//! its command's runner in its `command` module (here only the dispatch).
 // The library reads objects, requests and files from outside: nothing in it may panic. Tests
 // may (clippy.toml allows these in `#[cfg(test)]` code); a module that must opt out says why.
 #![deny(
@@ -44,149 +45,16 @@ pub const VERSION: &str = match option_env!("KUBE_HARDEN_VERSION") {
     None => env!("CARGO_PKG_VERSION"),
 };
 
-use std::io::{Read, Write};
-use std::path::Path;
 use std::process::ExitCode;
 
-use config::{Cli, Command, HardenArgs, ScanArgs, ScanOutput, ServeArgs};
-use error::{Error, Result};
+use config::{Cli, Command};
+use error::Result;
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Harden(args) => run_harden(&args),
-        Command::Serve(args) => run_serve(*args),
-        Command::Scan(args) => run_scan(&args),
+        Command::Harden(args) => offline::command::run(&args),
+        Command::Serve(args) => server::command::run(*args),
+        Command::Scan(args) => scan::command::run(&args),
     }
-}
-
-fn run_scan(args: &ScanArgs) -> Result<ExitCode> {
-    let policy = args.policy.load()?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(Error::Runtime)?;
-    let rows = runtime.block_on(async {
-        let client = scan_client(args).await?;
-        let objects = scan::list(&client, &args.namespaces).await?;
-        Ok::<_, Error>(scan::analyze(&objects, &policy))
-    })?;
-    let output = match args.output {
-        ScanOutput::Table => scan::render_table(&rows),
-        ScanOutput::Json => {
-            let mut text = serde_json::to_string_pretty(&rows).map_err(Error::Render)?;
-            text.push('\n');
-            text
-        }
-    };
-    std::io::stdout()
-        .lock()
-        .write_all(output.as_bytes())
-        .map_err(|source| Error::Io {
-            path: "-".into(),
-            source,
-        })?;
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn scan_client(args: &ScanArgs) -> Result<kube::Client> {
-    kube_client::client(
-        args.kube.kubeconfig.as_deref(),
-        args.context.as_deref(),
-        None,
-    )
-    .await
-    .map_err(|e| scan::ScanError::Config(e.to_string()).into())
-}
-
-fn run_serve(args: ServeArgs) -> Result<ExitCode> {
-    logging::init(args.log_format, &args.log_level)?;
-    let cert_config = args.cert_config()?;
-    let max_namespaces = args.metrics_max_namespaces;
-    let mut config = args.into_config()?;
-    server::nofile::fit(&mut config);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(Error::Runtime)?;
-    runtime.block_on(async {
-        let metrics = metrics::Metrics::with_max_namespaces(max_namespaces);
-        // --manage-certs: the Secret, the certificate files and the caBundle are in place
-        // before the server loads the files; renewals then run beside it.
-        let renewals = match cert_config {
-            Some(cert_config) => Some(certs::start(cert_config, metrics.clone()).await?),
-            None => None,
-        };
-        let server = server::Server::bind(config, metrics).await?;
-        server.run(shutdown_signal()).await;
-        if let Some(renewals) = renewals {
-            renewals.abort();
-        }
-        Ok(ExitCode::SUCCESS)
-    })
-}
-
-/// Resolves on SIGTERM (what the kubelet sends) or SIGINT (Ctrl-C).
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => tracing::info!("SIGTERM received"),
-                _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
-            }
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for SIGTERM; only SIGINT stops the server");
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-}
-
-fn run_harden(args: &HardenArgs) -> Result<ExitCode> {
-    let policy = args.policy.load()?;
-    let io_error = |path: &Path| {
-        let path = path.to_owned();
-        move |source| Error::Io { path, source }
-    };
-    let mut input = String::new();
-    let source_name = if args.file.as_os_str() == "-" {
-        std::io::stdin()
-            .read_to_string(&mut input)
-            .map_err(io_error(&args.file))?;
-        "<stdin>".to_owned()
-    } else {
-        input = std::fs::read_to_string(&args.file).map_err(io_error(&args.file))?;
-        args.file.display().to_string()
-    };
-    let outcome = offline::harden_stream(&input, &source_name, &policy);
-    let documents = outcome.documents;
-    let output = offline::render(&documents, args.output).map_err(Error::Render)?;
-    eprint!("{}", offline::unserved_report(&documents, &source_name));
-    if args.explain {
-        eprint!("{}", offline::explain(&documents));
-    }
-    if args.findings {
-        eprint!("{}", offline::findings_report(&documents));
-    }
-    // The good documents are written even when others failed (docs/configuration.md).
-    std::io::stdout()
-        .lock()
-        .write_all(output.as_bytes())
-        .map_err(io_error(Path::new("-")))?;
-    if !outcome.errors.is_empty() {
-        for error in &outcome.errors {
-            eprintln!("kube-harden: {error}");
-        }
-        eprintln!(
-            "kube-harden: {} of {} documents could not be read or hardened and were left out of the output",
-            outcome.errors.len(),
-            outcome.errors.len() + documents.len()
-        );
-        return Ok(ExitCode::FAILURE);
-    }
-    if args.fail_on_findings && offline::has_findings(&documents) {
-        return Ok(ExitCode::from(2));
-    }
-    Ok(ExitCode::SUCCESS)
 }

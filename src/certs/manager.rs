@@ -17,7 +17,7 @@ use serde_json::json;
 use super::bundle::parse_bundle;
 use super::plan::{describe, rfc3339, write_kinds};
 use super::{Bundle, CertConfig, CertError, apply, parse_certificates, plan, unix_now};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, WriteResult};
 
 /// Conflicts (another replica wrote first) tolerated in one check before giving up until the
 /// next one.
@@ -172,7 +172,7 @@ impl CertManager {
             }
             let bundle = apply(current.as_ref(), &actions, now, lifetimes, names)?;
             let kinds = write_kinds(&actions, found.is_some());
-            let record = |result: &str| {
+            let record = |result: WriteResult| {
                 for kind in &kinds {
                     self.metrics.cert_renewal(kind, result);
                 }
@@ -218,7 +218,7 @@ impl CertManager {
             };
             match result {
                 Ok(_) => {
-                    record("success");
+                    record(WriteResult::Success);
                     let leaf = bundle.serving_certificate();
                     tracing::info!(
                         secret = %self.secret_ref(),
@@ -231,11 +231,11 @@ impl CertManager {
                     return Ok(bundle);
                 }
                 Err(CertError::Api { source, .. }) if is_conflict(&source) => {
-                    record("conflict");
+                    record(WriteResult::Conflict);
                     tracing::info!(secret = %self.secret_ref(), %kind, "another replica wrote the Secret first; using theirs");
                 }
                 Err(e) => {
-                    record("failure");
+                    record(WriteResult::Failure);
                     return Err(e);
                 }
             }
@@ -335,13 +335,13 @@ impl CertManager {
                 .await
             {
                 Ok(_) => {
-                    self.metrics.ca_bundle_update("success");
+                    self.metrics.ca_bundle_update(WriteResult::Success);
                     tracing::info!(config = %name, webhooks = ?stale, "caBundle updated");
                     return Ok(());
                 }
-                Err(e) if is_conflict(&e) => self.metrics.ca_bundle_update("conflict"),
+                Err(e) if is_conflict(&e) => self.metrics.ca_bundle_update(WriteResult::Conflict),
                 Err(e) => {
-                    self.metrics.ca_bundle_update("failure");
+                    self.metrics.ca_bundle_update(WriteResult::Failure);
                     return Err(api_error("patch")(e));
                 }
             }

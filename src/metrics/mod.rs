@@ -7,10 +7,8 @@
 //!
 //! Every metric is documented in docs/metrics.md. Exposition format:
 //! <https://prometheus.io/docs/instrumenting/exposition_formats/>.
-#![allow(
-    clippy::expect_used,
-    reason = "registering fixed, distinct metric names at start cannot fail"
-)]
+//!
+//! Each family's labels are a type (`family`): `requests.with(&RequestLabels { .. })`.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -23,6 +21,11 @@ use prometheus::{
 };
 
 use crate::admission::{Mode, Report, change_label};
+use family::{Family, LabelSet, label_set};
+
+mod family;
+#[cfg(test)]
+mod tests;
 
 /// Histogram buckets for admission latency: sub-millisecond resolution where the webhook lives,
 /// up to the API server's webhook timeout.
@@ -79,22 +82,107 @@ fn is_namespace_name(name: &str) -> bool {
         && bytes.last().is_some_and(alnum)
 }
 
+label_set!(
+    /// `kube_harden_admission_requests_total`
+    Request(RequestLabels; 4) { mode, operation, kind, outcome }
+);
+label_set!(
+    /// `kube_harden_changes_total`
+    Change(ChangeLabels; 4) { namespace, kind, change, outcome }
+);
+label_set!(
+    /// `kube_harden_admission_duration_seconds`
+    ByMode(ModeLabels; 1) { mode }
+);
+label_set!(
+    /// `kube_harden_errors_total`
+    ByReason(ReasonLabels; 1) { reason }
+);
+label_set!(
+    /// `kube_harden_tls_reloads_total`, `kube_harden_cert_checks_total`,
+    /// `kube_harden_ca_bundle_updates_total`
+    ByResult(ResultLabels; 1) { result }
+);
+label_set!(
+    /// `kube_harden_findings_total`
+    FindingSet(FindingLabels; 3) { namespace, kind, finding }
+);
+label_set!(
+    /// `kube_harden_restricted_compliant_total`
+    Restricted(RestrictedLabels; 3) { namespace, kind, compliant }
+);
+label_set!(
+    /// `kube_harden_cert_renewals_total`
+    Renewal(RenewalLabels; 2) { kind, result }
+);
+label_set!(
+    /// `kube_harden_build_info`
+    Build(BuildLabels; 1) { version }
+);
+
+/// The builder of prometheus' `MetricVec` behind `V` (`IntCounterVec`, `HistogramVec`, ...).
+type Builder<V> = <V as family::Vec>::Builder;
+/// Counters labelled by `L`.
+type Counters<L, const N: usize> = Family<L, Builder<IntCounterVec>, N>;
+
+/// What a certificate write or caBundle patch came to: the `result` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteResult {
+    /// Written.
+    Success,
+    /// Another replica wrote first (a conflict on the resourceVersion).
+    Conflict,
+    /// Not written.
+    Failure,
+}
+
+impl WriteResult {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WriteResult::Success => "success",
+            WriteResult::Conflict => "conflict",
+            WriteResult::Failure => "failure",
+        }
+    }
+}
+
+/// A counter family labelled by `L`, registered in `registry`.
+fn counters<L: LabelSet<N>, const N: usize>(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+) -> Counters<L, N> {
+    Family::register(registry, |labels| {
+        IntCounterVec::new(Opts::new(name, help), labels)
+    })
+}
+
+/// A gauge without labels, registered in `registry`.
+fn gauge(registry: &Registry, name: &str, help: &str) -> Gauge {
+    family::register(registry, Gauge::new(name, help))
+}
+
+fn success_label(success: bool) -> &'static str {
+    if success { "success" } else { "failure" }
+}
+
 /// The process's metrics.
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
     namespaces: Arc<Namespaces>,
-    requests: IntCounterVec,
-    changes: IntCounterVec,
-    duration: HistogramVec,
-    errors: IntCounterVec,
-    tls_reloads: IntCounterVec,
+    requests: Counters<Request, 4>,
+    changes: Counters<Change, 4>,
+    duration: Family<ByMode, Builder<HistogramVec>, 1>,
+    errors: Counters<ByReason, 1>,
+    tls_reloads: Counters<ByResult, 1>,
     cert_expiry: Gauge,
-    findings: IntCounterVec,
-    restricted: IntCounterVec,
-    cert_checks: IntCounterVec,
-    cert_renewals: IntCounterVec,
-    ca_bundle_updates: IntCounterVec,
+    findings: Counters<FindingSet, 3>,
+    restricted: Counters<Restricted, 3>,
+    cert_checks: Counters<ByResult, 1>,
+    cert_renewals: Counters<Renewal, 2>,
+    ca_bundle_updates: Counters<ByResult, 1>,
     ca_expiry: Gauge,
 }
 
@@ -109,147 +197,82 @@ impl Metrics {
     /// (later namespaces are counted as [`OTHER_NAMESPACE`]).
     pub fn with_max_namespaces(max_namespaces: usize) -> Self {
         let registry = Registry::new();
-        let requests = IntCounterVec::new(
-            Opts::new(
+        let r = &registry;
+        let build_info: Family<Build, Builder<IntGaugeVec>, 1> = Family::register(r, |labels| {
+            let help = "Always 1; labels carry the version of the running binary.";
+            IntGaugeVec::new(Opts::new("kube_harden_build_info", help), labels)
+        });
+        let version = crate::VERSION;
+        build_info.with(&BuildLabels { version }).set(1);
+        #[cfg(target_os = "linux")]
+        family::register_process(r);
+        Self {
+            requests: counters(
+                r,
                 "kube_harden_admission_requests_total",
                 "Admission reviews answered, by endpoint mode, operation, object kind and outcome.",
             ),
-            &["mode", "operation", "kind", "outcome"],
-        )
-        .expect("valid metric");
-        let changes = IntCounterVec::new(
-            Opts::new(
+            changes: counters(
+                r,
                 "kube_harden_changes_total",
                 "Hardening decisions, by namespace, object kind, change name and outcome.",
             ),
-            &["namespace", "kind", "change", "outcome"],
-        )
-        .expect("valid metric");
-        let duration = HistogramVec::new(
-            HistogramOpts::new(
-                "kube_harden_admission_duration_seconds",
-                "Time from receiving an admission request to having its response, by mode.",
-            )
-            .buckets(DURATION_BUCKETS.to_vec()),
-            &["mode"],
-        )
-        .expect("valid metric");
-        let errors = IntCounterVec::new(
-            Opts::new(
+            duration: Family::register(r, |labels| {
+                let help =
+                    "Time from receiving an admission request to having its response, by mode.";
+                let opts = HistogramOpts::new("kube_harden_admission_duration_seconds", help);
+                HistogramVec::new(opts.buckets(DURATION_BUCKETS.to_vec()), labels)
+            }),
+            errors: counters(
+                r,
                 "kube_harden_errors_total",
                 "Requests answered with an error or admitted unchanged because of one, by reason.",
             ),
-            &["reason"],
-        )
-        .expect("valid metric");
-        let tls_reloads = IntCounterVec::new(
-            Opts::new(
+            tls_reloads: counters(
+                r,
                 "kube_harden_tls_reloads_total",
                 "Serving certificate reloads from disk, by result (success, failure).",
             ),
-            &["result"],
-        )
-        .expect("valid metric");
-        let cert_expiry = Gauge::new(
-            "kube_harden_tls_certificate_expiry_timestamp_seconds",
-            "NotAfter of the serving certificate in use, as a Unix timestamp.",
-        )
-        .expect("valid metric");
-        let findings = IntCounterVec::new(
-            Opts::new(
+            cert_expiry: gauge(
+                r,
+                "kube_harden_tls_certificate_expiry_timestamp_seconds",
+                "NotAfter of the serving certificate in use, as a Unix timestamp.",
+            ),
+            findings: counters(
+                r,
                 "kube_harden_findings_total",
                 "Risks left standing after hardening, by namespace, object kind and finding name.",
             ),
-            &["namespace", "kind", "finding"],
-        )
-        .expect("valid metric");
-        let restricted = IntCounterVec::new(
-            Opts::new(
+            restricted: counters(
+                r,
                 "kube_harden_restricted_compliant_total",
                 "Objects evaluated against the restricted Pod Security Standard after hardening.",
             ),
-            &["namespace", "kind", "compliant"],
-        )
-        .expect("valid metric");
-        let cert_checks = IntCounterVec::new(
-            Opts::new(
+            cert_checks: counters(
+                r,
                 "kube_harden_cert_checks_total",
                 "Checks of the managed certificate Secret and caBundle (--manage-certs), by result.",
             ),
-            &["result"],
-        )
-        .expect("valid metric");
-        let cert_renewals = IntCounterVec::new(
-            Opts::new(
+            cert_renewals: counters(
+                r,
                 "kube_harden_cert_renewals_total",
                 "Changes written to the managed certificate Secret by this replica, by kind and result.",
             ),
-            &["kind", "result"],
-        )
-        .expect("valid metric");
-        let ca_bundle_updates = IntCounterVec::new(
-            Opts::new(
+            ca_bundle_updates: counters(
+                r,
                 "kube_harden_ca_bundle_updates_total",
                 "caBundle patches of the MutatingWebhookConfiguration by this replica, by result.",
             ),
-            &["result"],
-        )
-        .expect("valid metric");
-        let ca_expiry = Gauge::new(
-            "kube_harden_ca_certificate_expiry_timestamp_seconds",
-            "NotAfter of the CA signing the managed serving certificate, as a Unix timestamp.",
-        )
-        .expect("valid metric");
-        let build_info = IntGaugeVec::new(
-            Opts::new(
-                "kube_harden_build_info",
-                "Always 1; labels carry the version of the running binary.",
+            ca_expiry: gauge(
+                r,
+                "kube_harden_ca_certificate_expiry_timestamp_seconds",
+                "NotAfter of the CA signing the managed serving certificate, as a Unix timestamp.",
             ),
-            &["version"],
-        )
-        .expect("valid metric");
-        build_info.with_label_values(&[crate::VERSION]).set(1);
-        for collector in [
-            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(changes.clone()),
-            Box::new(duration.clone()),
-            Box::new(errors.clone()),
-            Box::new(tls_reloads.clone()),
-            Box::new(cert_expiry.clone()),
-            Box::new(findings.clone()),
-            Box::new(restricted.clone()),
-            Box::new(cert_checks.clone()),
-            Box::new(cert_renewals.clone()),
-            Box::new(ca_bundle_updates.clone()),
-            Box::new(ca_expiry.clone()),
-            Box::new(build_info),
-        ] {
-            registry.register(collector).expect("unique metric");
-        }
-        #[cfg(target_os = "linux")]
-        registry
-            .register(Box::new(
-                prometheus::process_collector::ProcessCollector::for_self(),
-            ))
-            .expect("unique metric");
-        Self {
-            registry,
             namespaces: Arc::new(Namespaces {
                 limit: max_namespaces,
                 known: Mutex::new(HashSet::new()),
             }),
-            requests,
-            changes,
-            duration,
-            errors,
-            tls_reloads,
-            cert_expiry,
-            findings,
-            restricted,
-            cert_checks,
-            cert_renewals,
-            ca_bundle_updates,
-            ca_expiry,
+            registry,
         }
     }
 
@@ -267,10 +290,17 @@ impl Metrics {
             report.kind
         };
         self.requests
-            .with_label_values(&[mode.as_str(), operation, kind, report.outcome.as_str()])
+            .with(&RequestLabels {
+                mode: mode.as_str(),
+                operation,
+                kind,
+                outcome: report.outcome.as_str(),
+            })
             .inc();
         self.duration
-            .with_label_values(&[mode.as_str()])
+            .with(&ModeLabels {
+                mode: mode.as_str(),
+            })
             .observe(elapsed.as_secs_f64());
         if let Some((reason, _)) = &report.error {
             self.error(reason);
@@ -280,23 +310,31 @@ impl Metrics {
             let namespace = namespace.as_ref();
             for finding in &report.findings {
                 self.findings
-                    .with_label_values(&[namespace, kind, finding.name.as_str()])
+                    .with(&FindingLabels {
+                        namespace,
+                        kind,
+                        finding: finding.name.as_str(),
+                    })
                     .inc();
             }
             if let Some(failing) = &report.restricted {
                 let compliant = if failing.is_empty() { "true" } else { "false" };
                 self.restricted
-                    .with_label_values(&[namespace, kind, compliant])
+                    .with(&RestrictedLabels {
+                        namespace,
+                        kind,
+                        compliant,
+                    })
                     .inc();
             }
             for change in &report.changes {
                 self.changes
-                    .with_label_values(&[
+                    .with(&ChangeLabels {
                         namespace,
                         kind,
-                        change.name.as_str(),
-                        change_label(mode, change.outcome),
-                    ])
+                        change: change.name.as_str(),
+                        outcome: change_label(mode, change.outcome),
+                    })
                     .inc();
             }
         }
@@ -304,13 +342,13 @@ impl Metrics {
 
     /// Counts an error by reason.
     pub fn error(&self, reason: &str) {
-        self.errors.with_label_values(&[reason]).inc();
+        self.errors.with(&ReasonLabels { reason }).inc();
     }
 
     /// Counts a certificate reload.
     pub fn tls_reload(&self, success: bool) {
-        let result = if success { "success" } else { "failure" };
-        self.tls_reloads.with_label_values(&[result]).inc();
+        let result = success_label(success);
+        self.tls_reloads.with(&ResultLabels { result }).inc();
     }
 
     /// Sets the expiry of the certificate being served.
@@ -320,19 +358,23 @@ impl Metrics {
 
     /// Counts a check of the managed certificates.
     pub fn cert_check(&self, success: bool) {
-        let result = if success { "success" } else { "failure" };
-        self.cert_checks.with_label_values(&[result]).inc();
+        let result = success_label(success);
+        self.cert_checks.with(&ResultLabels { result }).inc();
     }
 
     /// Counts a change written to the managed certificate Secret (`kind`: create, restore,
-    /// replace, serving, ca_add, ca_promote, ca_prune; `result`: success, conflict, failure).
-    pub fn cert_renewal(&self, kind: &str, result: &str) {
-        self.cert_renewals.with_label_values(&[kind, result]).inc();
+    /// replace, serving, ca_add, ca_promote, ca_prune).
+    pub fn cert_renewal(&self, kind: &str, result: WriteResult) {
+        let result = result.as_str();
+        self.cert_renewals
+            .with(&RenewalLabels { kind, result })
+            .inc();
     }
 
-    /// Counts a caBundle patch (`result`: success, conflict, failure).
-    pub fn ca_bundle_update(&self, result: &str) {
-        self.ca_bundle_updates.with_label_values(&[result]).inc();
+    /// Counts a caBundle patch.
+    pub fn ca_bundle_update(&self, result: WriteResult) {
+        let result = result.as_str();
+        self.ca_bundle_updates.with(&ResultLabels { result }).inc();
     }
 
     /// Sets the expiry of the CA that signs the managed serving certificate.
@@ -352,33 +394,5 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn namespace_labels_are_capped_and_validated() {
-        let namespaces = Namespaces {
-            limit: 2,
-            known: Mutex::new(HashSet::new()),
-        };
-        assert_eq!(namespaces.label("team-a"), "team-a");
-        assert_eq!(namespaces.label("team-b"), "team-b");
-        assert_eq!(namespaces.label("team-c"), OTHER_NAMESPACE);
-        assert_eq!(
-            namespaces.label("team-a"),
-            "team-a",
-            "a known one keeps its place"
-        );
-        assert_eq!(namespaces.label(""), "");
-        for forged in ["Team", "a\nb", "-a", "a-", "a\"b", &"n".repeat(64)] {
-            assert!(!is_namespace_name(forged), "{forged:?}");
-        }
-        assert!(is_namespace_name(&"n".repeat(63)));
-        assert!(is_namespace_name("kube-system"));
-        assert!(is_namespace_name("0"));
     }
 }

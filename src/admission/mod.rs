@@ -1,5 +1,6 @@
 //! The admission handler: AdmissionReview bytes in, AdmissionReview bytes out. Synchronous and
-//! free of sockets, so tests and benchmarks call it directly; the server only moves bytes.
+//! free of sockets, so its tests (`tests.rs`: bytes in, bytes out) and the benchmarks call it
+//! directly; the server only moves bytes.
 //!
 //! Implements <https://kubernetes.io/docs/reference/access-authn-authz/extensible-admission-controllers/#request>
 //! for `admission.k8s.io/v1`. The request is read with a lean struct rather than
@@ -11,23 +12,28 @@
 //! AdmissionReview gets an `invalid` AdmissionResponse. An object the rules cannot read is
 //! admitted unchanged with a warning (fail-open, matching `failurePolicy: Ignore`): kube-harden
 //! adds protection and must never become the reason a workload cannot be deployed.
+//!
+//! Parts: `wire` (the request and response as they cross the wire), `slim` (`request.object`
+//! with only what the rules read), `respond` (the AdmissionResponse for each outcome); here, the
+//! handler itself and what it reports.
 
-use std::borrow::Cow;
 use std::collections::HashSet;
 
-use base64::prelude::{BASE64_STANDARD, Engine as _};
-use kube::core::GroupVersionKind;
-use kube::core::admission::{AdmissionResponse, Operation};
-use serde::{Deserialize, Serialize};
+use kube::core::admission::Operation;
 use serde_json::value::RawValue;
 
-use crate::harden::{
-    self, Change, Finding, Hardened, Outcome, Policy, SKIP_ANNOTATION, WorkloadKind,
-};
+use crate::harden::{self, Change, Finding, Outcome, Policy, WorkloadKind};
 use crate::psa::Check;
 
+mod respond;
 mod slim;
+#[cfg(test)]
+mod tests;
+mod wire;
+
+use respond::{allowed, fail_open, invalid, respond};
 use slim::SlimObject;
+use wire::{EnvelopeIn, Named, OldPod, ReviewIn, operation_label};
 
 /// The AdmissionReview API version this webhook speaks.
 pub const API_VERSION: &str = "admission.k8s.io/v1";
@@ -129,9 +135,6 @@ impl Report {
     }
 }
 
-/// At most this many findings become warnings; the rest are summarised in one line.
-const MAX_FINDING_WARNINGS: usize = 5;
-
 /// The answer to one review: HTTP status and body.
 #[derive(Debug)]
 pub struct Reviewed {
@@ -141,58 +144,6 @@ pub struct Reviewed {
     pub body: Vec<u8>,
     /// For metrics and logs.
     pub report: Report,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ReviewIn {
-    #[serde(default)]
-    api_version: String,
-    #[serde(default)]
-    kind: String,
-    #[serde(default)]
-    request: Option<RequestIn>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RequestIn {
-    uid: String,
-    kind: GroupVersionKind,
-    #[serde(default)]
-    sub_resource: Option<String>,
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    namespace: Option<String>,
-    operation: Operation,
-    #[serde(default)]
-    dry_run: Option<bool>,
-    #[serde(default)]
-    object: Option<SlimObject>,
-    #[serde(default)]
-    old_object: Option<Box<RawValue>>,
-}
-
-/// Just the ephemeral container names of the old Pod.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct OldPod<'a> {
-    #[serde(borrow, default)]
-    spec: Option<OldPodSpec<'a>>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct OldPodSpec<'a> {
-    #[serde(borrow, default)]
-    ephemeral_containers: Option<Vec<Named<'a>>>,
-}
-
-#[derive(Deserialize)]
-struct Named<'a> {
-    #[serde(borrow)]
-    name: Cow<'a, str>,
 }
 
 /// Reviews one AdmissionReview body.
@@ -288,30 +239,6 @@ pub fn review(body: &[u8], mode: Mode, policy: &Policy) -> Reviewed {
     }
 }
 
-/// The request's envelope without its objects: what [`admit_unchanged`] needs to answer.
-#[derive(Deserialize)]
-struct EnvelopeIn {
-    #[serde(default)]
-    request: Option<EnvelopeRequest>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct EnvelopeRequest {
-    #[serde(default)]
-    uid: String,
-    #[serde(default)]
-    kind: Option<GroupVersionKind>,
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    namespace: Option<String>,
-    #[serde(default)]
-    operation: Option<Operation>,
-    #[serde(default)]
-    dry_run: Option<bool>,
-}
-
 /// Admits the object of `body` unchanged, with a warning, without reviewing it: the server's
 /// answer when a review does not finish within its deadline (`reason` is the metric label,
 /// from a fixed set). Reads only the request's envelope (uid, kind, namespace, name); the
@@ -342,15 +269,6 @@ enum Target {
     None,
 }
 
-fn operation_label(op: &Operation) -> &'static str {
-    match op {
-        Operation::Create => "CREATE",
-        Operation::Update => "UPDATE",
-        Operation::Delete => "DELETE",
-        Operation::Connect => "CONNECT",
-    }
-}
-
 /// The names of the ephemeral containers the Pod already had.
 fn existing_ephemeral_names(old: Option<&RawValue>) -> Result<Vec<Named<'_>>, String> {
     let old = old.ok_or("request.oldObject is missing; ephemeral containers left unchanged")?;
@@ -360,173 +278,6 @@ fn existing_ephemeral_names(old: Option<&RawValue>) -> Result<Vec<Named<'_>>, St
         .spec
         .and_then(|s| s.ephemeral_containers)
         .unwrap_or_default())
-}
-
-fn respond(mut report: Report, mode: Mode, hardened: Hardened) -> Reviewed {
-    let names: Vec<&str> = hardened
-        .applied_names()
-        .iter()
-        .map(|n| n.as_str())
-        .collect();
-    let mut warnings: Vec<String> = hardened
-        .warnings
-        .iter()
-        .map(|w| format!("kube-harden: {w}"))
-        .collect();
-    let changed = hardened.is_changed();
-    let (outcome, patch) = match (mode, changed) {
-        (_, false) => (RequestOutcome::Unchanged, None),
-        // A patch with no change name only copies the workload's kube-harden annotations to its
-        // pod template; the warnings say so.
-        (Mode::Enforce, true) => {
-            if !names.is_empty() {
-                warnings.insert(0, format!("kube-harden added: {}", names.join(", ")));
-                warnings.push(format!(
-                    "kube-harden: to opt out, annotate {SKIP_ANNOTATION}=\"<names>\" or \"true\""
-                ));
-            }
-            (RequestOutcome::Patched, Some(hardened.patch))
-        }
-        (Mode::Audit, true) => {
-            if !names.is_empty() {
-                warnings.insert(
-                    0,
-                    format!("kube-harden (audit) would add: {}", names.join(", ")),
-                );
-            }
-            (RequestOutcome::WouldPatch, None)
-        }
-    };
-    for finding in hardened.findings.iter().take(MAX_FINDING_WARNINGS) {
-        warnings.push(format!("kube-harden finding: {finding}"));
-    }
-    if hardened.findings.len() > MAX_FINDING_WARNINGS {
-        warnings.push(format!(
-            "kube-harden: {} more findings (kube-harden harden --findings lists them all)",
-            hardened.findings.len() - MAX_FINDING_WARNINGS
-        ));
-    }
-    let restricted: Option<Vec<Check>> = hardened.restricted.map(|violations| {
-        let mut checks: Vec<Check> = violations.into_iter().map(|v| v.check).collect();
-        checks.dedup();
-        checks
-    });
-    if let Some(failing) = restricted.as_ref().filter(|f| !f.is_empty()) {
-        let names: Vec<&str> = failing.iter().map(|c| c.as_str()).collect();
-        warnings.push(format!(
-            "kube-harden: still fails Pod Security restricted: {}",
-            names.join(", ")
-        ));
-    }
-    report.changes = hardened.changes;
-    report.findings = hardened.findings;
-    report.restricted = restricted;
-    allowed(report, outcome, patch, warnings)
-}
-
-/// An allowed response, with the patch if any.
-fn allowed(
-    mut report: Report,
-    outcome: RequestOutcome,
-    patch: Option<json_patch::Patch>,
-    warnings: Vec<String>,
-) -> Reviewed {
-    report.outcome = outcome;
-    let mut response = base_response(&report.uid);
-    response.allowed = true;
-    if !warnings.is_empty() {
-        response.warnings = Some(warnings);
-    }
-    if let Some(patch) = patch {
-        response = match response.with_patch(patch) {
-            Ok(patched) => patched,
-            Err(e) => return fail_open(report, "serialize_patch", e.to_string()),
-        };
-    }
-    finish(report, response)
-}
-
-/// Admits unchanged with a warning: the rules could not read the object.
-fn fail_open(mut report: Report, reason: &'static str, message: String) -> Reviewed {
-    report.outcome = RequestOutcome::Error;
-    let mut response = base_response(&report.uid);
-    response.allowed = true;
-    response.warnings = Some(vec![format!(
-        "kube-harden could not harden this object and admitted it unchanged: {message}"
-    )]);
-    report.error = Some((reason, message));
-    finish(report, response)
-}
-
-/// An `invalid` response: the review itself cannot be used.
-fn invalid(mut report: Report, reason: &'static str, message: String) -> Reviewed {
-    report.outcome = RequestOutcome::Invalid;
-    let mut response = AdmissionResponse::invalid(&message);
-    response.uid.clone_from(&report.uid);
-    report.error = Some((reason, message));
-    finish(report, response)
-}
-
-/// An allowed response carrying the request's UID.
-fn base_response(uid: &str) -> AdmissionResponse {
-    let mut response = AdmissionResponse::invalid("");
-    response.uid = uid.to_owned();
-    response.allowed = true;
-    response.result = Default::default();
-    response
-}
-
-/// The response envelope as Kubernetes reads it. kube's `AdmissionResponse` serialises `patch`
-/// (a Go `[]byte`) as an array of numbers, which the API server accepts but which is four times
-/// the size of the base64 string Kubernetes itself writes; this writes base64.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ReviewOut<'a> {
-    api_version: &'a str,
-    kind: &'a str,
-    response: ResponseOut<'a>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ResponseOut<'a> {
-    uid: &'a str,
-    allowed: bool,
-    status: &'a kube::core::Status,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    patch: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    patch_type: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    warnings: Option<&'a [String]>,
-}
-
-fn finish(report: Report, response: AdmissionResponse) -> Reviewed {
-    let out = ReviewOut {
-        api_version: API_VERSION,
-        kind: "AdmissionReview",
-        response: ResponseOut {
-            uid: &response.uid,
-            allowed: response.allowed,
-            status: &response.result,
-            patch: response.patch.as_deref().map(|p| BASE64_STANDARD.encode(p)),
-            patch_type: response.patch.as_ref().map(|_| "JSONPatch"),
-            warnings: response.warnings.as_deref(),
-        },
-    };
-    match serde_json::to_vec(&out) {
-        Ok(body) => Reviewed {
-            status: 200,
-            body,
-            report,
-        },
-        // A response of strings and booleans always serialises; answer 500 if it ever does not.
-        Err(e) => Reviewed {
-            status: 500,
-            body: format!("cannot serialise the response: {e}").into_bytes(),
-            report,
-        },
-    }
 }
 
 /// The change outcome label for metrics: in audit mode an applicable change is `would_apply`.

@@ -1,0 +1,121 @@
+//! The AdmissionReview as it crosses the wire: the lean request structs the handler reads
+//! (objects kept raw or slim, never typed) and the response envelope it writes.
+
+use std::borrow::Cow;
+
+use kube::core::GroupVersionKind;
+use kube::core::admission::Operation;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use super::slim::SlimObject;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct ReviewIn {
+    #[serde(default)]
+    pub(super) api_version: String,
+    #[serde(default)]
+    pub(super) kind: String,
+    #[serde(default)]
+    pub(super) request: Option<RequestIn>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct RequestIn {
+    pub(super) uid: String,
+    pub(super) kind: GroupVersionKind,
+    #[serde(default)]
+    pub(super) sub_resource: Option<String>,
+    #[serde(default)]
+    pub(super) name: Option<String>,
+    #[serde(default)]
+    pub(super) namespace: Option<String>,
+    pub(super) operation: Operation,
+    #[serde(default)]
+    pub(super) dry_run: Option<bool>,
+    #[serde(default)]
+    pub(super) object: Option<SlimObject>,
+    #[serde(default)]
+    pub(super) old_object: Option<Box<RawValue>>,
+}
+
+/// Just the ephemeral container names of the old Pod.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct OldPod<'a> {
+    #[serde(borrow, default)]
+    pub(super) spec: Option<OldPodSpec<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct OldPodSpec<'a> {
+    #[serde(borrow, default)]
+    pub(super) ephemeral_containers: Option<Vec<Named<'a>>>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct Named<'a> {
+    #[serde(borrow)]
+    pub(super) name: Cow<'a, str>,
+}
+
+/// The request's envelope without its objects: what [`admit_unchanged`] needs to answer.
+#[derive(Deserialize)]
+pub(super) struct EnvelopeIn {
+    #[serde(default)]
+    pub(super) request: Option<EnvelopeRequest>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct EnvelopeRequest {
+    #[serde(default)]
+    pub(super) uid: String,
+    #[serde(default)]
+    pub(super) kind: Option<GroupVersionKind>,
+    #[serde(default)]
+    pub(super) name: Option<String>,
+    #[serde(default)]
+    pub(super) namespace: Option<String>,
+    #[serde(default)]
+    pub(super) operation: Option<Operation>,
+    #[serde(default)]
+    pub(super) dry_run: Option<bool>,
+}
+
+/// The response envelope as Kubernetes reads it. kube's `AdmissionResponse` serialises `patch`
+/// (a Go `[]byte`) as an array of numbers, which the API server accepts but which is four times
+/// the size of the base64 string Kubernetes itself writes; this writes base64.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct ReviewOut<'a> {
+    pub(super) api_version: &'a str,
+    pub(super) kind: &'a str,
+    pub(super) response: ResponseOut<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct ResponseOut<'a> {
+    pub(super) uid: &'a str,
+    pub(super) allowed: bool,
+    pub(super) status: &'a kube::core::Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) patch: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) patch_type: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) warnings: Option<&'a [String]>,
+}
+
+pub(super) fn operation_label(op: &Operation) -> &'static str {
+    match op {
+        Operation::Create => "CREATE",
+        Operation::Update => "UPDATE",
+        Operation::Delete => "DELETE",
+        Operation::Connect => "CONNECT",
+    }
+}

@@ -1,0 +1,198 @@
+//! What each path answers: `/mutate` and `/audit` (body read within its limits, reviewed on the
+//! blocking pool within `--review-timeout`, observed in metrics and one log line) on the webhook;
+//! `/metrics`, `/healthz`, `/readyz` on the metrics port.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+
+use super::State;
+use super::slots;
+use crate::admission::{self, Mode};
+
+pub(super) fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body.into()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+pub(super) async fn route_webhook(
+    req: Request<Incoming>,
+    state: &Arc<State>,
+) -> Response<Full<Bytes>> {
+    let mode = match req.uri().path() {
+        "/mutate" => Mode::Enforce,
+        "/audit" => Mode::Audit,
+        _ => return text(StatusCode::NOT_FOUND, "not found: use /mutate or /audit\n"),
+    };
+    if req.method() != Method::POST {
+        let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "use POST\n");
+        response
+            .headers_mut()
+            .insert("allow", HeaderValue::from_static("POST"));
+        return response;
+    }
+    let started = Instant::now();
+    let body = match read_body(req, state).await {
+        Ok(body) => body,
+        Err((status, reason, message)) => {
+            state.metrics.error(reason);
+            tracing::warn!(%status, reason, "{message}");
+            return text(status, format!("{message}\n"));
+        }
+    };
+    let reviewed = review_within_budget(body, mode, state).await;
+    let elapsed = started.elapsed();
+    state.metrics.record_review(mode, &reviewed.report, elapsed);
+    log_review(mode, &reviewed.report, elapsed);
+    let status = StatusCode::from_u16(reviewed.status).unwrap_or(StatusCode::OK);
+    let mut response = Response::new(Full::new(Bytes::from(reviewed.body)));
+    *response.status_mut() = status;
+    let content_type = if status == StatusCode::OK {
+        "application/json"
+    } else {
+        "text/plain; charset=utf-8"
+    };
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+/// Reviews run at most this many at once on the blocking pool: the CPU count (at least 2).
+pub(super) fn review_slots() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().max(2))
+}
+
+/// Runs the review off the async workers (tokio's blocking pool, at most [`review_slots`] at
+/// once), so that no review can stall the accept loop, `/healthz` or other connections, and
+/// answers within `--review-timeout`: past it (waiting for a slot included) the object is
+/// admitted unchanged with a warning. A review past its deadline keeps its slot until it ends,
+/// so abandoned reviews cannot pile up.
+async fn review_within_budget(body: Bytes, mode: Mode, state: &Arc<State>) -> admission::Reviewed {
+    let deadline = state.review_timeout;
+    let work = {
+        let (state, body) = (Arc::clone(state), body.clone());
+        async move {
+            let permit = Arc::clone(&state.review_slots).acquire_owned().await;
+            tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                admission::review(&body, mode, &state.policy)
+            })
+            .await
+        }
+    };
+    match tokio::time::timeout(deadline, work).await {
+        Ok(Ok(reviewed)) => reviewed,
+        Ok(Err(e)) => {
+            admission::admit_unchanged(&body, "internal", format!("the review stopped: {e}"))
+        }
+        Err(_) => admission::admit_unchanged(
+            &body,
+            "deadline",
+            format!("the review did not finish within {deadline:?}"),
+        ),
+    }
+}
+
+/// Reads the body within the size limit and the request timeout.
+async fn read_body(
+    mut req: Request<Incoming>,
+    state: &State,
+) -> Result<Bytes, (StatusCode, &'static str, String)> {
+    // Dropped when this returns: the body is in (or refused), the request no longer stalled.
+    let _receiving = req.extensions_mut().remove::<slots::Receiving>();
+    let limit = state.max_body_bytes;
+    let too_large = || {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("request body is larger than {limit} bytes"),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let body = Limited::new(req.into_body(), limit);
+    match tokio::time::timeout(state.request_timeout, body.collect()).await {
+        Err(_) => Err((
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!(
+                "request body not received within {:?}",
+                state.request_timeout
+            ),
+        )),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Ok(Err(e)) => Err((
+            StatusCode::BAD_REQUEST,
+            "body_read",
+            format!("cannot read request body: {e}"),
+        )),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+    }
+}
+
+fn log_review(mode: Mode, report: &admission::Report, elapsed: Duration) {
+    let applied: Vec<&str> = report
+        .changes
+        .iter()
+        .filter(|c| c.outcome == crate::harden::Outcome::Applied)
+        .map(|c| c.name)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .map(|n| n.as_str())
+        .collect();
+    let error = report.error.as_ref().map(|(_, message)| message.as_str());
+    tracing::info!(
+        uid = %report.uid,
+        mode = mode.as_str(),
+        operation = report.operation,
+        kind = report.kind,
+        namespace = %report.namespace,
+        name = %report.name,
+        dry_run = report.dry_run,
+        outcome = report.outcome.as_str(),
+        changes = %applied.join(","),
+        duration_us = elapsed.as_micros() as u64,
+        error,
+        "admission review"
+    );
+}
+
+pub(super) fn route_metrics(req: &Request<Incoming>, state: &State) -> Response<Full<Bytes>> {
+    match (req.method(), req.uri().path()) {
+        (&Method::GET, "/metrics") => {
+            let mut response = Response::new(Full::new(Bytes::from(state.metrics.encode())));
+            response.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            response
+        }
+        (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
+        (&Method::GET, "/readyz") => {
+            if state.ready.load(Ordering::SeqCst) {
+                text(StatusCode::OK, "ok\n")
+            } else {
+                text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+            }
+        }
+        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
