@@ -8,16 +8,15 @@
 //! in an enforce namespace is hardened by them and runs.
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
-use kube::api::{Api, ListParams, PostParams};
-use kube_harden_e2e::node::{Node, check_no_restarts, is_ready, parse_webcheck};
-use kube_harden_e2e::{MODE_LABEL, PSA_ENFORCE_LABEL, Result, process};
-use serde_json::json;
+use kube::api::{Api, PostParams};
+use kube_harden_e2e::incluster::{ctr, import, legacy_deployment, reviews_served, wait_deployment};
+use kube_harden_e2e::node::{Node, parse_webcheck};
+use kube_harden_e2e::{MODE_LABEL, PSA_ENFORCE_LABEL, Result};
 
 use crate::image::Image;
 
@@ -29,44 +28,6 @@ struct Figures {
     apply_to_ready: Duration,
     create_to_hardened_ready: Duration,
     apply_to_first_hardened_ready: Duration,
-}
-
-fn ctr(node: &Node, args: &[&str]) -> Result<String> {
-    let out = process::run(
-        Command::new(node.env("CTR_BIN")?)
-            .args(["--address", node.env("CONTAINERD_ADDRESS")?, "-n", "k8s.io"])
-            .args(args),
-        None,
-        Duration::from_secs(60),
-    )?
-    .ok("ctr")?;
-    Ok(out.stdout)
-}
-
-/// `cluster.sh import`, then the image as containerd lists it must have the built digest.
-fn import(node: &Node, image: &Image) -> Result<()> {
-    let repo = kube_harden_e2e::repo_root();
-    process::run(
-        Command::new(repo.join("e2e/cluster.sh"))
-            .arg("import")
-            .arg(&image.archive)
-            .env("E2E_NODE_STATE_DIR", &node.state_dir),
-        None,
-        Duration::from_secs(120),
-    )?
-    .ok("cluster.sh import")?;
-    let listed = ctr(
-        node,
-        &["images", "ls", &format!("name=={}", image.reference)],
-    )?;
-    if !listed.contains(&image.digest) {
-        return Err(format!(
-            "containerd lists {} without digest {}:\n{listed}",
-            image.reference, image.digest
-        )
-        .into());
-    }
-    Ok(())
 }
 
 /// The host PID of a pod's first container (its task in the node's containerd).
@@ -128,83 +89,6 @@ fn check_process(pid: u32) -> Result<()> {
         .into());
     }
     Ok(())
-}
-
-/// The Deployment has `replicas` updated, ready and available replicas; no pod restarted.
-async fn wait_deployment(node: &Node, ns: &str, name: &str, timeout: Duration) -> Result<Vec<Pod>> {
-    let deployments: Api<Deployment> = Api::namespaced(node.client(), ns);
-    let pods: Api<Pod> = Api::namespaced(node.client(), ns);
-    process::poll(
-        &format!("deployment {ns}/{name} available"),
-        timeout,
-        Duration::from_millis(250),
-        || async {
-            let d = deployments.get(name).await?;
-            let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-            let s = d.status.unwrap_or_default();
-            let selector = d
-                .spec
-                .and_then(|s| s.selector.match_labels)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(",");
-            let list = pods.list(&ListParams::default().labels(&selector)).await?;
-            for pod in &list.items {
-                check_no_restarts(pod)?;
-            }
-            let done = [s.updated_replicas, s.ready_replicas, s.available_replicas]
-                .iter()
-                .all(|n| *n == Some(want))
-                && list.items.iter().filter(|p| is_ready(p)).count() == want as usize;
-            Ok(done.then_some(list.items))
-        },
-    )
-    .await
-    .map_err(|e| format!("{e}\n{}", node.describe(ns)).into())
-}
-
-fn legacy_deployment(image: &str) -> Result<Deployment> {
-    Ok(serde_json::from_value(json!({
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "legacy-web"},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": {"app": "legacy-web"}},
-            "template": {
-                "metadata": {"labels": {"app": "legacy-web"}},
-                "spec": {
-                    "terminationGracePeriodSeconds": 5,
-                    "containers": [{
-                        "name": "web",
-                        "image": image,
-                        "imagePullPolicy": "Never",
-                        "ports": [{"containerPort": 8080}],
-                        "readinessProbe": {"httpGet": {"path": "/", "port": 8080}, "periodSeconds": 2}
-                    }]
-                }
-            }
-        }
-    }))?)
-}
-
-/// Reviews counted by the kube-harden pods themselves (their metrics port, from the host).
-fn reviews_served(node: &Node, pods: &[Pod]) -> Result<f64> {
-    let mut total = 0.0;
-    for pod in pods {
-        let (status, body) = node.http_get_pod(pod, 8080, "/metrics")?;
-        if status != 200 {
-            return Err(format!("metrics answered {status}").into());
-        }
-        total += body
-            .lines()
-            .filter(|l| l.starts_with("kube_harden_admission_requests_total{"))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum::<f64>();
-    }
-    Ok(total)
 }
 
 pub async fn shipped_manifests_run_in_cluster_and_harden(node: &Node, image: &Image) -> Result<()> {
