@@ -140,9 +140,12 @@ def refused(label, args, pattern, **kw):
     """helm template with `args` fails, and its message matches `pattern`."""
     objs, err = helm(*args, **kw)
     if check(objs is None, f"{label}: accepted ({' '.join(args)})"):
-        first = next((l for l in err.splitlines() if l.strip()), "")
+        # The schema's findings ("- at '/image': ..."), else the error line (helm also notes, at
+        # level INFO, that files/ links to manifests/monitoring: not part of the refusal).
+        lines = [l for l in err.splitlines() if l.strip() and not l.startswith("level=INFO")]
+        said = "; ".join(l.strip() for l in lines if l.startswith("- at ")) or lines[0]
         if check(re.search(pattern, err), f"{label}: refused, but the message does not say why:\n{err}"):
-            log(f"refused, {label}: {first[:200]}")
+            log(f"refused, {label}: {said[:240]}")
 
 
 CIDR_SET = ["--set-json", f'networkPolicy.apiServerCIDRs=["{CIDR}"]']
