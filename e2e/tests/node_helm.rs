@@ -18,11 +18,13 @@ use k8s_openapi::api::admissionregistration::v1::{
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use kube::Resource;
 use kube::api::{Api, ListParams, PostParams};
 use kube_harden_e2e::incluster::{self, Image, legacy_deployment, reviews_served, wait_deployment};
 use kube_harden_e2e::node::{Node, parse_webcheck};
 use kube_harden_e2e::{MODE_LABEL, PSA_ENFORCE_LABEL, Result, process, repo_root, target_dir};
 use libtest_mimic::{Arguments, Failed, Trial};
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 const NS: &str = "kube-harden";
@@ -192,58 +194,35 @@ async fn rolled_out(node: &Node, replicas: usize) -> Result<Vec<Pod>> {
     Ok(pods)
 }
 
-/// What uninstall must not leave behind: kube-harden's cluster-wide objects and its namespace.
+/// `<Kind> <name>` of every cluster-wide `K` that `params` selects.
+async fn listed<K>(node: &Node, params: &ListParams) -> Result<Vec<String>>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let kind = K::kind(&());
+    let list = Api::<K>::all(node.client()).list(params).await?;
+    Ok(list
+        .items
+        .iter()
+        .filter_map(|o| o.meta().name.as_ref())
+        .map(|n| format!("{kind} {n}"))
+        .collect())
+}
+
+/// What uninstall must not leave behind: any webhook configuration, kube-harden's cluster-wide
+/// objects (admission policies and bindings, RBAC) and its namespace.
 async fn leftovers(node: &Node) -> Result<Vec<String>> {
-    let client = node.client();
-    let by_label = ListParams::default().labels(SELECTOR);
-    let mut left: Vec<String> = Vec::new();
-    let names = |kind: &str, items: Vec<Option<String>>| {
-        items
-            .into_iter()
-            .flatten()
-            .map(|n| format!("{kind} {n}"))
-            .collect::<Vec<_>>()
-    };
-    let mwc = Api::<MutatingWebhookConfiguration>::all(client.clone())
-        .list(&ListParams::default())
-        .await?;
-    left.extend(names(
-        "MutatingWebhookConfiguration",
-        mwc.items.into_iter().map(|o| o.metadata.name).collect(),
-    ));
-    let vap = Api::<ValidatingAdmissionPolicy>::all(client.clone())
-        .list(&by_label)
-        .await?;
-    left.extend(names(
-        "ValidatingAdmissionPolicy",
-        vap.items.into_iter().map(|o| o.metadata.name).collect(),
-    ));
-    let vapb = Api::<ValidatingAdmissionPolicyBinding>::all(client.clone())
-        .list(&by_label)
-        .await?;
-    left.extend(names(
-        "ValidatingAdmissionPolicyBinding",
-        vapb.items.into_iter().map(|o| o.metadata.name).collect(),
-    ));
-    let roles = Api::<ClusterRole>::all(client.clone())
-        .list(&by_label)
-        .await?;
-    left.extend(names(
-        "ClusterRole",
-        roles.items.into_iter().map(|o| o.metadata.name).collect(),
-    ));
-    let bindings = Api::<ClusterRoleBinding>::all(client.clone())
-        .list(&by_label)
-        .await?;
-    left.extend(names(
-        "ClusterRoleBinding",
-        bindings
-            .items
-            .into_iter()
-            .map(|o| o.metadata.name)
-            .collect(),
-    ));
-    if Api::<Namespace>::all(client).get_opt(NS).await?.is_some() {
+    let ours = ListParams::default().labels(SELECTOR);
+    let mut left = listed::<MutatingWebhookConfiguration>(node, &ListParams::default()).await?;
+    left.extend(listed::<ValidatingAdmissionPolicy>(node, &ours).await?);
+    left.extend(listed::<ValidatingAdmissionPolicyBinding>(node, &ours).await?);
+    left.extend(listed::<ClusterRole>(node, &ours).await?);
+    left.extend(listed::<ClusterRoleBinding>(node, &ours).await?);
+    if Api::<Namespace>::all(node.client())
+        .get_opt(NS)
+        .await?
+        .is_some()
+    {
         left.push(format!("Namespace {NS}"));
     }
     Ok(left)
