@@ -21,7 +21,7 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use kube::Resource;
 use kube::api::{Api, ListParams, PostParams};
 use kube_harden_e2e::incluster::{self, Image, legacy_deployment, reviews_served, wait_deployment};
-use kube_harden_e2e::node::{Node, parse_webcheck};
+use kube_harden_e2e::node::{Node, is_ready, parse_webcheck};
 use kube_harden_e2e::{MODE_LABEL, PSA_ENFORCE_LABEL, Result, process, repo_root, target_dir};
 use libtest_mimic::{Arguments, Failed, Trial};
 use serde::de::DeserializeOwned;
@@ -173,25 +173,22 @@ async fn legacy_runs_hardened(node: &Node, uid: &str) -> Result<Duration> {
     Ok(ready)
 }
 
-/// The kube-harden pods once the rollout is over: exactly `replicas`, every one of them from
-/// the current template (the old ones gone, so no review is answered with the old policy).
+/// The kube-harden pods once the rollout is over: exactly `replicas`, all Ready (the old ones
+/// gone, so no review is answered with the old policy).
 async fn rolled_out(node: &Node, replicas: usize) -> Result<Vec<Pod>> {
-    let pods = wait_deployment(node, NS, "kube-harden", Duration::from_secs(240)).await?;
+    wait_deployment(node, NS, "kube-harden", Duration::from_secs(240)).await?;
     let api: Api<Pod> = Api::namespaced(node.client(), NS);
     process::poll(
-        "only the new kube-harden pods left",
+        &format!("exactly {replicas} kube-harden pods, all Ready"),
         Duration::from_secs(120),
         Duration::from_millis(500),
         || async {
             let list = api.list(&ListParams::default().labels(SELECTOR)).await?;
-            Ok((list.items.len() == replicas).then_some(()))
+            let done = list.items.len() == replicas && list.items.iter().all(is_ready);
+            Ok(done.then_some(list.items))
         },
     )
-    .await?;
-    if pods.len() != replicas {
-        return Err(format!("{} kube-harden pods Ready, want {replicas}", pods.len()).into());
-    }
-    Ok(pods)
+    .await
 }
 
 /// `<Kind> <name>` of every cluster-wide `K` that `params` selects.
