@@ -22,10 +22,12 @@ unit: yaml-oracle psa-fixtures ## Unit, integration and property tests
 yaml-oracle: ## Build the YAML oracle (Kubernetes' own YAML-to-JSON, from Go modules; cached) the YAML tests compare with
 	tests/yaml-oracle/build.sh
 
-lint: standalone-check ## clippy with warnings as errors (every workspace crate); nothing points outside the repository
+lint: standalone-check ## clippy with warnings as errors (every workspace crate); nothing points outside the repository; fuzz/Cargo.lock fresh
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 	# --all-targets skips the `test = false` suites (node, legacy apps): lint them by name.
 	$(CARGO) clippy --locked -p kube-harden-e2e --test node --test legacy --test node_install --test node_helm -- -D warnings
+	# fuzz/ is its own workspace: its lock must resolve and match Cargo.lock's versions.
+	scripts/fuzz-lock-check.sh
 
 # A clone has nothing beside it. The patterns are written so that this recipe does not match itself.
 standalone-check: ## No tracked file outside docs/ points beside the repository (at the shared/ next to it)

@@ -24,6 +24,7 @@ pub mod budget;
 mod container;
 pub mod findings;
 mod hints;
+pub mod image;
 mod json;
 mod patch;
 mod pod;
@@ -40,6 +41,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 pub use findings::{Finding, FindingName};
+pub use image::{ImageFacts, ImageLookup};
 pub use policy::{Policy, PolicyError, ResourceDefaults};
 pub use workload::{Unserved, WorkloadKind};
 
@@ -328,6 +330,9 @@ pub(crate) struct Context<'a> {
     pub writable_paths: Vec<String>,
     pub legacy_seccomp_annotation: bool,
     pub scope: Scope<'a>,
+    /// What the containers' images say about themselves (empty: image-blind).
+    #[allow(dead_code)] // read by the image-aware rules (issue 16)
+    pub images: &'a ImageLookup,
 }
 
 impl Context<'_> {
@@ -350,7 +355,7 @@ pub fn harden_object(object: &Value, policy: &Policy) -> Result<Hardened, Harden
     let Some(kind) = WorkloadKind::of_object(object) else {
         return Ok(Hardened::default());
     };
-    harden_kind(object, kind, policy, Scope::Pod)
+    harden_kind(object, kind, policy, Scope::Pod, &ImageLookup::new())
 }
 
 /// Hardens an object whose kind is already known (e.g. from the AdmissionRequest).
@@ -359,7 +364,19 @@ pub fn harden_workload(
     kind: WorkloadKind,
     policy: &Policy,
 ) -> Result<Hardened, HardenError> {
-    harden_kind(object, kind, policy, Scope::Pod)
+    harden_kind(object, kind, policy, Scope::Pod, &ImageLookup::new())
+}
+
+/// [`harden_workload`] with what the containers' images say about themselves: the lookup
+/// holds the images the registry client could read within its budget; the others are
+/// hardened image-blind.
+pub fn harden_workload_with_images(
+    object: &Value,
+    kind: WorkloadKind,
+    policy: &Policy,
+    images: &ImageLookup,
+) -> Result<Hardened, HardenError> {
+    harden_kind(object, kind, policy, Scope::Pod, images)
 }
 
 /// Hardens the ephemeral containers of a Pod whose names are not in `existing`: the
@@ -374,6 +391,7 @@ pub fn harden_new_ephemeral_containers(
         WorkloadKind::Pod,
         policy,
         Scope::NewEphemeral(existing),
+        &ImageLookup::new(),
     )
 }
 
@@ -382,6 +400,7 @@ fn harden_kind(
     kind: WorkloadKind,
     policy: &Policy,
     scope: Scope<'_>,
+    images: &ImageLookup,
 ) -> Result<Hardened, HardenError> {
     let template_meta = kind.template_metadata(object);
     // The pod template's value wins: it is the one the workload's pods carry.
@@ -406,6 +425,7 @@ fn harden_kind(
         writable_paths,
         legacy_seccomp_annotation,
         scope,
+        images,
     };
 
     let spec_path = kind.pod_spec_path();
