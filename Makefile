@@ -115,7 +115,7 @@ manifests-check: controlplane ## Render manifests/ with kustomize; dry-run=serve
 helm: ## Build helm from its Go module (helm.sh/helm/v4, e2e/helm; cached by version)
 	e2e/build-controlplane.sh --helm
 
-chart-check: helm ## charts/kube-harden: helm lint --strict; helm template = kubectl kustomize of manifests/, object by object; values and schema
+chart-check: helm ## charts/kube-harden: helm lint --strict; helm template = kubectl kustomize of manifests/, object by object; values and schema; every value changed, dry-run=server on a real kube-apiserver
 	scripts/chart-check.sh
 
 monitoring-check: ## promtool check/test of the alerts; every dashboard panel and alert queried in a real Prometheus scraping kube-harden

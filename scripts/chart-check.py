@@ -281,4 +281,4 @@ if failures:
     for f in failures:
         print(f"chart-check: FAIL: {f}", file=sys.stderr)
     sys.exit(1)
-log("ok")
+log("renderings and values: ok")
