@@ -1,19 +1,15 @@
 //! kube-harden installed in the node's cluster from its own image (docs/node.md "kube-harden in
 //! the cluster"), shared by the kustomize and the Helm installs (tests/node_install,
-//! tests/node_helm): the OCI archive `scripts/image-build.sh` assembles, imported into the node's
-//! containerd, Deployments waited for, reviews counted by the pods themselves, and the legacy
-//! Deployment they harden.
+//! tests/node_helm): the OCI archive `scripts/image-build.sh` assembles, imported into the
+//! node's containerd, and the reviews counted by the kube-harden pods themselves.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams};
-use serde_json::json;
 
-use crate::node::{Node, check_no_restarts, is_ready};
+use crate::node::Node;
 use crate::{Result, process, repo_root, target_dir};
 
 /// A built archive and what the script printed about it.
@@ -39,8 +35,9 @@ pub fn cargo_version(repo: &Path) -> Result<String> {
 }
 
 /// Runs `scripts/image-build.sh` (which builds the static release binary when it is stale:
-/// minutes, once) writing `file` under target/image-test/.
-pub fn build(file: &str, no_build: bool) -> Result<Image> {
+/// minutes, once) writing `file` under target/image-test/; `version`: another version than
+/// Cargo.toml's (the script builds that binary in a target directory of its own).
+pub fn build(file: &str, no_build: bool, version: Option<&str>) -> Result<Image> {
     let repo = repo_root();
     let archive = target_dir(&repo).join("image-test").join(file);
     let mut cmd = Command::new(repo.join("scripts/image-build.sh"));
@@ -64,6 +61,9 @@ pub fn build(file: &str, no_build: bool) -> Result<Image> {
             cmd.env(key, value);
         }
     }
+    if let Some(version) = version {
+        cmd.env("VERSION", version).env_remove("STATIC_TARGET_DIR");
+    }
     let out = process::run(&mut cmd, None, Duration::from_secs(60 * 60))?.ok("image-build.sh")?;
     let lines: Vec<&str> = out.stdout.lines().collect();
     let [path, digest] = lines[..] else {
@@ -80,26 +80,16 @@ pub fn build(file: &str, no_build: bool) -> Result<Image> {
         )
         .into());
     }
-    let version = cargo_version(&repo)?;
+    let version = match version {
+        Some(v) => v.to_owned(),
+        None => cargo_version(&repo)?,
+    };
     Ok(Image {
         archive,
         digest: digest.to_owned(),
         reference: format!("kube-harden.local/kube-harden:{version}"),
         version,
     })
-}
-
-/// `ctr` against the node's containerd, in the kubelet's `k8s.io` namespace.
-pub fn ctr(node: &Node, args: &[&str]) -> Result<String> {
-    let out = process::run(
-        Command::new(node.env("CTR_BIN")?)
-            .args(["--address", node.env("CONTAINERD_ADDRESS")?, "-n", "k8s.io"])
-            .args(args),
-        None,
-        Duration::from_secs(60),
-    )?
-    .ok("ctr")?;
-    Ok(out.stdout)
 }
 
 /// `cluster.sh import`, then the image as containerd lists it must have the built digest.
@@ -114,10 +104,7 @@ pub fn import(node: &Node, image: &Image) -> Result<()> {
         Duration::from_secs(120),
     )?
     .ok("cluster.sh import")?;
-    let listed = ctr(
-        node,
-        &["images", "ls", &format!("name=={}", image.reference)],
-    )?;
+    let listed = node.ctr(&["images", "ls", &format!("name=={}", image.reference)])?;
     if !listed.contains(&image.digest) {
         return Err(format!(
             "containerd lists {} without digest {}:\n{listed}",
@@ -126,73 +113,6 @@ pub fn import(node: &Node, image: &Image) -> Result<()> {
         .into());
     }
     Ok(())
-}
-
-/// The Deployment has `replicas` updated, ready and available replicas; no pod restarted.
-pub async fn wait_deployment(
-    node: &Node,
-    ns: &str,
-    name: &str,
-    timeout: Duration,
-) -> Result<Vec<Pod>> {
-    let deployments: Api<Deployment> = Api::namespaced(node.client(), ns);
-    let pods: Api<Pod> = Api::namespaced(node.client(), ns);
-    process::poll(
-        &format!("deployment {ns}/{name} available"),
-        timeout,
-        Duration::from_millis(250),
-        || async {
-            let d = deployments.get(name).await?;
-            let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-            let s = d.status.unwrap_or_default();
-            let selector = d
-                .spec
-                .and_then(|s| s.selector.match_labels)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(",");
-            let list = pods.list(&ListParams::default().labels(&selector)).await?;
-            for pod in &list.items {
-                check_no_restarts(pod)?;
-            }
-            let done = [s.updated_replicas, s.ready_replicas, s.available_replicas]
-                .iter()
-                .all(|n| *n == Some(want))
-                && list.items.iter().filter(|p| is_ready(p)).count() == want as usize;
-            Ok(done.then_some(list.items))
-        },
-    )
-    .await
-    .map_err(|e| format!("{e}\n{}", node.describe(ns)).into())
-}
-
-/// A legacy Deployment `legacy-web` (one replica of `image`, no securityContext, port 8080,
-/// never pulled).
-pub fn legacy_deployment(image: &str) -> Result<Deployment> {
-    Ok(serde_json::from_value(json!({
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "legacy-web"},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": {"app": "legacy-web"}},
-            "template": {
-                "metadata": {"labels": {"app": "legacy-web"}},
-                "spec": {
-                    "terminationGracePeriodSeconds": 5,
-                    "containers": [{
-                        "name": "web",
-                        "image": image,
-                        "imagePullPolicy": "Never",
-                        "ports": [{"containerPort": 8080}],
-                        "readinessProbe": {"httpGet": {"path": "/", "port": 8080}, "periodSeconds": 2}
-                    }]
-                }
-            }
-        }
-    }))?)
 }
 
 /// Reviews counted by the kube-harden pods themselves (their metrics port, from the host).

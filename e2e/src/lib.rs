@@ -21,6 +21,9 @@ pub mod ledger;
 pub mod metrics;
 pub mod node;
 pub mod process;
+pub mod registry;
+pub mod stream;
+pub mod webcheck;
 pub mod webhook;
 
 /// Where the PSA fixtures are and how to read them: one file shared with the integration tests.
@@ -326,9 +329,7 @@ impl Harness {
 
     /// The API server's `/metrics`, parsed.
     pub async fn apiserver_metrics(&self) -> Result<Samples> {
-        let request = http::Request::get("/metrics").body(Vec::new())?;
-        let text = self.client.request_text(request).await?;
-        Ok(Samples::parse(&text))
+        apiserver_metrics(&self.client).await
     }
 
     /// How many times the API server has called webhook `name` (e.g. `enforce.kube-harden.io`)
@@ -382,6 +383,13 @@ impl Drop for Harness {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+/// The `/metrics` of the API server `client` talks to, parsed.
+pub async fn apiserver_metrics(client: &kube::Client) -> Result<Samples> {
+    let request = http::Request::get("/metrics").body(Vec::new())?;
+    let text = client.request_text(request).await?;
+    Ok(Samples::parse(&text))
 }
 
 /// Creates namespace `name` with `labels`.

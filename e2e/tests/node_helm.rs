@@ -20,8 +20,9 @@ use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use kube::Resource;
 use kube::api::{Api, ListParams, PostParams};
-use kube_harden_e2e::incluster::{self, Image, legacy_deployment, reviews_served, wait_deployment};
-use kube_harden_e2e::node::{Node, is_ready, parse_webcheck};
+use kube_harden_e2e::incluster::{self, Image, reviews_served};
+use kube_harden_e2e::node::Node;
+use kube_harden_e2e::webcheck::{hardened_answer, legacy_deployment, legacy_pod};
 use kube_harden_e2e::{MODE_LABEL, PSA_ENFORCE_LABEL, Result, process, repo_root, target_dir};
 use libtest_mimic::{Arguments, Failed, Trial};
 use serde::de::DeserializeOwned;
@@ -36,7 +37,7 @@ fn main() -> ExitCode {
     let mut args = Arguments::from_args();
     args.test_threads = Some(1);
     let trials = vec![Trial::test("helm_install_upgrade_uninstall", || {
-        let image = incluster::build("kube-harden-helm.oci.tar", false)
+        let image = incluster::build("kube-harden-helm.oci.tar", false, None)
             .map_err(|e| Failed::from(format!("the image could not be built: {e}")))?;
         let helm = helm_bin().map_err(|e| Failed::from(e.to_string()))?;
         let node = Node::start_with(
@@ -160,35 +161,32 @@ async fn legacy_runs_hardened(node: &Node, uid: &str) -> Result<Duration> {
     if !hardened {
         return Err(format!("the Deployment stored in {ns} is not hardened").into());
     }
-    let pods = wait_deployment(node, &ns, "legacy-web", Duration::from_secs(120)).await?;
+    let pods = node
+        .wait_deployment(&ns, "legacy-web", Duration::from_secs(120))
+        .await?;
     let ready = created.elapsed();
     let (status, body) = node.http_get_pod(&pods[0], 8080, "/")?;
-    let seen = parse_webcheck(&body);
-    if status != 200
-        || seen.get("uid").map(String::as_str) != Some(uid)
-        || seen.get("root_writable").map(String::as_str) != Some("false")
-    {
-        return Err(format!("the hardened pod answered {status}, want uid {uid}: {body}").into());
+    let seen = hardened_answer(status, &body)?;
+    if seen.get("uid").map(String::as_str) != Some(uid) {
+        return Err(format!(
+            "the hardened pod runs as {:?}, want uid {uid}: {body}",
+            seen.get("uid")
+        )
+        .into());
     }
     Ok(ready)
 }
 
-/// The kube-harden pods once the rollout is over: exactly `replicas`, all Ready (the old ones
-/// gone, so no review is answered with the old policy).
+/// The kube-harden pods once the rollout is over: exactly `replicas` (Node::wait_deployment
+/// waits for the old ones to be gone, so no review is answered with the old policy).
 async fn rolled_out(node: &Node, replicas: usize) -> Result<Vec<Pod>> {
-    wait_deployment(node, NS, "kube-harden", Duration::from_secs(240)).await?;
-    let api: Api<Pod> = Api::namespaced(node.client(), NS);
-    process::poll(
-        &format!("exactly {replicas} kube-harden pods, all Ready"),
-        Duration::from_secs(120),
-        Duration::from_millis(500),
-        || async {
-            let list = api.list(&ListParams::default().labels(SELECTOR)).await?;
-            let done = list.items.len() == replicas && list.items.iter().all(is_ready);
-            Ok(done.then_some(list.items))
-        },
-    )
-    .await
+    let pods = node
+        .wait_deployment(NS, "kube-harden", Duration::from_secs(240))
+        .await?;
+    if pods.len() != replicas {
+        return Err(format!("{} kube-harden pods, want {replicas}", pods.len()).into());
+    }
+    Ok(pods)
 }
 
 /// `<Kind> <name>` of every cluster-wide `K` that `params` selects.
@@ -294,15 +292,9 @@ async fn install_upgrade_uninstall(node: &Node, helm_path: &Path, image: &Image)
     let ns = node
         .namespace("helm-after", &[(MODE_LABEL, "enforce")])
         .await?;
-    let pod: Pod = serde_json::from_value(json!({
-        "metadata": {"name": "after-uninstall"},
-        "spec": {"containers": [{
-            "name": "web",
-            "image": node.env("E2E_WEBCHECK_IMAGE")?,
-            "imagePullPolicy": "Never",
-            "readinessProbe": {"httpGet": {"path": "/", "port": 8080}, "periodSeconds": 2}
-        }]}
-    }))?;
+    let mut pod = legacy_pod(node.env("E2E_WEBCHECK_IMAGE")?);
+    pod["metadata"]["name"] = json!("after-uninstall");
+    let pod: Pod = serde_json::from_value(pod)?;
     let stored = Api::<Pod>::namespaced(node.client(), &ns)
         .create(&PostParams::default(), &pod)
         .await?;

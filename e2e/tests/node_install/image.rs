@@ -94,7 +94,7 @@ fn static_binary(repo: &Path) -> PathBuf {
 /// Builds twice and checks the archive: same bytes, content-addressed blobs, the Dockerfile's
 /// configuration and layout, the static binary as built, and nothing else.
 pub fn image_is_reproducible_non_root_and_shell_free(first: &Image) -> Result<()> {
-    let second = build("kube-harden-second.oci.tar", true)?;
+    let second = build("kube-harden-second.oci.tar", true, None)?;
     if first.digest != second.digest {
         return Err(format!(
             "two builds, two digests: {} and {}",

@@ -14,13 +14,14 @@ use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
 use kube::api::{Api, PostParams};
-use kube_harden_e2e::incluster::{ctr, import, legacy_deployment, reviews_served, wait_deployment};
-use kube_harden_e2e::node::{Node, parse_webcheck};
+use kube_harden_e2e::node::Node;
+use kube_harden_e2e::webcheck::{hardened_answer, legacy_deployment};
 use kube_harden_e2e::{MODE_LABEL, PSA_ENFORCE_LABEL, Result};
 
 use crate::image::Image;
+pub use kube_harden_e2e::incluster::{import, reviews_served};
 
-const NS: &str = "kube-harden";
+pub const NS: &str = "kube-harden";
 
 /// What the run measured (printed, and quoted in docs/node.md).
 #[derive(Debug, Default)]
@@ -38,7 +39,7 @@ fn container_pid(node: &Node, pod: &Pod) -> Result<u32> {
         .and_then(|s| s.container_statuses.as_ref()?.first()?.container_id.clone())
         .and_then(|id| id.strip_prefix("containerd://").map(str::to_owned))
         .ok_or("no containerd container ID in the pod's status")?;
-    let tasks = ctr(node, &["tasks", "ls"])?;
+    let tasks = node.ctr(&["tasks", "ls"])?;
     tasks
         .lines()
         .find_map(|l| {
@@ -100,7 +101,9 @@ pub async fn shipped_manifests_run_in_cluster_and_harden(node: &Node, image: &Im
     let mut figures = Figures::default();
 
     // Ready, as the image and the manifests say: 2 replicas, non-root, read-only root.
-    let pods = wait_deployment(node, NS, "kube-harden", Duration::from_secs(180)).await?;
+    let pods = node
+        .wait_deployment(NS, "kube-harden", Duration::from_secs(180))
+        .await?;
     figures.apply_to_ready = applied.elapsed();
     let namespace = Api::<Namespace>::all(node.client()).get(NS).await?;
     let labels = namespace.metadata.labels.unwrap_or_default();
@@ -191,17 +194,13 @@ pub async fn shipped_manifests_run_in_cluster_and_harden(node: &Node, image: &Im
             format!("the stored Deployment is not hardened: annotations {annotations:?}").into(),
         );
     }
-    let legacy = wait_deployment(node, &legacy_ns, "legacy-web", Duration::from_secs(120)).await?;
+    let legacy = node
+        .wait_deployment(&legacy_ns, "legacy-web", Duration::from_secs(120))
+        .await?;
     figures.create_to_hardened_ready = created.elapsed();
     figures.apply_to_first_hardened_ready = applied.elapsed();
     let (status, body) = node.http_get_pod(&legacy[0], 8080, "/")?;
-    let seen = parse_webcheck(&body);
-    if status != 200
-        || seen.get("uid").is_none_or(|u| u == "0")
-        || seen.get("root_writable").map(String::as_str) != Some("false")
-    {
-        return Err(format!("the hardened pod answered {status}: {body}").into());
-    }
+    let seen = hardened_answer(status, &body)?;
     // Deployment, ReplicaSet and Pod: at least three reviews, all served by the pods.
     let served = reviews_served(node, &pods)? - served_before;
     if served < 3.0 {
