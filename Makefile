@@ -6,7 +6,7 @@ BIN := target/release/kube-harden
 DEBUG_BIN := target/debug/kube-harden
 
 .PHONY: help build test test-targets unit lint standalone-check fmt fmt-check e2e controlplane psa-fixtures registry node node-e2e node-up node-down demo demo-once demo-offline e2e-kind clean
-.PHONY: docker-build image static-check manifests-check monitoring-check
+.PHONY: docker-build image static-check manifests-check monitoring-check helm chart-check
 .PHONY: bench fuzz fuzz-replay answers reliability soak yaml-oracle
 .PHONY: images images-check images-repro legacy-e2e
 
@@ -25,7 +25,7 @@ yaml-oracle: ## Build the YAML oracle (Kubernetes' own YAML-to-JSON, from Go mod
 lint: standalone-check ## clippy with warnings as errors (every workspace crate); nothing points outside the repository; fuzz/Cargo.lock fresh
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 	# --all-targets skips the `test = false` suites (node, legacy apps): lint them by name.
-	$(CARGO) clippy --locked -p kube-harden-e2e --test node --test legacy --test node_install -- -D warnings
+	$(CARGO) clippy --locked -p kube-harden-e2e --test node --test legacy --test node_install --test node_helm -- -D warnings
 	# fuzz/ is its own workspace: its lock must resolve and match Cargo.lock's versions.
 	scripts/fuzz-lock-check.sh
 
@@ -58,7 +58,7 @@ e2e: controlplane psa-fixtures registry ## End-to-end tests: the webhook in a re
 	fixtures="$$(scripts/psa-fixtures.sh)"; KUBE_HARDEN_BIN=$(DEBUG_BIN) KUBE_HARDEN_PSA_FIXTURES="$$fixtures" $(CARGO) test --locked -p kube-harden-e2e
 
 # What `make test` runs, in order (.ci/run runs and times them one by one: `make test-targets`).
-TEST_TARGETS := fmt-check lint unit e2e node-e2e legacy-e2e static-check manifests-check monitoring-check
+TEST_TARGETS := fmt-check lint unit e2e node-e2e legacy-e2e static-check manifests-check monitoring-check chart-check
 
 test: $(TEST_TARGETS) ## Everything CI runs: format check, clippy, all tests, e2e, node e2e, legacy apps on the node, image build, manifests, monitoring
 
@@ -68,11 +68,12 @@ test-targets:
 node: ## The node (docs/node.md): kubelet, scheduler, controller-manager, containerd, pause image (cached; cold ~15 min); runc + CNI plugins from apt
 	e2e/cluster.sh prepare
 
-node-e2e: node ## Node e2e (root): hardened pods really run on a kubelet + containerd + runc with kube-harden in the admission chain; then kube-harden's own image and manifests installed on a node: restart, upgrade, renewal, replica loss without a gap; fail-open; uninstall in any order
+node-e2e: node helm ## Node e2e (root): hardened pods really run on a kubelet + containerd + runc with kube-harden in the admission chain; then kube-harden's own image and manifests installed on a node: restart, upgrade, renewal, replica loss without a gap; fail-open; uninstall in any order; then installed, upgraded and uninstalled with its Helm chart
 	cd e2e/node/programs && GOTOOLCHAIN=local GOFLAGS=-mod=readonly CGO_ENABLED=0 go test -count=1 ./...
 	$(CARGO) build --locked --bin kube-harden
 	KUBE_HARDEN_BIN=$(DEBUG_BIN) $(CARGO) test --locked -p kube-harden-e2e --test node
 	KUBE_HARDEN_BIN=$(DEBUG_BIN) $(CARGO) test --locked -p kube-harden-e2e --test node_install
+	KUBE_HARDEN_BIN=$(DEBUG_BIN) $(CARGO) test --locked -p kube-harden-e2e --test node_helm
 
 node-up: node ## Start the single-node cluster with kube-harden in the background; prints the kubeconfig path
 	$(CARGO) build --locked --bin kube-harden
@@ -113,6 +114,12 @@ static-check: ## The image's static binary: built as the Dockerfile builds it, l
 
 manifests-check: controlplane ## Render manifests/ with kustomize; dry-run=server, PSA, RBAC, fail-open on a real kube-apiserver
 	scripts/manifests-check.sh
+
+helm: ## Build helm from its Go module (helm.sh/helm/v4, e2e/helm; cached by version)
+	e2e/build-controlplane.sh --helm
+
+chart-check: helm ## charts/kube-harden: helm lint --strict; helm template = kubectl kustomize of manifests/, object by object; values and schema; every value changed, dry-run=server on a real kube-apiserver
+	scripts/chart-check.sh
 
 monitoring-check: ## promtool check/test of the alerts; every dashboard panel and alert queried in a real Prometheus scraping kube-harden
 	scripts/monitoring-check.sh

@@ -8,15 +8,18 @@
 #   containerd, ctr, containerd-shim-runc-v2  from github.com/containerd/containerd/v2
 #                                             (e2e/node/containerd, cgo off, -tags no_btrfs)
 #   pause, webcheck  the node's own static programs (e2e/node/programs)
+# and, with --helm, helm (charts/kube-harden's tests, docs/install.md):
+#   helm                                      from helm.sh/helm/v4 (e2e/helm)
 # Versions come from the wrapper modules' go.mod.  Binaries are cached by
 # version under ${KUBE_HARDEN_CACHE:-$HOME/.cache/kube-harden}/controlplane/ (and
-# .../node/) and not rebuilt when present.
+# .../node/, .../helm-<version>/) and not rebuilt when present.
 #
-# Usage: e2e/build-controlplane.sh [--node]   build what is missing, print timings
-#        e2e/build-controlplane.sh [--node] --print-env  print
+# Usage: e2e/build-controlplane.sh [--node] [--helm]   build what is missing, print timings
+#        e2e/build-controlplane.sh [--node] [--helm] --print-env  print
 #            KUBE_APISERVER_BIN=... ETCD_BIN=... KUBECTL_BIN=... lines (with --node also
 #            KUBELET_BIN, KUBE_SCHEDULER_BIN, KUBE_CONTROLLER_MANAGER_BIN, CONTAINERD_BIN,
-#            CTR_BIN, CONTAINERD_SHIM_BIN, PAUSE_BIN, WEBCHECK_BIN), nothing else on stdout
+#            CTR_BIN, CONTAINERD_SHIM_BIN, PAUSE_BIN, WEBCHECK_BIN; with --helm HELM_BIN),
+#            nothing else on stdout
 # Env:   KUBE_HARDEN_CACHE   cache root (default $HOME/.cache/kube-harden)
 #        E2E_BUILD_KUBECTL=0 skip building kubectl
 #        E2E_REBUILD=1       rebuild even if cached
@@ -28,13 +31,15 @@ kmod="$e2e_dir/controlplane/kube-apiserver"
 emod="$e2e_dir/controlplane/etcd"
 cmod="$e2e_dir/node/containerd"
 pmod="$e2e_dir/node/programs"
+hmod="$e2e_dir/helm"
 
-node=0 print_env=0
+node=0 helm=0 print_env=0
 for arg in "$@"; do
   case "$arg" in
     --node) node=1 ;;
+    --helm) helm=1 ;;
     --print-env) print_env=1 ;;
-    *) echo "usage: $0 [--node] [--print-env]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--node] [--helm] [--print-env]" >&2; exit 2 ;;
   esac
 done
 
@@ -43,7 +48,8 @@ source "$e2e_dir/common.sh"
 K8S_VERSION="$(mod_version "$kmod/go.mod" k8s.io/kubernetes)"
 ETCD_VERSION="$(mod_version "$emod/go.mod" go.etcd.io/etcd/server/v3)"
 CONTAINERD_VERSION="$(mod_version "$cmod/go.mod" github.com/containerd/containerd/v2)"
-[[ -n "$K8S_VERSION" && -n "$ETCD_VERSION" && -n "$CONTAINERD_VERSION" ]] || { echo "cannot read versions from wrapper go.mod files" >&2; exit 1; }
+HELM_VERSION="$(mod_version "$hmod/go.mod" helm.sh/helm/v4)"
+[[ -n "$K8S_VERSION" && -n "$ETCD_VERSION" && -n "$CONTAINERD_VERSION" && -n "$HELM_VERSION" ]] || { echo "cannot read versions from wrapper go.mod files" >&2; exit 1; }
 
 cache_root="${KUBE_HARDEN_CACHE:-$HOME/.cache/kube-harden}/controlplane"
 k8s_dir="$cache_root/kubernetes-$K8S_VERSION"
@@ -54,6 +60,7 @@ containerd_dir="${KUBE_HARDEN_CACHE:-$HOME/.cache/kube-harden}/node/containerd-$
 programs_hash="$(cd "$pmod" && find . -type f \( -name '*.go' -o -name go.mod \) ! -name '*_test.go' -print0 | LC_ALL=C sort -z |
   xargs -0 sha256sum | sha256sum | cut -c1-16)"
 programs_dir="${KUBE_HARDEN_CACHE:-$HOME/.cache/kube-harden}/node/programs-$programs_hash"
+helm_dir="${KUBE_HARDEN_CACHE:-$HOME/.cache/kube-harden}/helm-$HELM_VERSION"
 
 if ((print_env)); then
   echo "KUBE_APISERVER_BIN=$k8s_dir/kube-apiserver"
@@ -69,6 +76,7 @@ if ((print_env)); then
     echo "PAUSE_BIN=$programs_dir/pause"
     echo "WEBCHECK_BIN=$programs_dir/webcheck"
   fi
+  ((helm)) && echo "HELM_BIN=$helm_dir/helm"
   exit 0
 fi
 
@@ -115,4 +123,10 @@ if ((node)); then
   done
 fi
 
-log "done in $(elapsed "$t_all") s (kubernetes $K8S_VERSION, etcd $ETCD_VERSION$( ((node)) && echo ", containerd $CONTAINERD_VERSION"), cache $cache_root)"
+if ((helm)); then
+  # helm's own version stamping (its Makefile's -X flags; `helm version` prints it).
+  build "$hmod" helm.sh/helm/v4/cmd/helm "$helm_dir/helm" \
+    "-X helm.sh/helm/v4/internal/version.version=$HELM_VERSION -X helm.sh/helm/v4/internal/version.gitTreeState=clean"
+fi
+
+log "done in $(elapsed "$t_all") s (kubernetes $K8S_VERSION, etcd $ETCD_VERSION$( ((node)) && echo ", containerd $CONTAINERD_VERSION")$( ((helm)) && echo ", helm $HELM_VERSION"), cache $cache_root)"

@@ -8,7 +8,6 @@
 //! in an enforce namespace is hardened by them and runs.
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
@@ -17,9 +16,10 @@ use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
 use kube::api::{Api, PostParams};
 use kube_harden_e2e::node::Node;
 use kube_harden_e2e::webcheck::{hardened_answer, legacy_deployment};
-use kube_harden_e2e::{MODE_LABEL, PSA_ENFORCE_LABEL, Result, process};
+use kube_harden_e2e::{MODE_LABEL, PSA_ENFORCE_LABEL, Result};
 
 use crate::image::Image;
+pub use kube_harden_e2e::incluster::{import, reviews_served};
 
 pub const NS: &str = "kube-harden";
 
@@ -29,29 +29,6 @@ struct Figures {
     apply_to_ready: Duration,
     create_to_hardened_ready: Duration,
     apply_to_first_hardened_ready: Duration,
-}
-
-/// `cluster.sh import`, then the image as containerd lists it must have the built digest.
-pub fn import(node: &Node, image: &Image) -> Result<()> {
-    let repo = kube_harden_e2e::repo_root();
-    process::run(
-        Command::new(repo.join("e2e/cluster.sh"))
-            .arg("import")
-            .arg(&image.archive)
-            .env("E2E_NODE_STATE_DIR", &node.state_dir),
-        None,
-        Duration::from_secs(120),
-    )?
-    .ok("cluster.sh import")?;
-    let listed = node.ctr(&["images", "ls", &format!("name=={}", image.reference)])?;
-    if !listed.contains(&image.digest) {
-        return Err(format!(
-            "containerd lists {} without digest {}:\n{listed}",
-            image.reference, image.digest
-        )
-        .into());
-    }
-    Ok(())
 }
 
 /// The host PID of a pod's first container (its task in the node's containerd).
@@ -113,23 +90,6 @@ fn check_process(pid: u32) -> Result<()> {
         .into());
     }
     Ok(())
-}
-
-/// Reviews counted by the kube-harden pods themselves (their metrics port, from the host).
-pub fn reviews_served(node: &Node, pods: &[Pod]) -> Result<f64> {
-    let mut total = 0.0;
-    for pod in pods {
-        let (status, body) = node.http_get_pod(pod, 8080, "/metrics")?;
-        if status != 200 {
-            return Err(format!("metrics answered {status}").into());
-        }
-        total += body
-            .lines()
-            .filter(|l| l.starts_with("kube_harden_admission_requests_total{"))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum::<f64>();
-    }
-    Ok(total)
 }
 
 pub async fn shipped_manifests_run_in_cluster_and_harden(node: &Node, image: &Image) -> Result<()> {
