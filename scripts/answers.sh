@@ -6,7 +6,7 @@
 # corpus the same way) and against the working tree. Each writes one digest per input of the fuzz
 # corpus and the fixtures (read from the working tree); the two files are compared: how many
 # inputs, how many differ, the first that do. `target/debug/answers show . <input>` prints one
-# input's answers in full. Both builds share target/ (only kube-harden and the tool recompile).
+# input's answers in full (target/answers/answers-base show for BASE's). Both builds share target/ (only kube-harden and the tool recompile).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 base="${BASE:?usage: make answers BASE=<commit>}"
@@ -35,10 +35,10 @@ git ls-files -z --cached --others --exclude-standard -- fuzz podgen ':(exclude)f
 echo "answers: building the tool against $base" >&2
 # Not --locked: the lock may list what only the working tree's kube-harden needs.
 (cd "$tmp/base/fuzz" && CARGO_TARGET_DIR="$target" cargo build --quiet --bin answers)
-cp "$target/debug/answers" "$tmp/answers-base"
+cp "$target/debug/answers" "$out/answers-base"
 echo "answers: building the tool against the working tree" >&2
 (cd fuzz && CARGO_TARGET_DIR="$target" cargo build --quiet --locked --bin answers)
 
-"$tmp/answers-base" write "$root" "$out/base.txt"
+"$out/answers-base" write "$root" "$out/base.txt"
 "$target/debug/answers" write "$root" "$out/new.txt"
 "$target/debug/answers" compare "$out/base.txt" "$out/new.txt"
