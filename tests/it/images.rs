@@ -412,3 +412,48 @@ async fn concurrent_lookups_of_one_image_are_one_fetch() {
     let asked = registry.requests.load(Ordering::Relaxed);
     assert!(asked <= 6, "{asked} requests for 20 concurrent lookups");
 }
+
+/// `kube-harden harden --resolve-images`: the same documents as without it when the registry is
+/// down, with the warning on stderr; no warning when the registry answers. `HOME` and
+/// `DOCKER_CONFIG` point at an empty directory: no credentials.
+#[tokio::test]
+async fn offline_harden_resolves_images_and_falls_back() {
+    let good = Registry::start(Behaviour::Good).await;
+    let down = free_addr();
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("pods.yaml");
+    let good_image = format!("{}/app:1", good.addr);
+    let down_image = format!("{down}/app:1");
+    let list = json!({"apiVersion": "v1", "kind": "List",
+                      "items": [pod(&good_image), pod(&down_image)]});
+    std::fs::write(&manifest, serde_json::to_vec(&list).unwrap()).unwrap();
+    let run = |extra: &[String]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_kube-harden"));
+        command
+            .args(["harden", "-f"])
+            .arg(&manifest)
+            .args(extra)
+            .env("HOME", dir.path())
+            .env("DOCKER_CONFIG", dir.path());
+        // On the blocking pool: the registry answers from this test's runtime.
+        async move {
+            tokio::task::spawn_blocking(move || command.output().unwrap())
+                .await
+                .unwrap()
+        }
+    };
+    let blind = run(&[]).await;
+    let insecure = format!("--registry-insecure={},{down}", good.addr);
+    let started = Instant::now();
+    let resolved = run(&["--resolve-images".into(), insecure]).await;
+    println!("offline harden --resolve-images: {:?}", started.elapsed());
+    assert!(resolved.status.success(), "{resolved:?}");
+    assert_eq!(resolved.stdout, blind.stdout);
+    let stderr = String::from_utf8_lossy(&resolved.stderr);
+    assert!(
+        stderr.contains(&down_image) && stderr.contains("(unreachable)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(&good_image), "{stderr}");
+    assert!(good.requests.load(Ordering::Relaxed) > 0);
+}
