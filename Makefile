@@ -5,7 +5,7 @@ CARGO ?= cargo
 BIN := target/release/kube-harden
 DEBUG_BIN := target/debug/kube-harden
 
-.PHONY: help build test test-targets unit lint standalone-check fmt fmt-check e2e controlplane psa-fixtures node node-e2e node-up node-down demo demo-once demo-offline e2e-kind clean
+.PHONY: help build test test-targets unit lint standalone-check fmt fmt-check e2e controlplane psa-fixtures registry node node-e2e node-up node-down demo demo-once demo-offline e2e-kind clean
 .PHONY: docker-build image static-check manifests-check monitoring-check
 .PHONY: bench fuzz reliability soak yaml-oracle
 .PHONY: images images-check images-repro legacy-e2e
@@ -44,6 +44,9 @@ fmt-check: ## Check formatting
 
 controlplane: ## Build kube-apiserver, etcd and kubectl from Go modules (cached; cold ~6 min)
 	e2e/build-controlplane.sh
+
+registry: ## Build the e2e OCI registry (distribution v3) and crane from Go modules (cached; cold ~3 min)
+	e2e/build-registry.sh
 
 psa-fixtures: ## Fetch Pod Security Admission's restricted fixtures (Go module k8s.io/pod-security-admission, cached); print their directory
 	scripts/psa-fixtures.sh

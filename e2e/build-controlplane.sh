@@ -38,9 +38,8 @@ for arg in "$@"; do
   esac
 done
 
-mod_version() { # <go.mod> <module path>
-  awk -v m="$2" '($1 == m && $2 ~ /^v/) { print $2; exit } ($1 == "require" && $2 == m) { print $3; exit }' "$1"
-}
+# shellcheck source=e2e/common.sh
+source "$e2e_dir/common.sh"
 K8S_VERSION="$(mod_version "$kmod/go.mod" k8s.io/kubernetes)"
 ETCD_VERSION="$(mod_version "$emod/go.mod" go.etcd.io/etcd/server/v3)"
 CONTAINERD_VERSION="$(mod_version "$cmod/go.mod" github.com/containerd/containerd/v2)"
@@ -84,32 +83,9 @@ export CGO_ENABLED=0
 command -v go >/dev/null || { log "go not found (need go >= 1.26)"; exit 1; }
 log "$(go version)"
 
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
-
-# build <module dir> <package> <output> [ldflags] [go build flags...]
-build() {
-  local dir="$1" pkg="$2" out="$3" ldflags="${4:-}"
-  shift 4 2>/dev/null || shift $#
-  if [[ -x "$out" && "${E2E_REBUILD:-0}" != 1 ]]; then
-    log "cached: $out"
-    return 0
-  fi
-  mkdir -p "$(dirname "$out")"
-  local tmp="$out.tmp.$$" t0
-  t0="$(now)"
-  log "building $pkg -> $out"
-  # Remove a half-written binary if the build is interrupted.
-  trap 'rm -f "'"$tmp"'"' EXIT
-  (cd "$dir" && nice -n 19 go build "$@" -o "$tmp" -ldflags "-s -w $ldflags" "$pkg")
-  mv -f "$tmp" "$out"
-  trap - EXIT
-  log "built $(basename "$out") in $(elapsed "$t0") s"
-}
-
 t_all="$(now)"
 
-build "$emod" go.etcd.io/etcd/server/v3 "$etcd_dir/etcd"
+go_build_cached "$emod" go.etcd.io/etcd/server/v3 "$etcd_dir/etcd"
 
 # Same version stamping as kubernetes' hack/lib/version.sh: both packages
 # carry the variables (component-base for the servers, client-go for clients).
@@ -119,23 +95,23 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   kver_ldflags+=" -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
 done
 
-build "$kmod" k8s.io/kubernetes/cmd/kube-apiserver "$k8s_dir/kube-apiserver" "$kver_ldflags"
+go_build_cached "$kmod" k8s.io/kubernetes/cmd/kube-apiserver "$k8s_dir/kube-apiserver" "$kver_ldflags"
 if [[ "$build_kubectl" == 1 ]]; then
-  build "$kmod" k8s.io/kubernetes/cmd/kubectl "$k8s_dir/kubectl" "$kver_ldflags"
+  go_build_cached "$kmod" k8s.io/kubernetes/cmd/kubectl "$k8s_dir/kubectl" "$kver_ldflags"
 fi
 
 if ((node)); then
   for cmd in kubelet kube-scheduler kube-controller-manager; do
-    build "$kmod" "k8s.io/kubernetes/cmd/$cmd" "$k8s_dir/$cmd" "$kver_ldflags"
+    go_build_cached "$kmod" "k8s.io/kubernetes/cmd/$cmd" "$k8s_dir/$cmd" "$kver_ldflags"
   done
   # containerd's own version stamping (its Makefile's -X flags).
   cver_ldflags="-X github.com/containerd/containerd/v2/version.Version=$CONTAINERD_VERSION"
   cver_ldflags+=" -X github.com/containerd/containerd/v2/version.Package=github.com/containerd/containerd/v2"
   for cmd in containerd ctr containerd-shim-runc-v2; do
-    build "$cmod" "github.com/containerd/containerd/v2/cmd/$cmd" "$containerd_dir/$cmd" "$cver_ldflags" -tags no_btrfs
+    go_build_cached "$cmod" "github.com/containerd/containerd/v2/cmd/$cmd" "$containerd_dir/$cmd" "$cver_ldflags" -tags no_btrfs
   done
   for cmd in pause webcheck; do
-    build "$pmod" "./$cmd" "$programs_dir/$cmd" ""
+    go_build_cached "$pmod" "./$cmd" "$programs_dir/$cmd" ""
   done
 fi
 

@@ -70,8 +70,6 @@ WEBHOOK_MODE="${E2E_NODE_WEBHOOK:-host}"
 
 log() { echo "cluster: $*" >&2; }
 die() { log "error: $*"; exit 1; }
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 
 # ---------------------------------------------------------------- processes --
 
