@@ -82,7 +82,7 @@ EOF
 }
 
 write_containerd_config() {
-  mkdir -p "$S/containerd" "$S/cni/net.d" "$S/cni/networks"
+  mkdir -p "$S/containerd/certs.d" "$S/cni/net.d" "$S/cni/networks"
   # containerd 2.4's own config version 4: the sockets are plugin settings
   # ([plugins.'io.containerd.server.v1.grpc'] address). A top-level [grpc] section, as in
   # version 2/3 files, is silently ignored there and containerd listens on
@@ -109,6 +109,11 @@ disabled_plugins = ["io.containerd.nri.v1.nri", "io.containerd.internal.v1.opt"]
     snapshotter = 'overlayfs'
     [plugins.'io.containerd.cri.v1.images'.pinned_images]
       sandbox = '$PAUSE_IMAGE'
+    # Registry hosts (hosts.toml per registry, containerd's docs/hosts.md): the e2e suites write
+    # <certs.d>/127.0.0.1:<port>/hosts.toml for their registry (e2e/src/registry.rs). Never the
+    # host's /etc/containerd/certs.d (containerd's default).
+    [plugins.'io.containerd.cri.v1.images'.registry]
+      config_path = '$S/containerd/certs.d'
 
   [plugins.'io.containerd.cri.v1.runtime']
     # The VM lacks CAP_SYS_RESOURCE: without this every sandbox fails with runc's

@@ -20,6 +20,7 @@ pub mod ledger;
 pub mod metrics;
 pub mod node;
 pub mod process;
+pub mod registry;
 pub mod webhook;
 
 /// Where the PSA fixtures are and how to read them: one file shared with the integration tests.

@@ -167,6 +167,12 @@ impl Node {
             .ok_or_else(|| format!("{key} missing from the node's env").into())
     }
 
+    /// containerd's registry hosts directory (`config_path` of its CRI image service): a
+    /// registry's `hosts.toml` goes in `<this>/<host>/` ([`crate::registry::Registry::containerd_hosts`]).
+    pub fn registry_hosts_dir(&self) -> PathBuf {
+        self.state_dir.join("containerd/certs.d")
+    }
+
     /// Runs kubectl v1.36.3 with the admin kubeconfig, for at most 60 s.
     pub fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> Result<process::Output> {
         process::run(

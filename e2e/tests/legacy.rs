@@ -2,13 +2,16 @@
 //! packages, unmodified in behaviour) deployed three ways on a real node: in a plain namespace,
 //! in an enforce namespace as is, and there with the annotation that fixes it. Each app's three
 //! outcomes are asserted; the run writes target/legacy-apps.json and, when every app ran,
-//! docs/legacy-apps.md. Needs root (the node). `make legacy-e2e`, or
-//! `cargo test -p kube-harden-e2e --test legacy -- <app>`.
+//! docs/legacy-apps.md. The images are pushed to a real OCI registry on 127.0.0.1 (Distribution,
+//! e2e/src/registry.rs) and the node's containerd pulls them from it (`imagePullPolicy: Always`);
+//! each app's pull, as the kubelet reports it, goes to the JSON. Needs root (the node).
+//! `make legacy-e2e`, or `cargo test -p kube-harden-e2e --test legacy -- <app>`.
 
 mod legacy {
     pub mod apps;
     pub mod checks;
     pub mod deploy;
+    pub mod registry;
     pub mod report;
 }
 
@@ -16,21 +19,28 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 use std::sync::{Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kube_harden::harden::SKIP_ANNOTATION;
 use kube_harden_e2e::node::Node;
+use kube_harden_e2e::registry::{Options, Registry};
 use kube_harden_e2e::{MODE_LABEL, Result, process, repo_root, target_dir};
 use legacy::apps::{self, App};
 use legacy::deploy::{Observation, deploy, deploy_object};
+use legacy::registry;
 use legacy::report::{AppReport, markdown};
 use libtest_mimic::{Arguments, Failed, Trial};
 use serde_json::json;
 
-/// The node and each image's manifest digest (by app).
-type Started = (Node, BTreeMap<String, String>);
+/// The node, the registry it pulls the zoo from, and each image's manifest digest (by app).
+/// Dropped in this order: the node stops pulling before the registry goes.
+struct Started {
+    node: Node,
+    registry: Registry,
+    digests: BTreeMap<String, String>,
+}
 
-/// The node with the zoo imported, brought up by the first test (an error string if it could
+/// The node with the zoo in its registry, brought up by the first test (an error string if it could
 /// not come up: every test then fails with it).
 static NODE: OnceLock<Mutex<Option<Result<Started, String>>>> = OnceLock::new();
 /// Each finished app's report, in the order the tests ran.
@@ -54,32 +64,54 @@ fn build_images() -> Result<BTreeMap<String, (String, PathBuf)>> {
     Ok(archives)
 }
 
-/// Brings the node up and imports every image; returns the node and app -> digest.
+/// Starts the registry, pushes every image to it (each must keep the digest build.sh gave it),
+/// brings the node up and points its containerd at the registry.
 fn start() -> Result<Started> {
     let archives = build_images()?;
-    let state = target_dir(&repo_root()).join("e2e-legacy");
-    let node = Node::start(state.clone())?;
-    let paths: Vec<&PathBuf> = archives.values().map(|(_, p)| p).collect();
-    process::run(
-        Command::new(repo_root().join("e2e/cluster.sh"))
-            .arg("import")
-            .args(paths)
-            .env("E2E_NODE_STATE_DIR", &state),
-        None,
-        Duration::from_secs(600),
-    )?
-    .ok("e2e/cluster.sh import")?;
+    let target = target_dir(&repo_root());
+    let registry = Registry::start(&target.join("e2e-legacy-registry"), Options::default())?;
+    let t0 = Instant::now();
+    for (app, (digest, archive)) in &archives {
+        let t = Instant::now();
+        let pushed = registry.push_archive(archive, &apps::repository(app))?;
+        if &pushed != digest {
+            return Err(format!("{app}: pushed as {pushed}, built as {digest}").into());
+        }
+        let size = std::fs::metadata(archive).map_or(0, |m| m.len());
+        eprintln!(
+            "legacy: pushed {} ({:.0} MB) in {:.2} s",
+            registry.reference(&apps::repository(app)),
+            size as f64 / 1e6,
+            t.elapsed().as_secs_f64()
+        );
+    }
+    eprintln!(
+        "legacy: the zoo ({} images) pushed to {} in {:.1} s",
+        archives.len(),
+        registry.url(),
+        t0.elapsed().as_secs_f64()
+    );
+    apps::set_registry(&registry.host());
+    let node = Node::start(target.join("e2e-legacy"))?;
+    let hosts = registry.containerd_hosts(&node.registry_hosts_dir())?;
+    eprintln!(
+        "legacy: containerd pulls from {} ({})",
+        registry.url(),
+        hosts.display()
+    );
     let digests = archives.into_iter().map(|(app, (d, _))| (app, d)).collect();
-    Ok((node, digests))
+    Ok(Started {
+        node,
+        registry,
+        digests,
+    })
 }
 
-fn with_node(
-    test: impl FnOnce(&Node, &BTreeMap<String, String>) -> Result<()>,
-) -> Result<(), Failed> {
+fn with_node(test: impl FnOnce(&Started) -> Result<()>) -> Result<(), Failed> {
     let lock = NODE.get_or_init(|| Mutex::new(None));
     let mut guard = lock.lock().unwrap_or_else(|p| p.into_inner());
     match guard.get_or_insert_with(|| start().map_err(|e| e.to_string())) {
-        Ok((node, digests)) => test(node, digests).map_err(|e| Failed::from(e.to_string())),
+        Ok(started) => test(started).map_err(|e| Failed::from(e.to_string())),
         Err(e) => Err(format!("the node could not come up: {e}").into()),
     }
 }
@@ -97,7 +129,9 @@ fn expect(what: &str, observation: &Observation, runs: bool) -> Result<()> {
 }
 
 /// One app, three ways.
-fn three_ways(node: &Node, digests: &BTreeMap<String, String>, app: &App) -> Result<()> {
+fn three_ways(started: &Started, app: &App) -> Result<()> {
+    let (node, digests) = (&started.node, &started.digests);
+    let digest = digests.get(app.name).cloned().unwrap_or_default();
     let enforce = [(MODE_LABEL, "enforce")];
     let ns = node.block_on(node.namespace(&format!("plain-{}", app.name), &[]))?;
     let plain = deploy(node, app, &ns, false)?;
@@ -105,6 +139,10 @@ fn three_ways(node: &Node, digests: &BTreeMap<String, String>, app: &App) -> Res
         "legacy: {} plain: runs={} {}",
         app.name, plain.runs, plain.detail
     );
+    // The first pod of the app: the kubelet pulled it from the registry (the node's containerd
+    // had never seen it), by the digest that was pushed.
+    let pull = registry::pulled(node, &started.registry, &ns, app.name, &digest)?;
+    eprintln!("legacy: {} pulled: {pull}", app.name);
     let ns = node.block_on(node.namespace(&format!("hard-{}", app.name), &enforce))?;
     let hardened = deploy(node, app, &ns, false)?;
     eprintln!(
@@ -125,7 +163,8 @@ fn three_ways(node: &Node, digests: &BTreeMap<String, String>, app: &App) -> Res
     let report = AppReport {
         name: app.name.to_owned(),
         what: app.what.to_owned(),
-        digest: digests.get(app.name).cloned().unwrap_or_default(),
+        digest,
+        pull,
         plain,
         hardened,
         fixed,
@@ -182,7 +221,8 @@ fn three_ways(node: &Node, digests: &BTreeMap<String, String>, app: &App) -> Res
 /// fixes, the first gave a pod containerd never starts (`user group "2866" is specified without
 /// user`: a runAsGroup with no runAsUser), the second pods hardened again at Pod admission (the
 /// ReplicaSet's pods carry only the template's annotations).
-fn skip_run_as_user_only(node: &Node, on_the_deployment: bool) -> Result<()> {
+fn skip_run_as_user_only(started: &Started, on_the_deployment: bool) -> Result<()> {
+    let node = &started.node;
     let app = apps::all()
         .into_iter()
         .find(|a| a.name == "vendor-uid")
@@ -285,7 +325,7 @@ fn main() -> ExitCode {
         .cloned()
         .map(|app| {
             Trial::test(format!("legacy::{}", app.name), move || {
-                with_node(|node, digests| three_ways(node, digests, &app))
+                with_node(|started| three_ways(started, &app))
             })
         })
         .chain([false, true].map(|on_the_deployment| {
@@ -295,7 +335,15 @@ fn main() -> ExitCode {
                 "legacy::skip_run_as_user_on_the_pod_template"
             };
             Trial::test(name, move || {
-                with_node(|node, _| skip_run_as_user_only(node, on_the_deployment))
+                with_node(|started| skip_run_as_user_only(started, on_the_deployment))
+            })
+        }))
+        .chain(["vendor-uid", "named-user"].map(|app| {
+            Trial::test(format!("legacy::registry_round_trip::{app}"), move || {
+                with_node(|started| {
+                    let built = started.digests.get(app).ok_or("not built")?;
+                    registry::round_trip(&started.registry, app, built)
+                })
             })
         }))
         .collect();

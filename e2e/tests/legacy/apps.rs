@@ -3,6 +3,7 @@
 //! output and docs point to, and the outcome the suite expects when it is hardened without it.
 
 use std::net::IpAddr;
+use std::sync::OnceLock;
 
 use kube_harden_e2e::Result;
 use serde_json::{Value, json};
@@ -46,9 +47,27 @@ pub struct App {
     pub runs_hardened_as_is: bool,
 }
 
-/// The image reference build.sh gives an app.
+/// The registry the node pulls the zoo from (`127.0.0.1:<port>`), set once it runs.
+static REGISTRY: OnceLock<String> = OnceLock::new();
+
+/// Records the registry the zoo was pushed to (the first call wins: one per run).
+pub fn set_registry(host: &str) {
+    let _ = REGISTRY.set(host.to_owned());
+}
+
+/// An app's repository and tag in the registry (build.sh names it
+/// `kube-harden.local/legacy/<app>:1` in its archive).
+pub fn repository(app: &str) -> String {
+    format!("legacy/{app}:1")
+}
+
+/// The image reference the pods use: the app in the suite's registry (a name no registry
+/// answers to before [`set_registry`], so a pod made too early fails to pull, visibly).
 pub fn image(app: &str) -> String {
-    format!("kube-harden.local/legacy/{app}:1")
+    let host = REGISTRY
+        .get()
+        .map_or("registry-not-started.invalid", String::as_str);
+    format!("{host}/{}", repository(app))
 }
 
 fn nginx(ip: IpAddr, port: u16) -> Result<String> {
@@ -193,7 +212,8 @@ pub fn manifest(app: &App, fixed: bool) -> Value {
     let mut container = json!({
         "name": app.name,
         "image": image(app.name),
-        "imagePullPolicy": "Never",
+        // Every pod makes the kubelet ask the registry (the layers are pulled once).
+        "imagePullPolicy": "Always",
     });
     if !fix_env.is_empty() {
         container["env"] = fix_env

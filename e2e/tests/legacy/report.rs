@@ -19,6 +19,8 @@ pub struct AppReport {
     pub what: String,
     /// The image's manifest digest.
     pub digest: String,
+    /// The kubelet's report of the first pull from the registry (its `Pulled` event).
+    pub pull: String,
     /// In a namespace kube-harden ignores.
     pub plain: Observation,
     /// In an enforce namespace, as is.
