@@ -481,3 +481,51 @@ async fn offline_harden_resolves_images_and_falls_back() {
     assert!(!stderr.contains(&good_image), "{stderr}");
     assert!(good.requests.load(Ordering::Relaxed) > 0);
 }
+
+/// A tag past `--registry-tag-ttl` is checked with one HEAD: the digest has not changed, so the
+/// facts come from the cache and the manifests and config are not fetched again.
+#[tokio::test]
+async fn a_stale_tag_is_checked_with_a_head() {
+    let registry = Registry::start(Behaviour::Good).await;
+    let host = registry.addr.to_string();
+    let mut stale = Settings {
+        budget: Duration::from_secs(20),
+        ..settings(&host)
+    };
+    stale.limits.tag_ttl = Duration::ZERO;
+    let resolver = Resolver::new(stale, RegistryMetrics::unregistered()).unwrap();
+    let image = vec![format!("{host}/app:1")];
+    let first = resolver.resolve(&image).await;
+    let full = registry.requests.load(Ordering::Relaxed);
+    let second = resolver.resolve(&image).await;
+    let head = registry.requests.load(Ordering::Relaxed) - full;
+    assert_eq!(first.lookup, second.lookup);
+    assert!(second.warnings.is_empty(), "{:?}", second.warnings);
+    // GET /v2/ then HEAD of the tag; a full fetch is 6 requests.
+    assert!(
+        head <= 2,
+        "{head} requests to check a stale tag (a full fetch: {full})"
+    );
+}
+
+/// `serve` refuses a registry budget that leaves the review no time to harden.
+#[test]
+fn serve_refuses_a_budget_not_under_the_review_timeout() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kube-harden"))
+        .args([
+            "serve",
+            "--tls-cert-file=/nonexistent",
+            "--tls-key-file=/nonexistent",
+            "--resolve-images",
+            "--registry-budget=2s",
+            "--review-timeout=2s",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--registry-budget") && stderr.contains("--review-timeout"),
+        "{stderr}"
+    );
+}
