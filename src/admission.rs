@@ -300,7 +300,7 @@ pub fn review_with_images(
                 Default::default()
             };
             harden::harden_workload_with_images(&object, kind, policy, &lookup).map(|mut h| {
-                h.warnings.extend(image_warnings);
+                h.warnings.extend(images::capped(image_warnings));
                 h
             })
         }

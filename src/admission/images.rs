@@ -34,6 +34,22 @@ impl ImageSource for NoImages {
     }
 }
 
+/// At most this many image warnings per review; the rest are summarised in one line (the API
+/// server passes a few short warnings on to the client, not hundreds).
+const MAX_IMAGE_WARNINGS: usize = 5;
+
+/// `warnings` with at most [`MAX_IMAGE_WARNINGS`] kept and the rest counted.
+pub(super) fn capped(mut warnings: Vec<String>) -> Vec<String> {
+    if warnings.len() > MAX_IMAGE_WARNINGS {
+        let more = warnings.len() - MAX_IMAGE_WARNINGS;
+        warnings.truncate(MAX_IMAGE_WARNINGS);
+        warnings.push(format!(
+            "{more} more images hardened without their configuration"
+        ));
+    }
+    warnings
+}
+
 /// The distinct `image` values of the object's pod spec, in container order. Values that are not
 /// strings (or empty) are left out: the rules report those.
 pub fn images_of(object: &Value, kind: WorkloadKind) -> Vec<String> {
@@ -63,6 +79,19 @@ pub fn images_of(object: &Value, kind: WorkloadKind) -> Vec<String> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn image_warnings_are_capped() {
+        let few: Vec<String> = (0..5).map(|i| i.to_string()).collect();
+        assert_eq!(capped(few.clone()), few);
+        let many: Vec<String> = (0..40).map(|i| i.to_string()).collect();
+        let kept = capped(many);
+        assert_eq!(kept.len(), 6);
+        assert_eq!(
+            kept[5],
+            "35 more images hardened without their configuration"
+        );
+    }
 
     #[test]
     fn images_of_every_container_list_once() {

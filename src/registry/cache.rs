@@ -108,7 +108,8 @@ impl Cache {
         if size > self.limits.bytes {
             return;
         }
-        if let Some((_, old)) = maps.facts.put(digest.to_owned(), (facts, size)) {
+        // `push` hands back the entry it replaced or evicted (full): its bytes are given back.
+        if let Some((_, (_, old))) = maps.facts.push(digest.to_owned(), (facts, size)) {
             maps.bytes -= old;
         }
         maps.bytes += size;
@@ -118,8 +119,6 @@ impl Cache {
                 None => break,
             }
         }
-        // `put` evicted the least recently used entry when full: recount.
-        maps.bytes = maps.facts.iter().map(|(_, (_, size))| size).sum();
     }
 
     /// Remembers that `image` could not be read.

@@ -118,7 +118,7 @@ pub struct FetchError {
 }
 
 /// Longest message kept from a registry's answer.
-const MAX_MESSAGE: usize = 200;
+const MAX_MESSAGE: usize = 120;
 
 impl FetchError {
     /// An error with its message cut to [`MAX_MESSAGE`] characters.
