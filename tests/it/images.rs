@@ -260,6 +260,14 @@ fn settings(host: &str) -> Settings {
     }
 }
 
+/// Settings where success is asserted, not speed: a budget no loaded machine runs past.
+fn ample(host: &str) -> Settings {
+    Settings {
+        budget: Duration::from_secs(20),
+        ..settings(host)
+    }
+}
+
 fn pod(image: &str) -> Value {
     json!({"apiVersion": "v1", "kind": "Pod",
            "metadata": {"name": "app", "namespace": "team-a"},
@@ -385,12 +393,7 @@ async fn redirect_loop() {
 async fn good_registry_facts_are_read_and_cached() {
     let registry = Registry::start(Behaviour::Good).await;
     let host = registry.addr.to_string();
-    // Success is asserted, not speed: a budget no loaded machine runs past.
-    let ample = Settings {
-        budget: Duration::from_secs(20),
-        ..settings(&host)
-    };
-    let resolver = Resolver::new(ample, RegistryMetrics::unregistered()).unwrap();
+    let resolver = Resolver::new(ample(&host), RegistryMetrics::unregistered()).unwrap();
     let image = format!("{host}/app:1");
     let started = Instant::now();
     let resolved = resolver.resolve(std::slice::from_ref(&image)).await;
@@ -413,12 +416,7 @@ async fn good_registry_facts_are_read_and_cached() {
 async fn concurrent_lookups_of_one_image_are_one_fetch() {
     let registry = Registry::start(Behaviour::Good).await;
     let host = registry.addr.to_string();
-    // Success is asserted, not speed: a budget no loaded machine runs past.
-    let ample = Settings {
-        budget: Duration::from_secs(20),
-        ..settings(&host)
-    };
-    let resolver = Resolver::new(ample, RegistryMetrics::unregistered()).unwrap();
+    let resolver = Resolver::new(ample(&host), RegistryMetrics::unregistered()).unwrap();
     let image = vec![format!("{host}/app:1")];
     let lookups = (0..20).map(|_| resolver.resolve(&image));
     let all = futures_util::future::join_all(lookups).await;
@@ -488,10 +486,7 @@ async fn offline_harden_resolves_images_and_falls_back() {
 async fn a_stale_tag_is_checked_with_a_head() {
     let registry = Registry::start(Behaviour::Good).await;
     let host = registry.addr.to_string();
-    let mut stale = Settings {
-        budget: Duration::from_secs(20),
-        ..settings(&host)
-    };
+    let mut stale = ample(&host);
     stale.limits.tag_ttl = Duration::ZERO;
     let resolver = Resolver::new(stale, RegistryMetrics::unregistered()).unwrap();
     let image = vec![format!("{host}/app:1")];
