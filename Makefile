@@ -7,7 +7,7 @@ DEBUG_BIN := target/debug/kube-harden
 
 .PHONY: help build test test-targets unit lint standalone-check fmt fmt-check e2e controlplane psa-fixtures registry node node-e2e node-up node-down demo demo-once demo-offline e2e-kind clean
 .PHONY: docker-build image static-check manifests-check monitoring-check
-.PHONY: bench fuzz reliability soak yaml-oracle
+.PHONY: bench fuzz fuzz-replay answers reliability soak yaml-oracle
 .PHONY: images images-check images-repro legacy-e2e
 
 help: ## List the targets
@@ -22,10 +22,12 @@ unit: yaml-oracle psa-fixtures ## Unit, integration and property tests
 yaml-oracle: ## Build the YAML oracle (Kubernetes' own YAML-to-JSON, from Go modules; cached) the YAML tests compare with
 	tests/yaml-oracle/build.sh
 
-lint: standalone-check ## clippy with warnings as errors (every workspace crate); nothing points outside the repository
+lint: standalone-check ## clippy with warnings as errors (every workspace crate); nothing points outside the repository; fuzz/Cargo.lock fresh
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 	# --all-targets skips the `test = false` suites (node, legacy apps): lint them by name.
 	$(CARGO) clippy --locked -p kube-harden-e2e --test node --test legacy --test node_install -- -D warnings
+	# fuzz/ is its own workspace: its lock must resolve and match Cargo.lock's versions.
+	scripts/fuzz-lock-check.sh
 
 # A clone has nothing beside it. The patterns are written so that this recipe does not match itself.
 standalone-check: ## No tracked file outside docs/ points beside the repository (at the shared/ next to it)
@@ -51,7 +53,7 @@ registry: ## Build the e2e OCI registry (distribution v3) and crane from Go modu
 psa-fixtures: ## Fetch Pod Security Admission's restricted fixtures (Go module k8s.io/pod-security-admission, cached); print their directory
 	scripts/psa-fixtures.sh
 
-e2e: controlplane psa-fixtures ## End-to-end tests: the webhook in a real kube-apiserver's admission chain
+e2e: controlplane psa-fixtures registry ## End-to-end tests: the webhook in a real kube-apiserver's admission chain; the e2e OCI registry
 	$(CARGO) build --locked --bin kube-harden
 	fixtures="$$(scripts/psa-fixtures.sh)"; KUBE_HARDEN_BIN=$(DEBUG_BIN) KUBE_HARDEN_PSA_FIXTURES="$$fixtures" $(CARGO) test --locked -p kube-harden-e2e
 
@@ -66,7 +68,7 @@ test-targets:
 node: ## The node (docs/node.md): kubelet, scheduler, controller-manager, containerd, pause image (cached; cold ~15 min); runc + CNI plugins from apt
 	e2e/cluster.sh prepare
 
-node-e2e: node ## Node e2e (root): hardened pods really run on a kubelet + containerd + runc with kube-harden in the admission chain; then kube-harden's own image and manifests installed on a node
+node-e2e: node ## Node e2e (root): hardened pods really run on a kubelet + containerd + runc with kube-harden in the admission chain; then kube-harden's own image and manifests installed on a node: restart, upgrade, renewal, replica loss without a gap; fail-open; uninstall in any order
 	cd e2e/node/programs && GOTOOLCHAIN=local GOFLAGS=-mod=readonly CGO_ENABLED=0 go test -count=1 ./...
 	$(CARGO) build --locked --bin kube-harden
 	KUBE_HARDEN_BIN=$(DEBUG_BIN) $(CARGO) test --locked -p kube-harden-e2e --test node
@@ -88,7 +90,7 @@ images: images-check ## The legacy-app zoo from Debian packages (root; cached; c
 images-repro: ## The zoo built twice from empty caches (root; ~2 min): same digests, else what differs
 	e2e/images/repro-check.sh
 
-legacy-e2e: node images ## Legacy apps on the node (root): plain, hardened, hardened with the fix; writes docs/legacy-apps.md
+legacy-e2e: node images registry ## Legacy apps on the node (root), pulled from the e2e registry: plain, hardened, hardened with the fix; writes docs/legacy-apps.md
 	$(CARGO) build --locked --bin kube-harden
 	KUBE_HARDEN_BIN=$(DEBUG_BIN) $(CARGO) test --locked -p kube-harden-e2e --test legacy
 
@@ -141,6 +143,13 @@ bench: controlplane ## Benchmarks (figures, not timed tests): rules (criterion),
 
 fuzz: ## Fuzz the admission handler (cargo-fuzz, nightly) for FUZZ_SECONDS (60) per target, from fuzz/corpus
 	scripts/fuzz.sh
+
+fuzz-replay: ## The fuzz targets' checks on every committed corpus input (stable toolchain, no libFuzzer run)
+	cd fuzz && CARGO_TARGET_DIR=../target $(CARGO) build --locked --bin answers
+	target/debug/answers replay .
+
+answers: ## Are the answers to the fuzz corpus and the fixtures byte-identical to BASE's? (make answers BASE=<commit>)
+	scripts/answers.sh
 
 reliability: ## Hostile clients, connection limit, a soak (KUBE_HARDEN_SOAK_SECONDS, 60), rotation and SIGTERM under load
 	$(CARGO) test --locked --test tests -- --ignored --test-threads 1 --nocapture it::reliability

@@ -73,56 +73,15 @@ die() { log "error: $*"; exit 1; }
 
 # ---------------------------------------------------------------- processes --
 
-# pid_alive <name>: the PID in $S/<name>.pid runs and is ours (its command line mentions the
-# state dir), so a recycled PID is never signalled.
-pid_alive() {
-  local f="$S/$1.pid" pid
-  [[ -s "$f" ]] || return 1
-  pid="$(<"$f")"
-  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-  kill -0 "$pid" 2>/dev/null || return 1
-  tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF -- "$S" || return 1
-  echo "$pid"
-}
-
-wait_gone() { # <pid> <tenths of a second>
-  local i
-  for ((i = 0; i < $2; i++)); do
-    kill -0 "$1" 2>/dev/null || return 0
-    sleep 0.1
-  done
-  return 1
-}
-
-stop_one() { # <name>: TERM, 15 s grace, KILL
-  local name="$1" pid
-  if pid="$(pid_alive "$name")"; then
-    kill -TERM "$pid" 2>/dev/null || true
-    if ! wait_gone "$pid" 150; then
-      log "$name (pid $pid) did not exit on TERM, sending KILL"
-      kill -KILL "$pid" 2>/dev/null || true
-      wait_gone "$pid" 50 || true
-    fi
-    log "stopped $name (pid $pid)"
-  fi
-  rm -f "$S/$name.pid"
-}
-
-# start_bg <name> <command...>: runs it in the background, logging to $S/logs/<name>.log.
-start_bg() {
-  local name="$1"
-  shift
-  "$@" </dev/null >"$S/logs/$name.log" 2>&1 &
-  echo $! >"$S/$name.pid"
-}
+# (pid_alive, started_alive, stop_one, start_bg, start_watchdog: e2e/common.sh)
+PID_DIR="$S"
 
 # wait_for <what> <name of the process that must stay alive> <command...>
 wait_for() {
   local what="$1" name="$2" deadline=$((SECONDS + READY_TIMEOUT))
   shift 2
   until "$@" >/dev/null 2>&1; do
-    # (kill -0, not pid_alive: right after the fork the child's command line is still ours)
-    kill -0 "$(<"$S/$name.pid")" 2>/dev/null || { tail -n 40 "$S/logs/$name.log" >&2; die "$name exited while waiting for $what"; }
+    started_alive "$name" || { tail -n 40 "$S/logs/$name.log" >&2; die "$name exited while waiting for $what"; }
     ((SECONDS < deadline)) || { tail -n 40 "$S/logs/$name.log" >&2; die "$what not ready after ${READY_TIMEOUT}s"; }
     sleep 0.5
   done
@@ -193,26 +152,6 @@ source "$e2e_dir/node/host.sh"
 
 # ---------------------------------------------------------------------- up --
 
-# start_watchdog: with E2E_WATCH_PID, a process in its own session (a signal to the caller's
-# process group does not reach it) that runs `down` once that PID is gone. Started before
-# anything else, so a run killed while `up` is still working is cleaned up too: the watchdog
-# first kills this `up` (if it still runs), so the two never race.
-start_watchdog() {
-  [[ -n "${E2E_WATCH_PID:-}" ]] || return 0
-  kill -0 "$E2E_WATCH_PID" 2>/dev/null || die "E2E_WATCH_PID=$E2E_WATCH_PID is not a running process"
-  # shellcheck disable=SC2016
-  setsid bash -c 'while kill -0 "$2" 2>/dev/null && [[ -f "$1/watchdog.pid" ]]; do sleep 1; done
-    [[ -f "$1/watchdog.pid" ]] || exit 0
-    echo "$(date -u +%FT%TZ) watched process $2 is gone: bringing the node down"
-    if tr "\0" " " 2>/dev/null <"/proc/$4/cmdline" | grep -qF "cluster.sh up"; then
-      kill -KILL "$4" 2>/dev/null
-    fi
-    E2E_FROM_WATCHDOG=1 E2E_NODE_STATE_DIR="$1" exec "$3" down' \
-    node-watchdog "$S" "$E2E_WATCH_PID" "$e2e_dir/cluster.sh" "$$" \
-    </dev/null >>"$S/logs/watchdog.log" 2>&1 &
-  echo $! >"$S/watchdog.pid"
-}
-
 cmd_prepare() {
   [[ "$(id -u)" == 0 ]] || die "must run as root (a kubelet and containerd manage cgroups, mounts and network namespaces)"
   for tool in ip openssl curl python3; do command -v "$tool" >/dev/null || die "$tool not found"; done
@@ -253,7 +192,8 @@ cmd_up() {
   trap '[[ $UP_DONE == 1 ]] || { log "start-up failed, cleaning up"; cmd_down; }' EXIT
   trap 'exit 130' INT TERM
   save_host_state
-  start_watchdog
+  # Started before anything else, so a run killed while `up` is still working is cleaned up too.
+  start_watchdog env E2E_NODE_STATE_DIR="$S" "$e2e_dir/cluster.sh" down
 
   # Network: the bridge carries the node address and the pods' veths.
   SUBNET="$(pick_subnet)"

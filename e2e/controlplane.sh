@@ -48,42 +48,8 @@ die() { log "error: $*"; exit 1; }
 
 # ---------------------------------------------------------------- processes --
 
-# pid_alive <name>: the PID in $STATE_DIR/<name>.pid runs and is ours (its
-# command line mentions our state dir), so a recycled PID is never signalled.
-pid_alive() {
-  local f="$STATE_DIR/$1.pid" pid
-  [[ -s "$f" ]] || return 1
-  pid="$(<"$f")"
-  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-  kill -0 "$pid" 2>/dev/null || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$STATE_DIR" || return 1
-  echo "$pid"
-}
-
-# started_alive <name>: the process just started in the background still runs. Not pid_alive:
-# right after the fork, until the exec, the child's command line is this script's, which does not
-# name the state dir (a loaded machine makes that window long enough to be hit).
-started_alive() {
-  kill -0 "$(<"$STATE_DIR/$1.pid")" 2>/dev/null
-}
-
-stop_one() { # <name>
-  local name="$1" pid i
-  if pid="$(pid_alive "$name")"; then
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do # 10 s grace
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-      log "$name (pid $pid) did not exit on TERM, sending KILL"
-      kill -KILL "$pid" 2>/dev/null || true
-      for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    fi
-    log "stopped $name (pid $pid)"
-  fi
-  rm -f "$STATE_DIR/$name.pid"
-}
+# (pid_alive, started_alive, stop_one, start_bg, start_watchdog: e2e/common.sh)
+PID_DIR="$STATE_DIR"
 
 cmd_stop() {
   # The watchdog ends by exec'ing `stop` itself; it must not signal itself.
@@ -227,7 +193,7 @@ cmd_start() {
   etcd_port="${ports[0]}" peer_port="${ports[1]}" api_port="${E2E_APISERVER_PORT:-${ports[2]}}"
   local etcd_url="http://127.0.0.1:$etcd_port" api_url="https://$API_ADDRESS:$api_port"
 
-  "$ETCD_BIN" \
+  start_bg etcd "$ETCD_BIN" \
     --name=e2e \
     --data-dir="$STATE_DIR/etcd-data" \
     --listen-client-urls="$etcd_url" \
@@ -237,9 +203,7 @@ cmd_start() {
     --initial-cluster="e2e=http://127.0.0.1:$peer_port" \
     --initial-cluster-state=new \
     --unsafe-no-fsync \
-    --log-level=warn \
-    </dev/null >"$STATE_DIR/logs/etcd.log" 2>&1 &
-  echo $! >"$STATE_DIR/etcd.pid"
+    --log-level=warn
 
   local deadline=$((SECONDS + READY_TIMEOUT))
   until curl -sf --max-time 2 "$etcd_url/health" >/dev/null 2>&1; do
@@ -250,7 +214,7 @@ cmd_start() {
 
   local c="$STATE_DIR/certs"
   # shellcheck disable=SC2086
-  "$KUBE_APISERVER_BIN" \
+  start_bg kube-apiserver "$KUBE_APISERVER_BIN" \
     --advertise-address="$API_ADDRESS" \
     --bind-address="$API_ADDRESS" \
     --secure-port="$api_port" \
@@ -269,9 +233,7 @@ cmd_start() {
     --endpoint-reconciler-type=none \
     --allow-privileged=true \
     --profiling=false \
-    ${E2E_APISERVER_ARGS:-} \
-    </dev/null >"$STATE_DIR/logs/kube-apiserver.log" 2>&1 &
-  echo $! >"$STATE_DIR/kube-apiserver.pid"
+    ${E2E_APISERVER_ARGS:-}
 
   until readyz "$api_url"; do
     started_alive kube-apiserver || { dump_logs; die "kube-apiserver exited during start-up"; }
@@ -288,15 +250,7 @@ export E2E_ETCD_URL='$etcd_url'
 export E2E_CA_FILE='$c/ca.crt'
 export KUBECTL_BIN='${KUBECTL_BIN:-}'
 EOF
-  if [[ -n "${E2E_WATCH_PID:-}" ]]; then
-    kill -0 "$E2E_WATCH_PID" 2>/dev/null || die "E2E_WATCH_PID=$E2E_WATCH_PID is not a running process"
-    # shellcheck disable=SC2016
-    bash -c 'while kill -0 "$2" 2>/dev/null && [[ -f "$1/watchdog.pid" ]]; do sleep 1; done
-             [[ -f "$1/watchdog.pid" ]] && E2E_FROM_WATCHDOG=1 E2E_STATE_DIR="$1" exec "$3" stop' \
-      controlplane-watchdog "$STATE_DIR" "$E2E_WATCH_PID" "$e2e_dir/controlplane.sh" \
-      </dev/null >>"$STATE_DIR/logs/watchdog.log" 2>&1 &
-    echo $! >"$STATE_DIR/watchdog.pid"
-  fi
+  start_watchdog env E2E_STATE_DIR="$STATE_DIR" "$e2e_dir/controlplane.sh" stop
   started=1
   trap - EXIT INT TERM
   log "ready in $((SECONDS - t0)) s: $api_url (etcd $etcd_url), kubeconfig $STATE_DIR/kubeconfig"

@@ -24,23 +24,13 @@ case "${1:-}" in
   *) echo "usage: $0 [--once]" >&2; exit 2 ;;
 esac
 
-bin=${KUBE_HARDEN_BIN:-target/release/kube-harden}
-state=${DEMO_STATE_DIR:-target/demo}
-mkdir -p "$state"
-state=$(cd "$state" && pwd)
-[[ -x "$bin" ]] || { echo "demo: no kube-harden binary at $bin (run: make build)" >&2; exit 1; }
-bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
+# bin, state, title, note, wait_for_webhook.
+# shellcheck source=scripts/demo-common.sh
+source scripts/demo-common.sh
 export E2E_NODE_STATE_DIR="$state/node"
 
-if [[ -t 1 && -z "${NO_COLOR:-}" ]]; then
-  bold=$'\033[1m' dim=$'\033[2m' reset=$'\033[0m'
-else
-  bold='' dim='' reset=''
-fi
-title() { printf '\n%s=== %s%s\n' "$bold" "$*" "$reset"; }
-note() { printf '%s%s%s\n' "$dim" "$*" "$reset"; }
-
 up=0
+# shellcheck disable=SC2317 # (run by the EXIT trap)
 cleanup() {
   trap - EXIT INT TERM
   if ((up)); then
@@ -72,15 +62,7 @@ for ns in "${namespaces[@]}"; do
 done
 k label namespace hardened kube-harden.io/mode=enforce >/dev/null
 k label namespace hardened-fixed kube-harden.io/mode=enforce >/dev/null
-# The API server picks the webhook configuration up within a second or so: wait until it calls us.
-for ((i = 0; i < 150; i++)); do
-  if k run probe -n hardened --image="$E2E_PAUSE_IMAGE" --dry-run=server -o yaml 2>/dev/null |
-    grep -q 'kube-harden.io/hardened'; then
-    break
-  fi
-  sleep 0.2
-done
-((i < 150)) || { echo "demo: the webhook configuration did not take effect" >&2; exit 1; }
+wait_for_webhook hardened "$E2E_PAUSE_IMAGE"
 note "namespaces: plain (not opted in), hardened and hardened-fixed (kube-harden.io/mode=enforce); all warn on Pod Security restricted"
 
 # ---------------------------------------------------------------- helpers

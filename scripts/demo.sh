@@ -28,7 +28,6 @@
 #        NO_COLOR=1         plain output
 set -euo pipefail
 cd "$(dirname "$0")/.."
-repo=$PWD
 
 once=0
 node=${DEMO_NODE:-auto}
@@ -45,19 +44,11 @@ case "$node" in
   *) echo "demo: DEMO_NODE must be auto, yes or no (not '$node')" >&2; exit 2 ;;
 esac
 
-bin=${KUBE_HARDEN_BIN:-target/release/kube-harden}
-state=${DEMO_STATE_DIR:-target/demo}
-mkdir -p "$state"
-state=$(cd "$state" && pwd)
-[[ -x "$bin" ]] || { echo "demo: no kube-harden binary at $bin (run: make build)" >&2; exit 1; }
-
-if [[ -t 1 && -z "${NO_COLOR:-}" ]]; then
-  bold=$'\033[1m' dim=$'\033[2m' reset=$'\033[0m'
-else
-  bold='' dim='' reset=''
-fi
-title() { printf '\n%s=== %s%s\n' "$bold" "$*" "$reset"; }
-note() { printf '%s%s%s\n' "$dim" "$*" "$reset"; }
+# bin, state, title, note, wait_for_webhook; free_ports.
+# shellcheck source=scripts/demo-common.sh
+source scripts/demo-common.sh
+# shellcheck source=e2e/common.sh
+source e2e/common.sh
 
 # ---------------------------------------------------------------- which demo
 # why_no_node: prints why a node cannot run here, or nothing when it can (e2e/cluster.sh needs
@@ -103,6 +94,7 @@ echo "Why not on a node: $reason."
 note "(the node demo runs the legacy nginx on a kubelet; it needs root: see docs/node.md)"
 
 webhook_pid=''
+# shellcheck disable=SC2317 # (run by the EXIT trap)
 cleanup() {
   trap - EXIT INT TERM
   if [[ -n "$webhook_pid" ]] && kill -0 "$webhook_pid" 2>/dev/null; then
@@ -137,11 +129,7 @@ ca="$E2E_STATE_DIR/certs"
     -CAcreateserial -CAserial tls.srl -extfile tls.ext -out tls.crt 2>/dev/null
   rm -f tls.csr tls.ext
 )
-mapfile -t ports < <(python3 -c '
-import socket
-s = [socket.socket() for _ in range(2)]
-for x in s: x.bind(("127.0.0.1", 0))
-for x in s: print(x.getsockname()[1])')
+mapfile -t ports < <(free_ports 2)
 webhook_port=${ports[0]} metrics_port=${ports[1]}
 "$bin" serve --tls-cert-file "$certs/tls.crt" --tls-key-file "$certs/tls.key" \
   --webhook-addr "127.0.0.1:$webhook_port" --metrics-addr "127.0.0.1:$metrics_port" \
@@ -188,15 +176,7 @@ k label namespace plain pod-security.kubernetes.io/warn=restricted >/dev/null
 k create namespace demo-probe >/dev/null
 k label namespace demo-probe kube-harden.io/mode=enforce >/dev/null
 
-# The API server picks the configuration up within a second or so: wait until it calls us.
-for ((i = 0; i < 150; i++)); do
-  if k run probe -n demo-probe --image=registry.k8s.io/pause:3.10 --dry-run=server -o yaml 2>/dev/null |
-    grep -q 'kube-harden.io/hardened'; then
-    break
-  fi
-  sleep 0.2
-done
-((i < 150)) || { echo "demo: the webhook configuration did not take effect" >&2; exit 1; }
+wait_for_webhook demo-probe registry.k8s.io/pause:3.10
 note "namespaces: hardened (kube-harden.io/mode=enforce; Pod Security enforce+warn restricted), plain (not opted in; Pod Security warn restricted)"
 
 # ---------------------------------------------------------------- the show

@@ -23,7 +23,10 @@
 #   -o          the archive (default target/image/kube-harden-<version>.oci.tar)
 #   --name      the image reference (default kube-harden.local/kube-harden:<version>; the
 #               published one is ghcr.io/kube-harden/kube-harden:<version>)
-# Env:   VERSION  the image's version (default: Cargo.toml's); the binary's --version must match
+# Env:   VERSION  the image's version (default: Cargo.toml's). Another version builds the binary
+#                 with KUBE_HARDEN_VERSION=VERSION (its --version, build_info metric and label
+#                 say so: a different binary, a different digest, e.g. for an upgrade test) in
+#                 target/static-VERSION (seeded from target/static: only kube-harden recompiles)
 #        KUBE_HARDEN_STATIC_BIN  use this static binary instead of building one (its version is
 #                 checked all the same)
 # Needs root (the files' owners are part of the image: root, and 65532 for /home/nonroot).
@@ -51,6 +54,14 @@ version="${VERSION:-$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)}
 name="${name:-kube-harden.local/kube-harden:$version}"
 out="${out:-target/image/kube-harden-$version.oci.tar}"
 
+cargo_version="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)"
+if [[ "$version" != "$cargo_version" ]]; then
+  export KUBE_HARDEN_VERSION="$version"
+  if [[ -z "${STATIC_TARGET_DIR:-}" ]]; then
+    export STATIC_TARGET_DIR="target/static-$version"
+    [[ -d "$STATIC_TARGET_DIR" || ! -d target/static ]] || cp -a target/static "$STATIC_TARGET_DIR"
+  fi
+fi
 if [[ -n "${KUBE_HARDEN_STATIC_BIN:-}" ]]; then
   bin="$KUBE_HARDEN_STATIC_BIN"
   [[ -x "$bin" ]] || fail "KUBE_HARDEN_STATIC_BIN=$bin is not an executable"

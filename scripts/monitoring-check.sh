@@ -12,7 +12,8 @@
 #     (scripts/monitoring/check_queries.py): every one parses, every panel returns data, every
 #     rule was evaluated with health ok.
 #
-# Installs Debian's prometheus (with promtool) when missing and running as root.
+# Prometheus: scripts/monitoring/prometheus.sh (Debian's, installed when missing and running as
+# root; the rule file; the server).
 # Env: KUBE_HARDEN_BIN (default: the static build, built if missing),
 #      MONITORING_CHECK_DIR (default target/monitoring-check), MONITORING_CHECK_TIMEOUT (s, 240),
 #      MONITORING_CHECK_ROUNDS (rounds of 24 reviews per half of the burst, 15),
@@ -27,24 +28,13 @@ deadline=$((SECONDS + ${MONITORING_CHECK_TIMEOUT:-240}))
 log() { echo "monitoring-check: $*" >&2; }
 fail() { log "FAIL: $*"; exit 1; }
 
-if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
-  if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
-    log "installing Debian's prometheus (prometheus, promtool)"
-    apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >&2
-  else
-    fail "prometheus and promtool are needed: apt-get install prometheus"
-  fi
-fi
-log "$(prometheus --version 2>&1 | head -1)"
+scripts/monitoring/prometheus.sh install
 
 rm -rf "$work"
 mkdir -p "$work"/{tls,prom-data,promtool}
 
 # 1. promtool ------------------------------------------------------------------------------
-python3 -c 'import sys, yaml; yaml.safe_dump(yaml.safe_load(open(sys.argv[1]))["spec"], open(sys.argv[2], "w"), sort_keys=False)' \
-  manifests/monitoring/prometheusrule.yaml "$work/promtool/rules.yaml"
-promtool check rules "$work/promtool/rules.yaml" >&2
+scripts/monitoring/prometheus.sh rules "$work/promtool/rules.yaml"
 tests=0
 for t in manifests/monitoring/tests/*.yaml; do
   cp "$t" "$work/promtool/"
@@ -123,10 +113,8 @@ scrape_configs:
       - regex: exported_namespace
         action: labeldrop
 YAML
-promtool check config "$work/prometheus.yml" >&2
-prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/prom-data" \
-  --web.listen-address="127.0.0.1:$prom_port" --log.level=warn \
-  </dev/null >"$work/prometheus.log" 2>&1 &
+scripts/monitoring/prometheus.sh run "$work/prometheus.yml" "$work/prom-data" "127.0.0.1:$prom_port" \
+  >"$work/prometheus.log" 2>&1 &
 pids+=($!)
 
 wait_for() { # <what> <command...>

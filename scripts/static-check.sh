@@ -15,7 +15,7 @@ missing=()
 for cmd in "" harden serve scan; do
   # shellcheck disable=SC2086
   while read -r flag; do
-    grep -qE -- "(\`|, )$flag[ \`]" docs/configuration.md || missing+=("${cmd:-kube-harden} $flag")
+    grep -qE -- "(\`|, )${flag}[ \`]" docs/configuration.md || missing+=("${cmd:-kube-harden} $flag")
   done < <("$bin" $cmd --help | grep -oE '^ +(-[a-zA-Z], )?--[a-z0-9-]+' | grep -oE -- '--[a-z0-9-]+' | grep -vxE -- '--(help|version)')
 done
 ((${#missing[@]} == 0)) || fail "flags missing from docs/configuration.md: ${missing[*]}"

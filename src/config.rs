@@ -14,7 +14,7 @@ use crate::offline::OutputFormat;
 
 /// kube-harden: adds the security settings Kubernetes workloads are missing.
 #[derive(Debug, Parser)]
-#[command(name = "kube-harden", version, about, long_about = None)]
+#[command(name = "kube-harden", version = crate::VERSION, about, long_about = None)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]

@@ -37,6 +37,14 @@ pub mod scan;
 pub mod server;
 pub mod yaml;
 
+/// kube-harden's version: `--version`, the `kube_harden_build_info` metric and the image label.
+/// Cargo.toml's, unless the build sets `KUBE_HARDEN_VERSION` (scripts/image-build.sh does for
+/// an image whose version differs, e.g. the second image of the upgrade test).
+pub const VERSION: &str = match option_env!("KUBE_HARDEN_VERSION") {
+    Some(version) => version,
+    None => env!("CARGO_PKG_VERSION"),
+};
+
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::ExitCode;

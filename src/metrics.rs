@@ -210,9 +210,7 @@ impl Metrics {
             &["version"],
         )
         .expect("valid metric");
-        build_info
-            .with_label_values(&[env!("CARGO_PKG_VERSION")])
-            .set(1);
+        build_info.with_label_values(&[crate::VERSION]).set(1);
         for collector in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(changes.clone()),

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use kube_harden::admission::{Mode, review};
 use kube_harden::harden::Policy;
-use kube_harden_bench::hostile;
+use kube_harden_testkit::hostile;
 
 /// The kube-harden binary's allocator (src/main.rs), so the figures are the binary's.
 #[global_allocator]

@@ -7,7 +7,6 @@
 pub mod canned;
 pub mod client;
 pub mod controlplane;
-pub mod hostile;
 pub mod load;
 pub mod pki;
 pub mod proc;

@@ -1,6 +1,6 @@
 # Sourced by e2e/cluster.sh (docs/node.md): what a node changes on the host, saved before
 # and restored after (sysctls, fixed directories, cgroups, mounts), and the host-wide lock.
-# Uses cluster.sh's variables ($S, $BRIDGE, ...) and helpers (log, die).
+# Uses cluster.sh's variables ($S, $BRIDGE, ...) and helpers (log, die; is_ours from e2e/common.sh).
 # shellcheck shell=bash disable=SC2154
 
 # ----------------------------------------------------------------- host state --
@@ -57,7 +57,7 @@ kill_cgroup_procs() {
 our_pids() {
   local p
   for p in /proc/[0-9]*; do
-    tr '\0' ' ' 2>/dev/null <"$p/cmdline" | grep -qF -- "$S" || continue
+    is_ours "${p#/proc/}" || continue
     tr '\0' ' ' 2>/dev/null <"$p/cmdline" | grep -qF -- "$1" || continue
     echo "${p#/proc/}"
   done

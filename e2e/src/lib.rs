@@ -21,6 +21,8 @@ pub mod metrics;
 pub mod node;
 pub mod process;
 pub mod registry;
+pub mod stream;
+pub mod webcheck;
 pub mod webhook;
 
 /// Where the PSA fixtures are and how to read them: one file shared with the integration tests.
@@ -38,7 +40,6 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube_harden::admission::Mode;
 use kube_harden::harden::{HARDENED_ANNOTATION, Hardened};
 use serde_json::{Value, json};
@@ -112,13 +113,11 @@ impl Harness {
             .enable_all()
             .build()?;
         let controlplane = ControlPlane::start(&repo, run_dir.join("controlplane"))?;
-        let client = runtime.block_on(async {
-            let kubeconfig = Kubeconfig::read_from(&controlplane.kubeconfig)?;
-            let config =
-                kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-                    .await?;
-            Ok::<_, Error>(kube::Client::try_from(config)?)
-        })?;
+        let client = runtime.block_on(kube_harden::kube_client::client(
+            Some(&controlplane.kubeconfig),
+            None,
+            None,
+        ))?;
         let tls = Tls::create(&run_dir.join("webhook"))?;
         let webhook = Webhook::start(
             bin.clone(),
@@ -329,9 +328,7 @@ impl Harness {
 
     /// The API server's `/metrics`, parsed.
     pub async fn apiserver_metrics(&self) -> Result<Samples> {
-        let request = http::Request::get("/metrics").body(Vec::new())?;
-        let text = self.client.request_text(request).await?;
-        Ok(Samples::parse(&text))
+        apiserver_metrics(&self.client).await
     }
 
     /// How many times the API server has called webhook `name` (e.g. `enforce.kube-harden.io`)
@@ -387,6 +384,13 @@ impl Drop for Harness {
     }
 }
 
+/// The `/metrics` of the API server `client` talks to, parsed.
+pub async fn apiserver_metrics(client: &kube::Client) -> Result<Samples> {
+    let request = http::Request::get("/metrics").body(Vec::new())?;
+    let text = client.request_text(request).await?;
+    Ok(Samples::parse(&text))
+}
+
 /// Creates namespace `name` with `labels`.
 pub async fn create_namespace(
     client: kube::Client,
@@ -401,6 +405,20 @@ pub async fn create_namespace(
         .create(&PostParams::default(), &ns)
         .await?;
     Ok(())
+}
+
+/// The message of Pod Security admission's refusal of a request (403, "violates PodSecurity"),
+/// or an error saying what `result` was instead (`what` names the request).
+pub fn psa_refusal<T>(result: Result<T, kube::Error>, what: &str) -> Result<String> {
+    match result {
+        Err(kube::Error::Api(status))
+            if status.code == 403 && status.message.contains("violates PodSecurity") =>
+        {
+            Ok(status.message)
+        }
+        Err(e) => Err(format!("{what}: not refused by Pod Security: {e}").into()),
+        Ok(_) => Err(format!("{what}: admitted, not refused by Pod Security").into()),
+    }
 }
 
 /// The repository root (the parent of this crate).

@@ -8,11 +8,13 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::Api;
+use kube::api::{Api, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use crate::controlplane::read_env_file;
@@ -211,6 +213,62 @@ impl Node {
         .map_err(|e| format!("{e}\n{}", self.describe(namespace)).into())
     }
 
+    /// Waits until Deployment `name` in `namespace` has all its replicas updated, ready and
+    /// available, and exactly that many pods of its selector Ready (no old pod left), and
+    /// returns them. Fails at once when a container of one restarted.
+    pub async fn wait_deployment(
+        &self,
+        namespace: &str,
+        name: &str,
+        timeout: Duration,
+    ) -> Result<Vec<Pod>> {
+        let deployments: Api<Deployment> = Api::namespaced(self.client(), namespace);
+        let pods: Api<Pod> = Api::namespaced(self.client(), namespace);
+        process::poll(
+            &format!("deployment {namespace}/{name} available"),
+            timeout,
+            Duration::from_millis(250),
+            || async {
+                let d = deployments.get(name).await?;
+                let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+                let s = d.status.unwrap_or_default();
+                let selector = d
+                    .spec
+                    .and_then(|s| s.selector.match_labels)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(",");
+                let list = pods.list(&ListParams::default().labels(&selector)).await?;
+                for pod in &list.items {
+                    check_no_restarts(pod)?;
+                }
+                let done = [s.updated_replicas, s.ready_replicas, s.available_replicas]
+                    .iter()
+                    .all(|n| *n == Some(want))
+                    && list.items.len() == want as usize
+                    && list.items.iter().all(is_ready);
+                Ok(done.then_some(list.items))
+            },
+        )
+        .await
+        .map_err(|e| format!("{e}\n{}", self.describe(namespace)).into())
+    }
+
+    /// `ctr -n k8s.io <args>` against the node's containerd; its stdout.
+    pub fn ctr(&self, args: &[&str]) -> Result<String> {
+        let out = process::run(
+            Command::new(self.env("CTR_BIN")?)
+                .args(["--address", self.env("CONTAINERD_ADDRESS")?, "-n", "k8s.io"])
+                .args(args),
+            None,
+            Duration::from_secs(60),
+        )?
+        .ok("ctr")?;
+        Ok(out.stdout)
+    }
+
     /// `kubectl describe pods` and the events of `namespace`, for failure messages.
     pub fn describe(&self, namespace: &str) -> String {
         let mut text = String::new();
@@ -241,6 +299,56 @@ impl Node {
 impl Drop for Node {
     fn drop(&mut self) {
         self.down();
+    }
+}
+
+/// The node of a suite's tests: brought up by the first test that needs it, kept for the
+/// next, brought down by [`SharedNode::down`] (at the end of the suite, or before a test that
+/// needs the host to itself).
+pub struct SharedNode {
+    state_dir: PathBuf,
+    env: Vec<(String, String)>,
+    node: Mutex<Option<Result<Node, String>>>,
+}
+
+impl SharedNode {
+    /// A node with its state in `state_dir` and `env` for `cluster.sh up` ([`Node::start_with`]);
+    /// nothing starts yet.
+    pub fn new(state_dir: PathBuf, env: &[(&str, &str)]) -> Self {
+        Self {
+            state_dir,
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            node: Mutex::new(None),
+        }
+    }
+
+    /// Runs `test` on the node, bringing it up first if needed. If it cannot come up, every
+    /// test that needs it fails with the reason (the suites never skip).
+    pub fn with(&self, test: impl FnOnce(&Node) -> Result<()>) -> Result<(), String> {
+        let mut guard = self.node.lock().unwrap_or_else(|p| p.into_inner());
+        let node = guard.get_or_insert_with(|| {
+            let env: Vec<(&str, &str)> = self
+                .env
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            Node::start_with(self.state_dir.clone(), &env).map_err(|e| e.to_string())
+        });
+        match node {
+            Ok(node) => test(node).map_err(|e| e.to_string()),
+            Err(e) => Err(format!("the node could not come up: {e}")),
+        }
+    }
+
+    /// Brings the node down if it is up, and waits until `down` has finished.
+    pub fn down(&self) {
+        let mut guard = self.node.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(Ok(node)) = guard.take() {
+            node.down();
+        }
     }
 }
 
@@ -286,26 +394,10 @@ pub fn check_no_restarts(pod: &Pod) -> Result<()> {
     Ok(())
 }
 
-/// Parses webcheck's `key=value` lines.
-pub fn parse_webcheck(body: &str) -> HashMap<String, String> {
-    body.lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn webcheck_body_is_parsed() {
-        let parsed = parse_webcheck("uid=2866\ngid=2866\nroot_writable=false\ntmp_writable=true\n");
-        assert_eq!(parsed["uid"], "2866");
-        assert_eq!(parsed["root_writable"], "false");
-        assert_eq!(parsed.len(), 4);
-    }
 
     #[test]
     fn a_restarted_container_is_an_error() {

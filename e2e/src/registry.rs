@@ -43,6 +43,8 @@ const HTPASSWD: &str =
 const BUILD_TIMEOUT: Duration = Duration::from_secs(20 * 60);
 /// How long the registry may take to answer `/v2/` once started.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// The most [`Registry::get`] reads of one response (manifests and configs are kilobytes).
+const MAX_RESPONSE: u64 = 64 << 20;
 /// How long one push may take (the zoo's largest image, jvm, is 145 MB).
 const PUSH_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -141,54 +143,32 @@ impl Registry {
                 .stderr(log)
                 .spawn()
                 .map_err(|e| format!("cannot run {}: {e}", tools.registry.display()))?;
-            let mut registry = Self {
-                server: Supervised::watch(child, "kube-harden-e2e-registry-watchdog")?,
-                dir: dir.clone(),
-                addr,
-                options,
-                tls: tls.clone(),
-                crane: tools.crane.clone(),
-            };
-            match registry.wait_ready() {
+            let mut server = Supervised::watch(child, "kube-harden-e2e-registry-watchdog")?;
+            match wait_ready(&mut server, addr, options) {
                 Ok(()) => {
-                    write_docker_config(&dir.join("docker"), &registry.host(), options.auth)?;
-                    return Ok(registry);
+                    write_docker_config(&dir.join("docker"), &addr.to_string(), options.auth)?;
+                    return Ok(Self {
+                        server,
+                        dir,
+                        addr,
+                        options,
+                        tls,
+                        crane: tools.crane,
+                    });
                 }
                 Err(e) => {
-                    last_error = e.to_string();
-                    registry.server.stop();
-                    if !registry.log().contains("address already in use") {
+                    server.stop();
+                    let log = std::fs::read_to_string(dir.join("registry.log")).unwrap_or_default();
+                    last_error = format!("{e}\n--- registry.log\n{log}");
+                    // Another process took the free port in the meantime: try another one.
+                    if !log.contains("address already in use") {
                         break;
                     }
                 }
             }
         }
-        let log = std::fs::read_to_string(dir.join("registry.log")).unwrap_or_default();
         let _ = std::fs::remove_dir_all(&dir);
-        Err(format!("the registry did not start: {last_error}\n--- registry.log\n{log}").into())
-    }
-
-    /// Polls `GET /v2/` until the registry answers (200, or 401 when it wants credentials).
-    fn wait_ready(&mut self) -> Result<()> {
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            if let Some(status) = self.server.try_wait()? {
-                return Err(format!("the registry exited ({status})").into());
-            }
-            // With TLS, a TCP connect that succeeds is enough: crane's push proves the rest.
-            let up = if self.options.tls {
-                TcpStream::connect_timeout(&self.addr, Duration::from_millis(500)).is_ok()
-            } else {
-                matches!(self.get("/v2/"), Ok((200 | 401, _)))
-            };
-            if up {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(format!("no answer on {} within {READY_TIMEOUT:?}", self.addr).into());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        Err(format!("the registry did not start: {last_error}").into())
     }
 
     /// `127.0.0.1:<port>`: the registry part of image references.
@@ -322,44 +302,22 @@ impl Registry {
     }
 
     /// A plain-HTTP `GET path` (HTTP/1.0, with the credentials when it has auth): the status
-    /// and the body. Not for a registry started with TLS (use [`Registry::crane`]).
+    /// and the body (its first 64 MiB). Not for a registry started with TLS (use
+    /// [`Registry::crane`]).
     pub fn get(&self, path: &str) -> Result<(u16, Vec<u8>)> {
+        self.get_as(path, self.credentials())
+    }
+
+    fn get_as(&self, path: &str, credentials: Option<(&str, &str)>) -> Result<(u16, Vec<u8>)> {
         if self.options.tls {
             return Err("Registry::get speaks plain HTTP; this registry serves HTTPS".into());
         }
-        let mut stream = TcpStream::connect_timeout(&self.addr, Duration::from_secs(2))?;
-        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-        stream.set_write_timeout(Some(Duration::from_secs(10)))?;
-        let auth = self
-            .credentials()
-            .map(|(u, p)| {
-                format!(
-                    "Authorization: Basic {}\r\n",
-                    STANDARD.encode(format!("{u}:{p}"))
-                )
-            })
-            .unwrap_or_default();
-        std::io::Write::write_all(
-            &mut stream,
-            format!(
-                "GET {path} HTTP/1.0\r\nHost: {}\r\n{auth}Accept: {}\r\n\r\n",
-                self.addr, ACCEPT
-            )
-            .as_bytes(),
-        )?;
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response)?;
-        let split = response
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .ok_or("malformed HTTP response")?;
-        let head = String::from_utf8_lossy(&response[..split]);
-        let status = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or("malformed HTTP status line")?;
-        Ok((status, response[split + 4..].to_vec()))
+        http_get(self.addr, path, credentials)
+    }
+
+    /// [`Registry::get`] with no credentials.
+    pub fn get_anonymous(&self, path: &str) -> Result<(u16, Vec<u8>)> {
+        self.get_as(path, None)
     }
 
     /// Stops the registry and removes its directory (idempotent; also done on drop).
@@ -373,6 +331,13 @@ impl Drop for Registry {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// `sha256:<hex>` of `bytes`: the digest a registry names content by.
+pub fn sha256_digest(bytes: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
 }
 
 /// The manifest media types [`Registry::get`] accepts (OCI and Docker, images and indexes).
@@ -419,4 +384,68 @@ fn write_docker_config(dir: &Path, host: &str, auth: bool) -> Result<()> {
         serde_json::to_vec_pretty(&serde_json::json!({ "auths": auths }))?,
     )?;
     Ok(())
+}
+
+/// A plain-HTTP/1.0 `GET path` to `addr` with the manifest media types accepted and basic auth
+/// when `credentials`, bounded by socket timeouts: the status and the body.
+fn http_get(
+    addr: SocketAddr,
+    path: &str,
+    credentials: Option<(&str, &str)>,
+) -> Result<(u16, Vec<u8>)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(10)))?;
+    let auth = credentials
+        .map(|(u, p)| {
+            format!(
+                "Authorization: Basic {}\r\n",
+                STANDARD.encode(format!("{u}:{p}"))
+            )
+        })
+        .unwrap_or_default();
+    std::io::Write::write_all(
+        &mut stream,
+        format!(
+            "GET {path} HTTP/1.0\r\nHost: {}\r\n{auth}Accept: {}\r\n\r\n",
+            addr, ACCEPT
+        )
+        .as_bytes(),
+    )?;
+    let mut response = Vec::new();
+    stream.take(MAX_RESPONSE).read_to_end(&mut response)?;
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or("malformed HTTP response")?;
+    let head = String::from_utf8_lossy(&response[..split]);
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or("malformed HTTP status line")?;
+    Ok((status, response[split + 4..].to_vec()))
+}
+
+/// Polls `GET /v2/` until the registry answers (200, or 401 when it wants credentials); with
+/// TLS, until it accepts a TCP connection (crane's push proves the rest).
+fn wait_ready(server: &mut Supervised, addr: SocketAddr, options: Options) -> Result<()> {
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        if let Some(status) = server.try_wait()? {
+            return Err(format!("the registry exited ({status})").into());
+        }
+        let up = if options.tls {
+            TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok()
+        } else {
+            matches!(http_get(addr, "/v2/", None), Ok((200 | 401, _)))
+        };
+        if up {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("no answer on {addr} within {READY_TIMEOUT:?}").into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

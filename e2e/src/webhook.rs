@@ -208,14 +208,20 @@ impl Drop for Webhook {
 
 /// `kubectl kustomize manifests/base`, as parsed documents.
 pub fn render_base(kubectl: &Path, repo: &Path) -> Result<Vec<Value>> {
+    render(kubectl, repo, "manifests/base")
+}
+
+/// `kubectl kustomize <repo>/<kustomization>` (e.g. `manifests/overlays/default`), as parsed
+/// documents.
+pub fn render(kubectl: &Path, repo: &Path, kustomization: &str) -> Result<Vec<Value>> {
     let out = process::run(
         Command::new(kubectl)
             .arg("kustomize")
-            .arg(repo.join("manifests/base")),
+            .arg(repo.join(kustomization)),
         None,
         Duration::from_secs(60),
     )?
-    .ok("kubectl kustomize manifests/base")?;
+    .ok(&format!("kubectl kustomize {kustomization}"))?;
     let mut docs = Vec::new();
     for doc in kube_harden::yaml::read_stream(&out.stdout) {
         docs.push(doc?.value);

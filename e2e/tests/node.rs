@@ -11,42 +11,28 @@ mod node {
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Mutex, OnceLock};
+use std::sync::LazyLock;
 
-use kube_harden_e2e::node::Node;
+use kube_harden_e2e::node::{Node, SharedNode};
 use kube_harden_e2e::{Result, repo_root, target_dir};
 use libtest_mimic::{Arguments, Failed, Trial};
 
-/// The shared node, brought up by the first test that needs it (`None` once brought down).
-static NODE: OnceLock<Mutex<Option<Result<Node, String>>>> = OnceLock::new();
-
-fn shared() -> &'static Mutex<Option<Result<Node, String>>> {
-    NODE.get_or_init(|| Mutex::new(None))
-}
+/// The suite's node.
+static NODE: LazyLock<SharedNode> = LazyLock::new(|| SharedNode::new(state_dir("e2e-node"), &[]));
 
 /// `target/<name>`: where a node of this suite keeps its state.
 pub fn state_dir(name: &str) -> PathBuf {
     target_dir(&repo_root()).join(name)
 }
 
-/// Runs `test` with the shared node, bringing it up first if needed. If it cannot come up,
-/// every test that needs it fails with the reason (the suite never skips).
+/// Runs `test` with the shared node, bringing it up first if needed.
 fn with_node(test: fn(&Node) -> Result<()>) -> Result<(), Failed> {
-    let mut guard = shared().lock().unwrap_or_else(|p| p.into_inner());
-    let node =
-        guard.get_or_insert_with(|| Node::start(state_dir("e2e-node")).map_err(|e| e.to_string()));
-    match node {
-        Ok(node) => test(node).map_err(|e| Failed::from(e.to_string())),
-        Err(e) => Err(format!("the node could not come up: {e}").into()),
-    }
+    NODE.with(test).map_err(Failed::from)
 }
 
 /// Brings the shared node down (if it is up) and waits until `down` has finished.
 pub fn bring_shared_down() {
-    let mut guard = shared().lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(Ok(node)) = guard.take() {
-        node.down();
-    }
+    NODE.down();
 }
 
 fn main() -> ExitCode {

@@ -26,20 +26,7 @@ pub fn check_bytes(data: &[u8]) {
 pub fn check_input(input: &Input) {
     let (body, object) = input.review();
     let bytes = serde_json::to_vec(&body).expect("a Value serialises");
-    let mode = if input.audit {
-        Mode::Audit
-    } else {
-        Mode::Enforce
-    };
-    let policy = if input.strict_policy {
-        Policy {
-            disabled: vec![ChangeName::Resources, ChangeName::ReadOnlyRootFilesystem],
-            ..Policy::default()
-        }
-    } else {
-        Policy::default()
-    };
-    check_answer(&bytes, mode, &policy, Some(&object), true);
+    check_answer(&bytes, input.mode(), &input.policy(), Some(&object), true);
 }
 
 fn check_answer(
@@ -717,6 +704,27 @@ pub struct Input {
 }
 
 impl Input {
+    /// The endpoint the input is reviewed on.
+    pub fn mode(&self) -> Mode {
+        if self.audit {
+            Mode::Audit
+        } else {
+            Mode::Enforce
+        }
+    }
+
+    /// The policy the input is reviewed with.
+    pub fn policy(&self) -> Policy {
+        if self.strict_policy {
+            Policy {
+                disabled: vec![ChangeName::Resources, ChangeName::ReadOnlyRootFilesystem],
+                ..Policy::default()
+            }
+        } else {
+            Policy::default()
+        }
+    }
+
     /// The AdmissionReview and the object it carries.
     pub fn review(&self) -> (Value, Value) {
         let (group, version, kind, resource) = match self.kind {

@@ -3,7 +3,7 @@
 
 Built from tests/fixtures/pod-create.json, varied so that every dashboard panel has data:
 enforce and audit, Pods and Deployments in several namespaces, opted-out, explicit insecure
-values, privileged, root, Windows, host namespaces (findings, restricted failures), an
+values, privileged, root, Windows, host namespaces (restricted failures; no probes: findings), an
 already-hardened pod, a dry run, an object the rules cannot read (fail-open error), and invalid
 bodies (malformed JSON, wrong apiVersion, no request).
 

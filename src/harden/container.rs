@@ -10,11 +10,13 @@ use std::collections::HashSet;
 
 use serde_json::{Value, json};
 
+use super::change::{Additions, Change, ChangeName, Outcome, SkipReason, decide};
+use super::identity::{self, Holder, Level, PodIdentity, Uids};
+use super::image::{self, ContainerImage, Identity};
 use super::json::{self, Object};
-use super::pod::{PodIdentity, present, record};
 use super::quantity::Quantity;
 use super::volumes::{self, TMP_PATH, VolumePlan};
-use super::{Change, ChangeName, Context, HardenError, Outcome, Scope, SkipReason};
+use super::{Context, HardenError, Scope, budget};
 
 /// What the pod-level pass needs to know about a container before anything changes.
 #[derive(Debug)]
@@ -35,6 +37,10 @@ pub(crate) struct ContainerFacts {
     pub run_as_non_root: Option<bool>,
     /// Whether the rules may change this container.
     pub in_scope: bool,
+    /// What its image says about itself, when the lookup has it.
+    pub image: Option<ContainerImage>,
+    /// The identity the rules give it where they decide its user (`image/`).
+    pub identity: Identity,
 }
 
 impl ContainerFacts {
@@ -89,7 +95,19 @@ impl ContainerFacts {
             run_as_user,
             run_as_non_root: own_run_as_non_root.or(pod_run_as_non_root),
             in_scope,
+            image: ContainerImage::of(c, ctx),
+            identity: Identity::Default,
         })
+    }
+
+    /// Dotted path of a field of the container's `securityContext`, for errors.
+    fn sc_path(&self, field: &str) -> String {
+        format!("spec.{}[{}].securityContext.{field}", self.list, self.name)
+    }
+
+    /// [`SkipReason::Privileged`] for a privileged container.
+    fn privileged_reason(&self) -> Option<SkipReason> {
+        self.privileged.then_some(SkipReason::Privileged)
     }
 
     /// Why this container keeps the identity its image gives it, if it does: it is privileged,
@@ -119,12 +137,8 @@ pub(crate) struct Env<'a> {
 
 impl Env<'_> {
     /// Why a Linux-only change is not made: Windows, or switched off.
-    fn linux_only(&self, name: ChangeName) -> Option<SkipReason> {
-        if self.windows {
-            Some(SkipReason::Windows)
-        } else {
-            self.ctx.switched_off(name)
-        }
+    pub(crate) fn linux_only(&self, name: ChangeName) -> Option<SkipReason> {
+        self.ctx.linux_only(self.windows, name)
     }
 }
 
@@ -141,169 +155,124 @@ pub(crate) fn harden_container(
     harden_resources(c, facts, env, changes)
 }
 
+/// The container's `securityContext`: one function per change name, then the identity fields
+/// where they go on containers (`identity.rs`).
 fn harden_security_context(
     c: &mut Object,
     facts: &ContainerFacts,
     env: &Env<'_>,
     changes: &mut Vec<Change>,
 ) -> Result<(), HardenError> {
-    let name = Some(facts.name.as_str());
-    let path = |field: &str| {
-        format!(
-            "spec.{}[{}].securityContext.{field}",
-            facts.list, facts.name
-        )
-    };
+    let sc_path = || format!("spec.{}[{}].securityContext", facts.list, facts.name);
     let empty = Object::new();
-    let sc = json::object(c, "securityContext", || {
-        path("").trim_end_matches('.').into()
-    })?
-    .unwrap_or(&empty);
-    let mut adds: Vec<(&'static str, Value)> = Vec::new();
-    let mut drop_all = false;
-    let privileged = facts.privileged.then_some(SkipReason::Privileged);
-
-    // allowPrivilegeEscalation: false is rejected with privileged: true or SYS_ADMIN.
-    let outcome = match json::boolean(sc, "allowPrivilegeEscalation", || {
-        path("allowPrivilegeEscalation")
-    })? {
-        Some(value) => present(!value),
-        None => match env.linux_only(ChangeName::AllowPrivilegeEscalation) {
-            Some(reason) => Outcome::Skipped(reason),
-            None if facts.privileged || facts.sys_admin => Outcome::Skipped(SkipReason::Privileged),
-            None => {
-                adds.push(("allowPrivilegeEscalation", false.into()));
-                Outcome::Applied
-            }
-        },
-    };
-    record(changes, ChangeName::AllowPrivilegeEscalation, name, outcome);
-
-    // capabilities.drop gains ALL; an `add` list (e.g. NET_BIND_SERVICE) stays and still applies.
-    let caps = json::object(sc, "capabilities", || path("capabilities"))?;
-    let drops = caps
-        .map(|caps| json::array(caps, "drop", || path("capabilities.drop")))
-        .transpose()?
-        .flatten();
-    let outcome = if drops.is_some_and(|d| d.iter().any(|cap| cap == "ALL")) {
-        Outcome::AlreadySet
-    } else if drops.is_some_and(Vec::is_empty) {
-        // `drop: []` written out: the author chose to drop nothing.
-        Outcome::Skipped(SkipReason::ExplicitValue)
-    } else if let Some(reason) = env.linux_only(ChangeName::Capabilities).or(privileged) {
-        Outcome::Skipped(reason)
-    } else {
-        drop_all = true;
-        Outcome::Applied
-    };
-    record(changes, ChangeName::Capabilities, name, outcome);
-
-    // readOnlyRootFilesystem: a privileged node agent keeps its writable root.
-    let outcome = match json::boolean(sc, "readOnlyRootFilesystem", || {
-        path("readOnlyRootFilesystem")
-    })? {
-        Some(value) => present(value),
-        None => match env
-            .linux_only(ChangeName::ReadOnlyRootFilesystem)
-            .or(privileged)
-        {
-            Some(reason) => Outcome::Skipped(reason),
-            None => {
-                adds.push(("readOnlyRootFilesystem", true.into()));
-                Outcome::Applied
-            }
-        },
-    };
-    record(changes, ChangeName::ReadOnlyRootFilesystem, name, outcome);
-
+    let sc = json::object(c, "securityContext", sc_path)?.unwrap_or(&empty);
+    let mut adds = Additions::default();
+    allow_privilege_escalation(sc, facts, env, &mut adds, changes)?;
+    let drop_all = capabilities(sc, facts, env, changes)?;
+    read_only_root_filesystem(sc, facts, env, &mut adds, changes)?;
     if env.identity.per_container {
-        identity_rules(sc, facts, env, &path, &mut adds, changes)?;
+        let holder = Holder {
+            ctx: env.ctx,
+            windows: env.windows,
+            level: Level::Container {
+                list: facts.list,
+                name: &facts.name,
+                exempt: facts.exempt(),
+                pod: env.identity,
+            },
+            target: facts.identity,
+            sc,
+        };
+        let uid = identity::run_as_user(&holder, &mut adds, changes)?;
+        identity::run_as_group(&holder, Uids::container(uid), &mut adds, changes)?;
+        identity::run_as_non_root(&holder, Uids::container(uid), &mut adds, changes)?;
     }
 
     if adds.is_empty() && !drop_all {
         return Ok(());
     }
-    let sc = json::object_entry(c, "securityContext", || {
-        path("").trim_end_matches('.').into()
-    })?;
-    sc.extend(adds.into_iter().map(|(k, v)| (k.to_owned(), v)));
+    let sc = json::object_entry(c, "securityContext", sc_path)?;
+    adds.insert_into(sc);
     if drop_all {
+        let path = |field: &str| format!("{}.{field}", sc_path());
         let caps = json::object_entry(sc, "capabilities", || path("capabilities"))?;
         json::array_entry(caps, "drop", || path("capabilities.drop"))?.push("ALL".into());
     }
     Ok(())
 }
 
-/// Per-container `runAsUser`, `runAsGroup`, `runAsNonRoot`, used when some container of the pod
-/// keeps running as root (or for new ephemeral containers). A field the pod sets is inherited.
-fn identity_rules(
+/// `allowPrivilegeEscalation: false`, which the API server rejects with `privileged: true` or
+/// SYS_ADMIN.
+fn allow_privilege_escalation(
     sc: &Object,
     facts: &ContainerFacts,
     env: &Env<'_>,
-    path: &impl Fn(&str) -> String,
-    adds: &mut Vec<(&'static str, Value)>,
+    adds: &mut Additions,
     changes: &mut Vec<Change>,
 ) -> Result<(), HardenError> {
-    let name = Some(facts.name.as_str());
-    let policy = env.ctx.policy;
-    let pod = env.identity;
-    let exempt = facts.exempt();
-    let gate = |change: ChangeName| exempt.or_else(|| env.linux_only(change));
-
-    let mut user = facts.run_as_user.or(pod.run_as_user);
-    match facts.run_as_user {
-        Some(uid) => record(changes, ChangeName::RunAsUser, name, present(uid != 0)),
-        None if pod.run_as_user.is_some() => {}
-        None => {
-            let outcome = match gate(ChangeName::RunAsUser) {
-                Some(reason) => Outcome::Skipped(reason),
-                None => {
-                    adds.push(("runAsUser", policy.run_as_user.into()));
-                    user = Some(policy.run_as_user);
-                    Outcome::Applied
-                }
-            };
-            record(changes, ChangeName::RunAsUser, name, outcome);
-        }
-    }
-
-    match json::integer(sc, "runAsGroup", || path("runAsGroup"))? {
-        Some(gid) => record(changes, ChangeName::RunAsGroup, name, present(gid != 0)),
-        None if pod.has_run_as_group => {}
-        None => {
-            let outcome = match gate(ChangeName::RunAsGroup) {
-                Some(reason) => Outcome::Skipped(reason),
-                None if user == Some(0) => Outcome::Skipped(SkipReason::RunsAsRoot),
-                // A group without a user: the runtime refuses to start the container.
-                None if user.is_none() => Outcome::Skipped(SkipReason::NotApplicable),
-                None => {
-                    adds.push(("runAsGroup", policy.run_as_group.into()));
-                    Outcome::Applied
-                }
-            };
-            record(changes, ChangeName::RunAsGroup, name, outcome);
-        }
-    }
-
-    match json::boolean(sc, "runAsNonRoot", || path("runAsNonRoot"))? {
-        Some(value) => record(changes, ChangeName::RunAsNonRoot, name, present(value)),
-        None if pod.has_run_as_non_root => {}
-        None => {
-            let outcome = match gate(ChangeName::RunAsNonRoot) {
-                Some(reason) => Outcome::Skipped(reason),
-                None if user.is_none_or(|uid| uid == 0) => Outcome::Skipped(SkipReason::RunsAsRoot),
-                None => {
-                    adds.push(("runAsNonRoot", true.into()));
-                    Outcome::Applied
-                }
-            };
-            record(changes, ChangeName::RunAsNonRoot, name, outcome);
-        }
-    }
+    let name = ChangeName::AllowPrivilegeEscalation;
+    let written = json::boolean(sc, "allowPrivilegeEscalation", || {
+        facts.sc_path("allowPrivilegeEscalation")
+    })?;
+    let change = decide(name, Some(&facts.name), written.map(|v| !v), || {
+        env.linux_only(name)
+            .or((facts.privileged || facts.sys_admin).then_some(SkipReason::Privileged))
+    });
+    adds.record(changes, change, "allowPrivilegeEscalation", || false.into());
     Ok(())
 }
 
-/// The /tmp mount, `TMPDIR`, and the annotation's writable paths.
+/// `capabilities.drop` gains `ALL`; an `add` list (e.g. NET_BIND_SERVICE) stays and still
+/// applies. A privileged container keeps its powers. Returns whether `ALL` is to be added.
+fn capabilities(
+    sc: &Object,
+    facts: &ContainerFacts,
+    env: &Env<'_>,
+    changes: &mut Vec<Change>,
+) -> Result<bool, HardenError> {
+    let name = ChangeName::Capabilities;
+    let caps = json::object(sc, "capabilities", || facts.sc_path("capabilities"))?;
+    let drops = caps
+        .map(|caps| json::array(caps, "drop", || facts.sc_path("capabilities.drop")))
+        .transpose()?
+        .flatten();
+    let written = if drops.is_some_and(|d| d.iter().any(|cap| cap == "ALL")) {
+        Some(true)
+    } else if drops.is_some_and(Vec::is_empty) {
+        // `drop: []` written out: the author chose to drop nothing.
+        Some(false)
+    } else {
+        None
+    };
+    let change = decide(name, Some(&facts.name), written, || {
+        env.linux_only(name).or(facts.privileged_reason())
+    });
+    let applied = change.is_applied();
+    changes.push(change);
+    Ok(applied)
+}
+
+/// `readOnlyRootFilesystem: true`; a privileged node agent keeps its writable root.
+fn read_only_root_filesystem(
+    sc: &Object,
+    facts: &ContainerFacts,
+    env: &Env<'_>,
+    adds: &mut Additions,
+    changes: &mut Vec<Change>,
+) -> Result<(), HardenError> {
+    let name = ChangeName::ReadOnlyRootFilesystem;
+    let written = json::boolean(sc, "readOnlyRootFilesystem", || {
+        facts.sc_path("readOnlyRootFilesystem")
+    })?;
+    let change = decide(name, Some(&facts.name), written, || {
+        env.linux_only(name).or(facts.privileged_reason())
+    });
+    adds.record(changes, change, "readOnlyRootFilesystem", || true.into());
+    Ok(())
+}
+
+/// The /tmp mount, `TMPDIR`, the annotation's writable paths, and the image's VOLUMEs and
+/// `TMPDIR` directory (`image/`).
 fn harden_writable_mounts(
     c: &mut Object,
     facts: &ContainerFacts,
@@ -313,72 +282,126 @@ fn harden_writable_mounts(
 ) -> Result<(), HardenError> {
     let name = Some(facts.name.as_str());
     let path = |field: &str| format!("spec.{}[{}].{field}", facts.list, facts.name);
-    let mounted: HashSet<String> = json::array(c, "volumeMounts", || path("volumeMounts"))?
+    let existing: image::Mounts = json::array(c, "volumeMounts", || path("volumeMounts"))?
         .map(|mounts| {
             mounts
                 .iter()
-                .filter_map(|m| m.get("mountPath").and_then(Value::as_str))
-                .map(|p| volumes::normalize(p).to_owned())
+                .filter_map(|m| {
+                    let target = m.get("mountPath").and_then(Value::as_str)?;
+                    let own = m
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .is_some_and(image::is_own_volume);
+                    Some((volumes::normalize(target).to_owned(), own))
+                })
                 .collect()
         })
         .unwrap_or_default();
+    let mounted: HashSet<&str> = existing.iter().map(|(p, _)| p.as_str()).collect();
     let mut new_mounts: Vec<Value> = Vec::new();
 
     let mut mount = |target: &str, change: ChangeName, plan: &mut VolumePlan| {
-        if mounted.contains(target) {
-            return Outcome::AlreadySet;
-        }
-        if let Some(reason) = env.linux_only(change) {
-            return Outcome::Skipped(reason);
-        }
-        match plan.mount(target) {
-            Some(volume) => {
-                new_mounts.push(json!({"name": volume, "mountPath": target}));
-                Outcome::Applied
+        let already = mounted.contains(target).then_some(true);
+        let mut decided = decide(change, name, already, || env.linux_only(change));
+        if decided.is_applied() {
+            match plan.mount(target) {
+                Some(volume) => new_mounts.push(json!({"name": volume, "mountPath": target})),
+                None => decided.outcome = Outcome::Skipped(SkipReason::NotApplicable),
             }
-            None => Outcome::Skipped(SkipReason::NotApplicable),
         }
+        decided
     };
 
     let tmp = mount(TMP_PATH, ChangeName::TmpVolume, plan);
-    record(changes, ChangeName::TmpVolume, name, tmp);
+    let tmp_mounted = matches!(tmp.outcome, Outcome::Applied | Outcome::AlreadySet);
+    changes.push(tmp);
     for target in &env.ctx.writable_paths {
-        let outcome = mount(target, ChangeName::WritablePaths, plan);
         changes.push(Change {
-            name: ChangeName::WritablePaths,
-            container: name.map(str::to_owned),
-            outcome,
             detail: Some(target.clone()),
+            ..mount(target, ChangeName::WritablePaths, plan)
         });
     }
 
-    // TMPDIR=/tmp, where the container has a /tmp mount and does not set TMPDIR. With envFrom
-    // the variable may come from a ConfigMap or Secret, and an `env` entry would override it.
     let env_list = json::array(c, "env", || path("env"))?;
     let tmpdir = env_list.and_then(|list| {
         list.iter()
             .find(|e| e.get("name").and_then(Value::as_str) == Some("TMPDIR"))
     });
-    let tmp_mounted = matches!(tmp, Outcome::Applied | Outcome::AlreadySet);
-    let outcome = match tmpdir {
-        Some(entry) => present(entry.get("value").and_then(Value::as_str) == Some(TMP_PATH)),
-        None => match env.linux_only(ChangeName::TmpdirEnv) {
-            Some(reason) => Outcome::Skipped(reason),
-            None if !tmp_mounted => Outcome::Skipped(SkipReason::NotApplicable),
-            None if json::is_set(c, "envFrom") => Outcome::Skipped(SkipReason::ExplicitValue),
-            None => Outcome::Applied,
-        },
+    // The image's VOLUMEs and TMPDIR directory, where the root filesystem is read-only.
+    let image_tmpdir = match &facts.image {
+        None => None,
+        Some(img) => {
+            let mut mounts = existing.clone();
+            mounts.extend(new_mounts.iter().filter_map(|m| {
+                let target = m.get("mountPath").and_then(Value::as_str)?;
+                Some((target.to_owned(), true))
+            }));
+            let gates = image::PathGates {
+                writable_root: writable_root(changes, &facts.name),
+                volumes_off: env.linux_only(ChangeName::ImageVolumes),
+                tmpdir_off: env.linux_only(ChangeName::ImageTmpdir),
+            };
+            image::mount_paths(
+                img,
+                &facts.name,
+                &gates,
+                tmpdir.is_some(),
+                &mut mounts,
+                plan,
+                &mut new_mounts,
+                changes,
+            )
+        }
     };
-    record(changes, ChangeName::TmpdirEnv, name, outcome);
+    // An image TMPDIR other than /tmp is never overridden: it is written as it is where a
+    // volume is now mounted there, and otherwise left to the image.
+    let image_own_tmpdir = facts.image.as_ref().and_then(|i| i.own_tmpdir());
 
-    if outcome == Outcome::Applied {
+    // TMPDIR=/tmp, where the container has a /tmp mount and does not set TMPDIR. With envFrom
+    // the variable may come from a ConfigMap or Secret, and an `env` entry would override it.
+    let written = tmpdir.map(|entry| {
+        let value = entry.get("value").and_then(Value::as_str);
+        value == Some(TMP_PATH) || (value.is_some() && value == image_own_tmpdir)
+    });
+    let mut change = decide(ChangeName::TmpdirEnv, name, written, || {
+        let env_from = json::is_set(c, "envFrom");
+        env.linux_only(ChangeName::TmpdirEnv)
+            .or(if image_own_tmpdir.is_some() {
+                (env_from || image_tmpdir.is_none()).then_some(SkipReason::ExplicitValue)
+            } else if !tmp_mounted {
+                Some(SkipReason::NotApplicable)
+            } else if env_from {
+                Some(SkipReason::ExplicitValue)
+            } else {
+                None
+            })
+    });
+    change.detail = image_own_tmpdir.map(|t| format!("{} (the image's)", budget::quoted(t)));
+    let applied = change.is_applied();
+    changes.push(change);
+
+    if applied {
+        let value = image_tmpdir.unwrap_or(TMP_PATH);
         json::array_entry(c, "env", || path("env"))?
-            .push(json!({"name": "TMPDIR", "value": TMP_PATH}));
+            .push(json!({"name": "TMPDIR", "value": value}));
     }
     if !new_mounts.is_empty() {
         json::array_entry(c, "volumeMounts", || path("volumeMounts"))?.extend(new_mounts);
     }
     Ok(())
+}
+
+/// Why the container's root filesystem stays writable (the reason of its
+/// `readOnlyRootFilesystem` decision), or `None` when it is read-only.
+fn writable_root(changes: &[Change], container: &str) -> Option<SkipReason> {
+    let decision = changes.iter().rev().find(|c| {
+        c.name == ChangeName::ReadOnlyRootFilesystem && c.container.as_deref() == Some(container)
+    });
+    match decision.map(|c| c.outcome) {
+        Some(Outcome::Skipped(reason)) => Some(reason),
+        Some(Outcome::Applied | Outcome::AlreadySet) => None,
+        None => Some(SkipReason::NotApplicable),
+    }
 }
 
 /// Default requests and limits. Never a limit below an existing request; a container that sets
@@ -454,13 +477,20 @@ fn harden_resources(
         }
     }
 
-    let outcome = if new_requests.is_empty() && new_limits.is_empty() {
-        Outcome::AlreadySet
-    } else if env.pod_resources {
-        Outcome::Skipped(SkipReason::ExplicitValue)
-    } else if let Some(reason) = env.ctx.switched_off(ChangeName::Resources) {
-        Outcome::Skipped(reason)
-    } else {
+    let nothing_to_add = new_requests.is_empty() && new_limits.is_empty();
+    let change = decide(
+        ChangeName::Resources,
+        name,
+        nothing_to_add.then_some(true),
+        || {
+            if env.pod_resources {
+                Some(SkipReason::ExplicitValue)
+            } else {
+                env.ctx.switched_off(ChangeName::Resources)
+            }
+        },
+    );
+    if change.is_applied() {
         let resources = json::object_entry(c, "resources", || path(""))?;
         for (key, new) in [("requests", new_requests), ("limits", new_limits)] {
             if !new.is_empty() {
@@ -468,9 +498,8 @@ fn harden_resources(
                 map.extend(new.into_iter().map(|(k, v)| (k.to_owned(), v)));
             }
         }
-        Outcome::Applied
-    };
-    record(changes, ChangeName::Resources, name, outcome);
+    }
+    changes.push(change);
     Ok(())
 }
 

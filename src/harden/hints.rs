@@ -33,7 +33,11 @@ pub(crate) fn hints(
              {WRITABLE_PATHS_ANNOTATION}: \"<dir>,<dir>\" on {target} (or skip {name})"
         ));
     }
-    if applied(ChangeName::RunAsUser) {
+    // A UID taken from the image (recorded with a detail) is the image's own user: no hint.
+    let default_uid = changes.iter().any(|c| {
+        c.name == ChangeName::RunAsUser && c.outcome == Outcome::Applied && c.detail.is_none()
+    });
+    if default_uid {
         let (user, group) = (ChangeName::RunAsUser, ChangeName::RunAsGroup);
         out.push(format!(
             "{user}: containers run as UID {}, not as their image's own USER; an image that needs \

@@ -17,13 +17,25 @@
 //!  json_patch::Patch + kube-harden.io/hardened annotation
 //! ```
 //!
+//! Each change name has one function (pod.rs for the pod's `securityContext`, identity.rs for
+//! `runAsUser`/`runAsGroup`/`runAsNonRoot` on the pod or a container alike, container.rs for the
+//! rest), and each makes its decision through `change::decide`: a written value is kept, a
+//! missing one is added unless the first reason not to applies (opted out, Windows, root...).
+//! findings/ reports what remains that Pod Security (`crate::psa`) does not already report.
+//! image/ reads what each container's image says about itself (an [`ImageLookup`], filled by
+//! the registry client; empty: image-blind, today's answer): whose identity identity.rs writes
+//! (the image's numeric `USER` or the policy's), and the writable directories (`VOLUME`s,
+//! `TMPDIR`) container.rs mounts; `imageUser`, `imageVolumes`, `imageTmpdir` are its decisions.
+//!
 //! The rules implement the `restricted` Pod Security Standard where a field is missing:
 //! <https://kubernetes.io/docs/concepts/security/pod-security-standards/#restricted>.
 
 pub mod budget;
+mod change;
 mod container;
 pub mod findings;
 mod hints;
+mod identity;
 pub mod image;
 mod json;
 mod patch;
@@ -34,12 +46,10 @@ mod volumes;
 mod workload;
 
 use std::collections::HashSet;
-use std::fmt;
-use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+pub use change::{Change, ChangeName, Outcome, SkipReason};
 pub use findings::{Finding, FindingName};
 pub use image::{ImageFacts, ImageLookup};
 pub use policy::{Policy, PolicyError, ResourceDefaults};
@@ -53,167 +63,6 @@ pub const WRITABLE_PATHS_ANNOTATION: &str = "kube-harden.io/writable-paths";
 /// Annotation kube-harden sets on what it changed: the applied change names.
 pub const HARDENED_ANNOTATION: &str = "kube-harden.io/hardened";
 
-macro_rules! change_names {
-    ($($(#[$doc:meta])* $variant:ident => $name:literal,)*) => {
-        /// A stable name for one kind of change. Used in the skip annotation, the hardened
-        /// annotation, metrics labels and warnings; documented in docs/rules.md.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        pub enum ChangeName {
-            $($(#[$doc])* #[serde(rename = $name)] $variant,)*
-        }
-
-        impl ChangeName {
-            /// Every change name, in the order the rules apply them.
-            pub const ALL: &'static [ChangeName] = &[$(ChangeName::$variant,)*];
-
-            /// The stable name, as written in annotations and metrics.
-            pub fn as_str(self) -> &'static str {
-                match self { $(ChangeName::$variant => $name,)* }
-            }
-        }
-
-        impl FromStr for ChangeName {
-            type Err = String;
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                match s {
-                    $($name => Ok(ChangeName::$variant),)*
-                    other => Err(format!("unknown change name {other:?}")),
-                }
-            }
-        }
-    };
-}
-
-change_names! {
-    /// Pod (or container) `securityContext.runAsNonRoot: true`.
-    RunAsNonRoot => "runAsNonRoot",
-    /// Pod (or container) `securityContext.runAsUser`.
-    RunAsUser => "runAsUser",
-    /// Pod (or container) `securityContext.runAsGroup`.
-    RunAsGroup => "runAsGroup",
-    /// Pod `securityContext.fsGroup`.
-    FsGroup => "fsGroup",
-    /// Pod `securityContext.fsGroupChangePolicy: OnRootMismatch`.
-    FsGroupChangePolicy => "fsGroupChangePolicy",
-    /// Pod `securityContext.seccompProfile: {type: RuntimeDefault}`.
-    SeccompProfile => "seccompProfile",
-    /// Container `securityContext.allowPrivilegeEscalation: false`.
-    AllowPrivilegeEscalation => "allowPrivilegeEscalation",
-    /// Container `securityContext.capabilities.drop` gains `ALL`.
-    Capabilities => "capabilities",
-    /// Container `securityContext.readOnlyRootFilesystem: true`.
-    ReadOnlyRootFilesystem => "readOnlyRootFilesystem",
-    /// An emptyDir mounted at /tmp.
-    TmpVolume => "tmpVolume",
-    /// `TMPDIR=/tmp` in the container's environment.
-    TmpdirEnv => "tmpdirEnv",
-    /// An emptyDir at each path of the `kube-harden.io/writable-paths` annotation.
-    WritablePaths => "writablePaths",
-    /// Default CPU and memory requests and limits.
-    Resources => "resources",
-}
-
-impl fmt::Display for ChangeName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Why a rule did not change a field it would otherwise have set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SkipReason {
-    /// The author wrote a different value (even an insecure one); it is kept.
-    ExplicitValue,
-    /// The object's `kube-harden.io/skip` annotation names this change.
-    OptedOut,
-    /// The policy's `disabled` list names this change.
-    Disabled,
-    /// A Windows pod: the field is Linux-only (or would stop the container from starting).
-    Windows,
-    /// A privileged container (or one adding SYS_ADMIN): it keeps its root powers.
-    Privileged,
-    /// The container runs (or may run) as UID 0, so `runAsNonRoot` would stop it from starting.
-    RunsAsRoot,
-    /// The change cannot be expressed here (e.g. resources on an ephemeral container, or a
-    /// `runAsGroup` where the container would have no `runAsUser`: the runtime refuses that).
-    NotApplicable,
-}
-
-impl SkipReason {
-    /// Short snake_case label for metrics and logs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SkipReason::ExplicitValue => "explicit",
-            SkipReason::OptedOut => "optout",
-            SkipReason::Disabled => "disabled",
-            SkipReason::Windows => "windows",
-            SkipReason::Privileged => "privileged",
-            SkipReason::RunsAsRoot => "runs_as_root",
-            SkipReason::NotApplicable => "not_applicable",
-        }
-    }
-}
-
-/// What a rule decided for one field.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Outcome {
-    /// The field was missing and has been added.
-    Applied,
-    /// The field already has the hardened value (or an equally safe one); nothing to do.
-    AlreadySet,
-    /// The field was missing or different, and is left as it is.
-    Skipped(SkipReason),
-}
-
-impl Outcome {
-    /// Metric label: `applied`, `already_set`, `skipped_<reason>`.
-    pub fn label(self) -> &'static str {
-        match self {
-            Outcome::Applied => "applied",
-            Outcome::AlreadySet => "already_set",
-            Outcome::Skipped(reason) => match reason {
-                SkipReason::ExplicitValue => "skipped_explicit",
-                SkipReason::OptedOut => "skipped_optout",
-                SkipReason::Disabled => "skipped_disabled",
-                SkipReason::Windows => "skipped_windows",
-                SkipReason::Privileged => "skipped_privileged",
-                SkipReason::RunsAsRoot => "skipped_runs_as_root",
-                SkipReason::NotApplicable => "skipped_not_applicable",
-            },
-        }
-    }
-}
-
-/// One decision of the rules.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Change {
-    /// Which change.
-    pub name: ChangeName,
-    /// The container it concerns; `None` for pod-level fields and volumes.
-    pub container: Option<String>,
-    /// What was decided.
-    pub outcome: Outcome,
-    /// Extra detail, e.g. the path of a writable-paths mount.
-    pub detail: Option<String>,
-}
-
-impl fmt::Display for Change {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.name)?;
-        if let Some(detail) = &self.detail {
-            write!(f, " {detail}")?;
-        }
-        if let Some(container) = &self.container {
-            write!(f, " (container {container})")?;
-        }
-        match self.outcome {
-            Outcome::Applied => f.write_str(": applied"),
-            Outcome::AlreadySet => f.write_str(": already set"),
-            Outcome::Skipped(reason) => write!(f, ": skipped ({})", reason.as_str()),
-        }
-    }
-}
-
 /// The result of hardening one object.
 #[derive(Debug, Clone, Default)]
 pub struct Hardened {
@@ -224,7 +73,8 @@ pub struct Hardened {
     /// Problems with the object's kube-harden annotations (unknown change names, bad paths), then
     /// the hints on how to fix what an applied change may break (`hints.rs`).
     pub warnings: Vec<String>,
-    /// Risks left standing in the hardened pod spec.
+    /// Risks left standing in the hardened pod spec that Pod Security does not report (what it
+    /// reports is in `restricted`, once).
     pub findings: Vec<Finding>,
     /// The `restricted` Pod Security Standard checks the hardened pod spec still fails; `None`
     /// when not evaluated (objects without a pod spec, the ephemeral-containers subresource).
@@ -331,7 +181,6 @@ pub(crate) struct Context<'a> {
     pub legacy_seccomp_annotation: bool,
     pub scope: Scope<'a>,
     /// What the containers' images say about themselves (empty: image-blind).
-    #[allow(dead_code)] // read by the image-aware rules (issue 16)
     pub images: &'a ImageLookup,
 }
 
@@ -344,6 +193,16 @@ impl Context<'_> {
             Some(SkipReason::Disabled)
         } else {
             None
+        }
+    }
+
+    /// `Some(reason)` when the Linux-only change `name` is not made: a Windows pod, or switched
+    /// off.
+    pub fn linux_only(&self, windows: bool, name: ChangeName) -> Option<SkipReason> {
+        if windows {
+            Some(SkipReason::Windows)
+        } else {
+            self.switched_off(name)
         }
     }
 }
@@ -468,6 +327,7 @@ fn harden_kind(
         policy,
         !ctx.writable_paths.is_empty(),
     ));
+    warnings.extend(image::warnings(&changes, policy));
     let mut hardened = Hardened {
         changes,
         patch: json_patch::Patch(Vec::new()),

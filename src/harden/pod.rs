@@ -1,48 +1,20 @@
-//! Pod-level rules (`spec.securityContext`) and the walk over a pod spec's containers.
-//!
-//! Identity fields (`runAsUser`, `runAsGroup`, `runAsNonRoot`) go on the pod when every container
-//! may have them. When a container is privileged or explicitly runs as UID 0, it keeps running as
-//! root, so those fields go on each of the other containers instead.
+//! Pod-level rules (`spec.securityContext`: one function per change name, the identity fields
+//! in `identity.rs`) and the walk over a pod spec's containers.
 //! See <https://kubernetes.io/docs/tasks/configure-pod-container/security-context/>.
 
 use serde_json::Value;
 
+use super::change::{Additions, Change, ChangeName, decide};
 use super::container::{self, ContainerFacts};
+use super::identity::{self, Holder, Level, PodIdentity, Uids};
+use super::image::{self, Identity, PodPlacement};
 use super::json::{self, Object};
 use super::volumes::VolumePlan;
-use super::{Change, ChangeName, Context, HardenError, Outcome, Scope, SkipReason};
+use super::{Context, HardenError, Scope};
 
 /// The container lists of a pod spec, in the order the kubelet starts them.
 pub(crate) const CONTAINER_LISTS: [&str; 3] =
     ["initContainers", "containers", "ephemeralContainers"];
-
-/// The pod's own identity after the pod-level rules; containers without their own value inherit it.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct PodIdentity {
-    /// Identity fields go on containers, not on the pod.
-    pub per_container: bool,
-    /// The pod's `runAsUser` (explicit or added).
-    pub run_as_user: Option<i64>,
-    /// Whether the pod sets `runAsGroup`.
-    pub has_run_as_group: bool,
-    /// Whether the pod sets `runAsNonRoot`.
-    pub has_run_as_non_root: bool,
-}
-
-/// Records a decision.
-pub(crate) fn record(
-    changes: &mut Vec<Change>,
-    name: ChangeName,
-    container: Option<&str>,
-    outcome: Outcome,
-) {
-    changes.push(Change {
-        name,
-        container: container.map(str::to_owned),
-        outcome,
-        detail: None,
-    });
-}
 
 /// Hardens one pod spec in place and records every decision.
 pub(crate) fn harden_pod_spec(
@@ -51,19 +23,29 @@ pub(crate) fn harden_pod_spec(
     changes: &mut Vec<Change>,
 ) -> Result<(), HardenError> {
     let windows = is_windows(spec)?;
-    let facts = container_facts(spec, ctx)?;
+    let mut facts = container_facts(spec, ctx)?;
     let whole_pod = matches!(ctx.scope, Scope::Pod);
     let any_exempt = facts.iter().any(|f| f.exempt().is_some());
+    // What the containers' images say (image/): whose identity each gets, their VOLUMEs.
+    let pod_sc = json::object(spec, "securityContext", || "spec.securityContext".into())?;
+    let pod_user = pod_sc
+        .map(|sc| json::integer(sc, "runAsUser", || path("runAsUser")))
+        .transpose()?
+        .flatten();
+    let pod_group = pod_sc.is_some_and(|sc| json::is_set(sc, "runAsGroup"));
+    image::decide_identities(&mut facts, ctx, windows, pod_user, pod_group);
+    image::cap_volumes(&mut facts, ctx);
 
     let identity = if whole_pod {
         harden_pod_security_context(spec, ctx, windows, any_exempt, &facts, changes)?
     } else {
-        pod_identity(spec)?
+        PodIdentity::written(spec)?
     };
     let identity = PodIdentity {
         per_container: identity.per_container || !whole_pod,
         ..identity
     };
+    image::record_users(&facts, ctx, windows, pod_user, changes);
 
     let mut plan = VolumePlan::new(spec, ctx, whole_pod)?;
     let pod_resources = json::is_set(spec, "resources");
@@ -150,29 +132,6 @@ fn container_facts(spec: &Object, ctx: &Context<'_>) -> Result<Vec<ContainerFact
     Ok(facts)
 }
 
-/// The identity a pod already has, for the ephemeral-containers subresource (no pod changes).
-fn pod_identity(spec: &Object) -> Result<PodIdentity, HardenError> {
-    let sc = json::object(spec, "securityContext", || "spec.securityContext".into())?;
-    Ok(PodIdentity {
-        per_container: true,
-        run_as_user: sc
-            .map(|sc| json::integer(sc, "runAsUser", || "spec.securityContext.runAsUser".into()))
-            .transpose()?
-            .flatten(),
-        has_run_as_group: sc.is_some_and(|sc| json::is_set(sc, "runAsGroup")),
-        has_run_as_non_root: sc.is_some_and(|sc| json::is_set(sc, "runAsNonRoot")),
-    })
-}
-
-/// Outcome for a field the author already set: safe value or explicit insecure value.
-pub(crate) fn present(safe: bool) -> Outcome {
-    if safe {
-        Outcome::AlreadySet
-    } else {
-        Outcome::Skipped(SkipReason::ExplicitValue)
-    }
-}
-
 /// The pod-level rules. Returns the pod's identity for the container rules.
 fn harden_pod_security_context(
     spec: &mut Object,
@@ -182,146 +141,127 @@ fn harden_pod_security_context(
     facts: &[ContainerFacts],
     changes: &mut Vec<Change>,
 ) -> Result<PodIdentity, HardenError> {
-    let path = |field: &str| format!("spec.securityContext.{field}");
     let empty = Object::new();
     let sc =
         json::object(spec, "securityContext", || "spec.securityContext".into())?.unwrap_or(&empty);
-    // Fields to add, inserted once every field has been read.
-    let mut adds: Vec<(&'static str, Value)> = Vec::new();
-    let policy = ctx.policy;
-    let linux_only = |name: ChangeName| -> Option<SkipReason> {
-        if windows {
-            Some(SkipReason::Windows)
-        } else {
-            ctx.switched_off(name)
-        }
-    };
-    let mut identity = PodIdentity {
-        per_container: any_exempt,
-        ..PodIdentity::default()
-    };
-
-    // runAsUser
-    let explicit_user = json::integer(sc, "runAsUser", || path("runAsUser"))?;
-    identity.run_as_user = explicit_user;
-    match explicit_user {
-        Some(uid) => record(changes, ChangeName::RunAsUser, None, present(uid != 0)),
-        None if any_exempt => {} // decided per container
-        None => match linux_only(ChangeName::RunAsUser) {
-            Some(reason) => record(
-                changes,
-                ChangeName::RunAsUser,
-                None,
-                Outcome::Skipped(reason),
-            ),
-            None => {
-                adds.push(("runAsUser", policy.run_as_user.into()));
-                identity.run_as_user = Some(policy.run_as_user);
-                record(changes, ChangeName::RunAsUser, None, Outcome::Applied);
-            }
+    let mut adds = Additions::default();
+    // Identity fields go per container when a container keeps root or the containers' images
+    // ask for users that cannot all be written on the pod (image/); otherwise on the pod, with
+    // the images' common user (the policy's when no image says otherwise).
+    let placement = image::placement(facts, ctx.policy);
+    let any_exempt = any_exempt || placement == PodPlacement::PerContainer;
+    let holder = Holder {
+        ctx,
+        windows,
+        level: Level::Pod {
+            per_container: any_exempt,
         },
-    }
-
-    // runAsGroup: root stays root, so a pod that runs as UID 0 keeps its group too. A group needs
-    // a user: containerd refuses a sandbox whose runAsGroup has no runAsUser ("user group is
-    // specified without user"), so the pod gets one only when every container has a user.
-    let every_container_has_a_user =
-        identity.run_as_user.is_some() || facts.iter().all(|f| f.run_as_user.is_some());
-    match json::integer(sc, "runAsGroup", || path("runAsGroup"))? {
-        Some(gid) => {
-            identity.has_run_as_group = true;
-            record(changes, ChangeName::RunAsGroup, None, present(gid != 0));
-        }
-        None if any_exempt => {}
-        None => {
-            let outcome = match linux_only(ChangeName::RunAsGroup) {
-                Some(reason) => Outcome::Skipped(reason),
-                None if explicit_user == Some(0) => Outcome::Skipped(SkipReason::RunsAsRoot),
-                None if !every_container_has_a_user => Outcome::Skipped(SkipReason::NotApplicable),
-                None => {
-                    adds.push(("runAsGroup", policy.run_as_group.into()));
-                    identity.has_run_as_group = true;
-                    Outcome::Applied
-                }
-            };
-            record(changes, ChangeName::RunAsGroup, None, outcome);
-        }
-    }
-
-    // runAsNonRoot: only where every container's UID is known and not 0, or the kubelet refuses
-    // to start the container. Windows images often run as ContainerAdministrator: not set there.
-    match json::boolean(sc, "runAsNonRoot", || path("runAsNonRoot"))? {
-        Some(value) => {
-            identity.has_run_as_non_root = true;
-            record(changes, ChangeName::RunAsNonRoot, None, present(value));
-        }
-        None if any_exempt => {}
-        None => {
-            let pod_user = identity.run_as_user;
-            let all_non_root = facts
-                .iter()
-                .all(|f| f.run_as_user.or(pod_user).is_some_and(|uid| uid != 0));
-            let outcome = if windows {
-                Outcome::Skipped(SkipReason::Windows)
-            } else if let Some(reason) = ctx.switched_off(ChangeName::RunAsNonRoot) {
-                Outcome::Skipped(reason)
-            } else if !all_non_root {
-                Outcome::Skipped(SkipReason::RunsAsRoot)
-            } else {
-                adds.push(("runAsNonRoot", true.into()));
-                identity.has_run_as_non_root = true;
-                Outcome::Applied
-            };
-            record(changes, ChangeName::RunAsNonRoot, None, outcome);
-        }
-    }
-
-    // fsGroup and fsGroupChangePolicy (recursive chown of large volumes makes start-up slow).
-    let outcome = match json::integer(sc, "fsGroup", || path("fsGroup"))? {
-        Some(gid) => present(gid != 0),
-        None => match linux_only(ChangeName::FsGroup) {
-            Some(reason) => Outcome::Skipped(reason),
-            None => {
-                adds.push(("fsGroup", policy.fs_group.into()));
-                Outcome::Applied
-            }
+        target: match placement {
+            PodPlacement::Pod(identity) => identity,
+            _ => Identity::Default,
         },
+        sc,
     };
-    record(changes, ChangeName::FsGroup, None, outcome);
-    let outcome = match json::string(sc, "fsGroupChangePolicy", || path("fsGroupChangePolicy"))? {
-        Some(value) => present(value == "OnRootMismatch"),
-        None => match linux_only(ChangeName::FsGroupChangePolicy) {
-            Some(reason) => Outcome::Skipped(reason),
-            None => {
-                adds.push(("fsGroupChangePolicy", "OnRootMismatch".into()));
-                Outcome::Applied
-            }
-        },
+    let run_as_user = identity::run_as_user(&holder, &mut adds, changes)?;
+    let uids = Uids::pod(run_as_user, facts);
+    let identity = PodIdentity {
+        per_container: any_exempt || placement == PodPlacement::DefaultWithImageOverrides,
+        run_as_user,
+        has_run_as_group: identity::run_as_group(&holder, uids, &mut adds, changes)?,
+        has_run_as_non_root: identity::run_as_non_root(&holder, uids, &mut adds, changes)?,
     };
-    record(changes, ChangeName::FsGroupChangePolicy, None, outcome);
-
-    // seccompProfile: RuntimeDefault unless the author chose one (field or legacy annotation).
-    let outcome = match json::object(sc, "seccompProfile", || path("seccompProfile"))? {
-        Some(profile) => {
-            let kind = json::string(profile, "type", || path("seccompProfile.type"))?;
-            present(matches!(kind, Some("RuntimeDefault" | "Localhost")))
-        }
-        None if ctx.legacy_seccomp_annotation => Outcome::Skipped(SkipReason::ExplicitValue),
-        None => match linux_only(ChangeName::SeccompProfile) {
-            Some(reason) => Outcome::Skipped(reason),
-            None => {
-                let mut profile = Object::new();
-                profile.insert("type".into(), "RuntimeDefault".into());
-                adds.push(("seccompProfile", Value::Object(profile)));
-                Outcome::Applied
-            }
-        },
-    };
-    record(changes, ChangeName::SeccompProfile, None, outcome);
+    fs_group(
+        sc,
+        ctx,
+        windows,
+        image::fs_group(placement),
+        &mut adds,
+        changes,
+    )?;
+    fs_group_change_policy(sc, ctx, windows, &mut adds, changes)?;
+    seccomp_profile(sc, ctx, windows, &mut adds, changes)?;
 
     if !adds.is_empty() {
-        let sc = json::object_entry(spec, "securityContext", || "spec.securityContext".into())?;
-        sc.extend(adds.into_iter().map(|(k, v)| (k.to_owned(), v)));
+        adds.insert_into(json::object_entry(spec, "securityContext", || {
+            "spec.securityContext".into()
+        })?);
     }
     Ok(identity)
+}
+
+fn path(field: &str) -> String {
+    format!("spec.securityContext.{field}")
+}
+
+/// `fsGroup`: the policy's GID owns the pod's volumes, or the images' common GID when they
+/// agree on one (`image_group`, image/), so that volumes get the group their files have.
+fn fs_group(
+    sc: &Object,
+    ctx: &Context<'_>,
+    windows: bool,
+    image_group: Option<(i64, String)>,
+    adds: &mut Additions,
+    changes: &mut Vec<Change>,
+) -> Result<(), HardenError> {
+    let name = ChangeName::FsGroup;
+    let written = json::integer(sc, "fsGroup", || path("fsGroup"))?;
+    let mut change = decide(name, None, written.map(|gid| gid != 0), || {
+        ctx.linux_only(windows, name)
+    });
+    let (gid, detail) = match image_group {
+        Some((gid, detail)) => (gid, Some(detail)),
+        None => (ctx.policy.fs_group, None),
+    };
+    if change.is_applied() {
+        change.detail = detail;
+    }
+    adds.record(changes, change, "fsGroup", || gid.into());
+    Ok(())
+}
+
+/// `fsGroupChangePolicy: OnRootMismatch`: no recursive chown of large volumes at every start.
+fn fs_group_change_policy(
+    sc: &Object,
+    ctx: &Context<'_>,
+    windows: bool,
+    adds: &mut Additions,
+    changes: &mut Vec<Change>,
+) -> Result<(), HardenError> {
+    let name = ChangeName::FsGroupChangePolicy;
+    let written = json::string(sc, "fsGroupChangePolicy", || path("fsGroupChangePolicy"))?;
+    let change = decide(name, None, written.map(|v| v == "OnRootMismatch"), || {
+        ctx.linux_only(windows, name)
+    });
+    adds.record(changes, change, "fsGroupChangePolicy", || {
+        "OnRootMismatch".into()
+    });
+    Ok(())
+}
+
+/// `seccompProfile: {type: RuntimeDefault}` unless the author chose one (the field, or the
+/// legacy `seccomp.security.alpha.kubernetes.io/` annotations).
+fn seccomp_profile(
+    sc: &Object,
+    ctx: &Context<'_>,
+    windows: bool,
+    adds: &mut Additions,
+    changes: &mut Vec<Change>,
+) -> Result<(), HardenError> {
+    let name = ChangeName::SeccompProfile;
+    let written = match json::object(sc, "seccompProfile", || path("seccompProfile"))? {
+        Some(profile) => {
+            let kind = json::string(profile, "type", || path("seccompProfile.type"))?;
+            Some(matches!(kind, Some("RuntimeDefault" | "Localhost")))
+        }
+        None if ctx.legacy_seccomp_annotation => Some(false),
+        None => None,
+    };
+    let change = decide(name, None, written, || ctx.linux_only(windows, name));
+    adds.record(
+        changes,
+        change,
+        "seccompProfile",
+        || serde_json::json!({"type": "RuntimeDefault"}),
+    );
+    Ok(())
 }

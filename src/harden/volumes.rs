@@ -1,5 +1,6 @@
-//! Writable emptyDir volumes for a read-only root filesystem: one at /tmp, and one at each path of
-//! the `kube-harden.io/writable-paths` annotation.
+//! Writable emptyDir volumes for a read-only root filesystem: one at /tmp, one at each path of
+//! the `kube-harden.io/writable-paths` annotation, and one at each directory a container's image
+//! declares it writes (its `VOLUME`s and `TMPDIR`, `image/`).
 //!
 //! Volume names never clash with the pod's own; an emptyDir that kube-harden added earlier is
 //! reused, so hardening twice adds nothing. Finding a free name costs time linear in the number
@@ -17,7 +18,7 @@ use super::{Context, HardenError, WRITABLE_PATHS_ANNOTATION};
 /// The mount path of the temporary directory.
 pub(crate) const TMP_PATH: &str = "/tmp";
 const TMP_VOLUME: &str = "kube-harden-tmp";
-const VOLUME_PREFIX: &str = "kube-harden-";
+pub(crate) const VOLUME_PREFIX: &str = "kube-harden-";
 /// Longest volume name Kubernetes accepts (a DNS label).
 const MAX_NAME: usize = 63;
 /// Kernel filesystems the container runtime mounts itself: an emptyDir over them (or inside them)
@@ -38,9 +39,13 @@ struct Slot {
 }
 
 /// The writable volumes of one pod spec: which exist, which to add.
-#[derive(Debug)]
 pub(crate) struct VolumePlan {
     slots: Vec<Slot>,
+    names: FreeNames,
+    /// The pod's emptyDir volumes, by name: one with the name a path maps to is reused.
+    empty_dirs: HashSet<String>,
+    /// Whether volumes may be added (not for the ephemeral-containers subresource).
+    may_add: bool,
 }
 
 impl VolumePlan {
@@ -50,43 +55,69 @@ impl VolumePlan {
         let volumes = json::array(spec, "volumes", || "spec.volumes".into())?
             .map(Vec::as_slice)
             .unwrap_or_default();
-        let mut names = FreeNames::new(
+        let names = FreeNames::new(
             volumes
                 .iter()
                 .filter_map(|v| v.get("name").and_then(Value::as_str)),
         );
-        let empty_dirs: HashSet<&str> = volumes
+        let empty_dirs = volumes
             .iter()
             .filter(|v| v.get("emptyDir").is_some())
             .filter_map(|v| v.get("name").and_then(Value::as_str))
+            .map(str::to_owned)
             .collect();
-        let mut slots = Vec::new();
+        let mut plan = Self {
+            slots: Vec::new(),
+            names,
+            empty_dirs,
+            may_add,
+        };
         let paths = std::iter::once(TMP_PATH).chain(ctx.writable_paths.iter().map(String::as_str));
         for path in paths {
-            if slots.iter().any(|s: &Slot| s.path == path) {
-                continue;
-            }
-            let base = if path == TMP_PATH {
-                TMP_VOLUME.to_owned()
-            } else {
-                volume_name_for(path)
-            };
-            let (volume, exists) = if empty_dirs.contains(base.as_str()) {
-                names.allocate(base.clone());
-                (Some(base), true)
-            } else if !may_add {
-                (None, false)
-            } else {
-                (Some(names.first_free(&base)), false)
-            };
-            slots.push(Slot {
-                path: path.to_owned(),
-                volume,
-                exists,
-                used: false,
-            });
+            plan.slot(path);
         }
-        Ok(Self { slots })
+        Ok(plan)
+    }
+
+    /// The position of the slot of `path`, planned on first use: the pod's emptyDir of the name
+    /// the path maps to, else a free name (none when volumes may not be added).
+    fn slot(&mut self, path: &str) -> usize {
+        match self.slots.iter().position(|s| s.path == path) {
+            Some(index) => index,
+            None => {
+                let base = if path == TMP_PATH {
+                    TMP_VOLUME.to_owned()
+                } else {
+                    volume_name_for(path)
+                };
+                let (volume, exists) = if self.empty_dirs.contains(base.as_str()) {
+                    self.names.allocate(base.clone());
+                    (Some(base), true)
+                } else if !self.may_add {
+                    (None, false)
+                } else {
+                    (Some(self.names.first_free(&base)), false)
+                };
+                self.slots.push(Slot {
+                    path: path.to_owned(),
+                    volume,
+                    exists,
+                    used: false,
+                });
+                self.slots.len() - 1
+            }
+        }
+    }
+
+    /// The volume to mount at an image's writable directory `path` (a validated, normalized
+    /// absolute path), planning a slot for it if no other container needs one there yet;
+    /// marks it as used. `None` when none can be had.
+    pub fn mount_image_path(&mut self, path: &str) -> Option<String> {
+        let index = self.slot(path);
+        let slot = self.slots.get_mut(index)?;
+        let volume = slot.volume.clone()?;
+        slot.used = true;
+        Some(volume)
     }
 
     /// The volume to mount at `path`, marking it as used; `None` when none can be had.
@@ -205,6 +236,35 @@ pub(crate) fn normalize(path: &str) -> &str {
     if trimmed.is_empty() { "/" } else { trimmed }
 }
 
+/// Why `path` (normalized) cannot get a writable emptyDir, if it cannot: not absolute and
+/// clean, `/`, longer than [`MAX_PATH_BYTES`], `/tmp` (the `tmpVolume` change owns it), or at or
+/// below `/proc`, `/sys` or `/dev`.
+pub(crate) fn path_problem(path: &str) -> Option<&'static str> {
+    let under = |dir: &str| {
+        path == dir
+            || path
+                .strip_prefix(dir)
+                .is_some_and(|rest| rest.starts_with('/'))
+    };
+    if !path.starts_with('/') {
+        Some("is not an absolute path")
+    } else if path == "/" {
+        Some("is the root directory")
+    } else if path.split('/').any(|part| part == ".." || part == ".") {
+        Some("contains . or ..")
+    } else if path.contains(':') || path.contains("//") {
+        Some("is not a clean path")
+    } else if path.len() > MAX_PATH_BYTES {
+        Some("is longer than 256 bytes")
+    } else if path == TMP_PATH {
+        Some("is /tmp, which the tmpVolume change mounts")
+    } else if KERNEL_PATHS.iter().any(|dir| under(dir)) {
+        Some("is under /proc, /sys or /dev, which the container runtime mounts")
+    } else {
+        None
+    }
+}
+
 /// Parses `kube-harden.io/writable-paths`: comma-separated absolute paths. Invalid entries are
 /// reported and ignored: paths that are not absolute and clean, `/tmp` (the `tmpVolume` change
 /// owns it: a second mount there is refused by the API server), and `/proc`, `/sys`, `/dev` and
@@ -222,29 +282,7 @@ pub(crate) fn parse_writable_paths(
             continue;
         }
         let path = normalize(raw);
-        let under = |dir: &str| {
-            path == dir
-                || path
-                    .strip_prefix(dir)
-                    .is_some_and(|rest| rest.starts_with('/'))
-        };
-        let problem = if !path.starts_with('/') {
-            Some("is not an absolute path")
-        } else if path == "/" {
-            Some("is the root directory")
-        } else if path.split('/').any(|part| part == ".." || part == ".") {
-            Some("contains . or ..")
-        } else if path.contains(':') || path.contains("//") {
-            Some("is not a clean path")
-        } else if path.len() > MAX_PATH_BYTES {
-            Some("is longer than 256 bytes")
-        } else if path == TMP_PATH {
-            Some("is /tmp, which the tmpVolume change mounts")
-        } else if KERNEL_PATHS.iter().any(|dir| under(dir)) {
-            Some("is under /proc, /sys or /dev, which the container runtime mounts")
-        } else {
-            None
-        };
+        let problem = path_problem(path);
         match problem {
             Some(problem) => warnings.push(WRITABLE_PATHS_ANNOTATION, raw, || {
                 format!(

@@ -7,29 +7,10 @@
 use std::collections::{BTreeSet, HashSet};
 
 use hyper::StatusCode;
+use kube_harden_testkit::hostile::{containers, pod_review};
 use serde_json::{Value, json};
 
 use super::support::*;
-
-/// A Pod CREATE review with these annotations and containers, in `namespace`.
-fn pod_review(namespace: &str, annotations: Value, containers: Value) -> Value {
-    let object = json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": "p", "namespace": namespace, "annotations": annotations},
-        "spec": {"containers": containers}
-    });
-    let mut review = review_for(&object, "", "Pod", "pods", "CREATE");
-    review["request"]["namespace"] = json!(namespace);
-    review
-}
-
-fn containers(n: usize) -> Value {
-    Value::Array(
-        (0..n)
-            .map(|i| json!({"name": format!("c{i}"), "image": "app:1"}))
-            .collect(),
-    )
-}
 
 fn warnings(response: &Value) -> Vec<String> {
     response["response"]["warnings"]

@@ -2,7 +2,7 @@
 
 use std::convert::Infallible;
 use std::pin::Pin;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
@@ -121,14 +121,6 @@ async fn certificate_rotation_by_symlink_swap_under_load() {
     server.stop().await;
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A request body fed through a channel, so a test controls when it ends.
 struct ChannelBody(tokio::sync::mpsc::Receiver<Bytes>);
 
@@ -147,36 +139,9 @@ impl hyper::body::Body for ChannelBody {
 
 #[tokio::test]
 async fn sigterm_lets_requests_in_flight_finish() {
-    let pki = Pki::new();
-    let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = write_pair(dir.path(), &pki.leaf("kube-harden"));
-    let (webhook_port, metrics_port) = (free_port(), free_port());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kube-harden"))
-        .args(["serve", "--tls-cert-file"])
-        .arg(&cert)
-        .arg("--tls-key-file")
-        .arg(&key)
-        .args(["--webhook-addr", &format!("127.0.0.1:{webhook_port}")])
-        .args(["--metrics-addr", &format!("127.0.0.1:{metrics_port}")])
-        .args([
-            "--shutdown-delay",
-            "0s",
-            "--shutdown-timeout",
-            "10s",
-            "--log-format",
-            "json",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let webhook = format!("127.0.0.1:{webhook_port}").parse().unwrap();
-    let metrics = format!("127.0.0.1:{metrics_port}").parse().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while http_get(metrics, "/readyz").await.0 != StatusCode::OK {
-        assert!(Instant::now() < deadline, "server did not become ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let mut served =
+        serve_logged(&[], &["--shutdown-timeout", "10s", "--log-format", "json"]).await;
+    let (webhook, metrics, pki) = (served.webhook, served.metrics, &served.pki);
 
     let body = serde_json::to_vec(&fixture("pod-create.json")).unwrap();
     let (head, tail) = body.split_at(body.len() / 2);
@@ -241,7 +206,7 @@ async fn sigterm_lets_requests_in_flight_finish() {
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    let pid = child.id().to_string();
+    let pid = served.child.id().to_string();
     assert!(
         Command::new("kill")
             .args(["-TERM", &pid])
@@ -261,7 +226,7 @@ async fn sigterm_lets_requests_in_flight_finish() {
             .is_err()
     );
     assert!(
-        child.try_wait().unwrap().is_none(),
+        served.child.try_wait().unwrap().is_none(),
         "exited with requests in flight"
     );
 
@@ -273,7 +238,7 @@ async fn sigterm_lets_requests_in_flight_finish() {
     }
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
+        if let Some(status) = served.child.try_wait().unwrap() {
             break status;
         }
         assert!(
@@ -283,14 +248,7 @@ async fn sigterm_lets_requests_in_flight_finish() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert!(status.success(), "exit status {status:?}");
-    let mut logs = String::new();
-    use std::io::Read;
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut logs)
-        .unwrap();
+    let logs = served.log();
     let reviews = logs
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
@@ -384,30 +342,19 @@ fn out_of_range_flags_are_refused_before_start() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigterm_under_sustained_load_fails_no_request() {
-    let pki = Pki::new();
-    let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = write_pair(dir.path(), &pki.leaf("kube-harden"));
-    let (webhook_port, metrics_port) = (free_port(), free_port());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kube-harden"))
-        .args(["serve", "--tls-cert-file"])
-        .arg(&cert)
-        .arg("--tls-key-file")
-        .arg(&key)
-        .args(["--webhook-addr", &format!("127.0.0.1:{webhook_port}")])
-        .args(["--metrics-addr", &format!("127.0.0.1:{metrics_port}")])
-        .args(["--shutdown-delay", "2s", "--shutdown-timeout", "10s"])
-        .args(["--log-level", "warn"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let webhook: std::net::SocketAddr = format!("127.0.0.1:{webhook_port}").parse().unwrap();
-    let metrics: std::net::SocketAddr = format!("127.0.0.1:{metrics_port}").parse().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while http_get(metrics, "/readyz").await.0 != StatusCode::OK {
-        assert!(Instant::now() < deadline, "server did not become ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let mut served = serve_logged(
+        &[],
+        &[
+            "--shutdown-delay",
+            "2s",
+            "--shutdown-timeout",
+            "10s",
+            "--log-level",
+            "warn",
+        ],
+    )
+    .await;
+    let (webhook, metrics, pki) = (served.webhook, served.metrics, &served.pki);
 
     // Six clients, a review every 10 ms each: kept-alive HTTP/1.1 and HTTP/2, and clients that
     // open a new connection for every review (as the API server does past its idle pool).
@@ -467,7 +414,7 @@ async fn sigterm_under_sustained_load_fails_no_request() {
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
 
-    let pid = child.id().to_string();
+    let pid = served.child.id().to_string();
     terminated.store(true, Ordering::SeqCst);
     let signalled = Instant::now();
     assert!(
@@ -490,7 +437,7 @@ async fn sigterm_under_sustained_load_fails_no_request() {
     }
     let deadline = Instant::now() + Duration::from_secs(15);
     let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
+        if let Some(status) = served.child.try_wait().unwrap() {
             break status;
         }
         assert!(Instant::now() < deadline, "server did not exit");

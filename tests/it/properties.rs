@@ -5,7 +5,10 @@
 use std::collections::HashSet;
 
 use kube_harden::harden::quantity::Quantity;
-use kube_harden::harden::{Policy, WorkloadKind, harden_object};
+use kube_harden::harden::{
+    ImageFacts, ImageLookup, Policy, WorkloadKind, harden_object, harden_workload,
+    harden_workload_with_images,
+};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
@@ -297,8 +300,14 @@ const LINUX_ONLY: &[&str] = &[
     "seLinuxOptions",
 ];
 
-/// The checks the API server and kubelet make that hardening could break.
-fn check_valid(before: &Value, after: &Value) -> Result<(), String> {
+/// The checks the API server and kubelet make that hardening could break. `image_uid`: the
+/// numeric non-root UID a container's image runs as, if the rules know one (the kubelet then
+/// checks `runAsNonRoot` against it).
+fn check_valid(
+    before: &Value,
+    after: &Value,
+    image_uid: &dyn Fn(&Value) -> Option<i64>,
+) -> Result<(), String> {
     let (b, a) = (spec_of(before), spec_of(after));
     let mut names = HashSet::new();
     for v in a["volumes"].as_array().into_iter().flatten() {
@@ -362,7 +371,10 @@ fn check_valid(before: &Value, after: &Value) -> Result<(), String> {
         let non_root_added = effective(b, cb, "runAsNonRoot").is_none()
             && effective(a, ca, "runAsNonRoot") == Some(&json!(true));
         if non_root_added {
-            match effective(a, ca, "runAsUser").and_then(Value::as_i64) {
+            let uid = effective(a, ca, "runAsUser")
+                .and_then(Value::as_i64)
+                .or_else(|| image_uid(ca));
+            match uid {
                 Some(uid) if uid != 0 => {}
                 other => {
                     return Err(format!(
@@ -415,7 +427,7 @@ proptest! {
         let mut hardened = object.clone();
         json_patch::patch(&mut hardened, &first.patch).expect("the patch applies");
         contains(&object, &hardened, "").map_err(TestCaseError::fail)?;
-        check_valid(&object, &hardened).map_err(TestCaseError::fail)?;
+        check_valid(&object, &hardened, &|_| None).map_err(TestCaseError::fail)?;
 
         let second = harden_object(&hardened, &policy).expect("hardened objects are well-formed");
         prop_assert!(second.patch.0.is_empty(), "not idempotent: {:?}", second.patch);
@@ -447,5 +459,146 @@ proptest! {
         prop_assert!(again.patch.0.is_empty(), "its pods are hardened again: {:?}", again.patch);
         let annotated = hardened.pointer("/metadata/annotations/kube-harden.io~1hardened").is_some();
         prop_assert_eq!(annotated, !first.applied_names().is_empty());
+    }
+}
+
+/// The images the image-aware properties give containers.
+const IMAGES: [&str; 3] = ["img/a:1", "img/b:1", "img/c:1"];
+
+fn image_facts() -> impl Strategy<Value = ImageFacts> {
+    (
+        prop::sample::select(vec![
+            "",
+            "0",
+            "root",
+            "1001",
+            "1001:1001",
+            "1001:0",
+            "app",
+            "1001:staff",
+            "65532:65532",
+            "2866",
+            "1:2:3",
+        ]),
+        prop::sample::subsequence(
+            vec![
+                "/data",
+                "/var/lib/app/",
+                "/tmp",
+                "/proc/x",
+                "rel",
+                "/data/sub",
+                "/var/run",
+                "/tmp/cache",
+            ],
+            0..=4,
+        ),
+        maybe(prop::sample::select(vec![
+            "/tmp",
+            "/var/tmp/x",
+            "/tmp/x",
+            "/data",
+            "/var/run",
+            "relative",
+        ])),
+    )
+        .prop_map(|(user, volumes, tmpdir)| ImageFacts {
+            user: (!user.is_empty()).then(|| user.to_owned()),
+            volumes: volumes.into_iter().map(str::to_owned).collect(),
+            env: tmpdir
+                .map(|t| vec!["PATH=/bin".to_owned(), format!("TMPDIR={t}")])
+                .unwrap_or_default(),
+            digest: "sha256:0123456789abcdef".into(),
+        })
+}
+
+/// A lookup with some of [`IMAGES`] (the others are missing: image-blind).
+fn lookup() -> impl Strategy<Value = ImageLookup> {
+    prop::collection::vec(maybe(image_facts()), IMAGES.len()).prop_map(|facts| {
+        IMAGES
+            .iter()
+            .zip(facts)
+            .filter_map(|(image, facts)| Some(((*image).to_owned(), facts?)))
+            .collect()
+    })
+}
+
+/// `object` with each container's image one of [`IMAGES`], as `picks` says.
+fn with_images(mut object: Value, picks: &[usize]) -> Value {
+    let kind = WorkloadKind::of_object(&object).unwrap();
+    let pointer: String = kind
+        .pod_spec_path()
+        .iter()
+        .map(|k| format!("/{k}"))
+        .collect();
+    let spec = object.pointer_mut(&pointer).unwrap();
+    let mut i = 0;
+    for list in ["initContainers", "containers", "ephemeralContainers"] {
+        for c in spec
+            .get_mut(list)
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            c["image"] = json!(IMAGES[picks[i % picks.len()] % IMAGES.len()]);
+            i += 1;
+        }
+    }
+    object
+}
+
+/// The UID a container's image runs as when its `USER` is a numeric non-root UID.
+fn image_uid(images: &ImageLookup, c: &Value) -> Option<i64> {
+    let facts = images.get(c["image"].as_str()?)?;
+    let user = facts.user.as_deref()?;
+    let uid = user.split(':').next()?;
+    if user.split(':').count() > 2 || !uid.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    uid.parse().ok().filter(|uid| *uid != 0)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+    /// An empty lookup (or one without the containers' images) never changes the answer; with
+    /// images, hardening still only adds (the patch builder refuses anything else, and no
+    /// object is refused for it), gives a valid pod, and is idempotent, for the object and for
+    /// the pods a controller makes from it.
+    #[test]
+    fn image_facts_only_add_and_an_empty_lookup_changes_nothing(
+        object in object(),
+        picks in prop::collection::vec(0..IMAGES.len(), 1..=6),
+        images in lookup(),
+    ) {
+        let policy = Policy::default();
+        let object = with_images(object, &picks);
+        let kind = WorkloadKind::of_object(&object).unwrap();
+        let blind = harden_workload(&object, kind, &policy).expect("well-formed");
+        let unrelated: ImageLookup =
+            [("img/z:1".to_owned(), ImageFacts { user: Some("1001".into()), ..ImageFacts::default() })]
+                .into_iter()
+                .collect();
+        for empty in [ImageLookup::new(), unrelated] {
+            let seen = harden_workload_with_images(&object, kind, &policy, &empty).unwrap();
+            prop_assert_eq!(
+                serde_json::to_string(&seen.patch).unwrap(),
+                serde_json::to_string(&blind.patch).unwrap()
+            );
+            prop_assert_eq!(&seen.warnings, &blind.warnings);
+            prop_assert_eq!(&seen.changes, &blind.changes);
+        }
+
+        let first = harden_workload_with_images(&object, kind, &policy, &images)
+            .map_err(|e| TestCaseError::fail(format!("refused with images: {e}")))?;
+        let mut hardened = object.clone();
+        json_patch::patch(&mut hardened, &first.patch).expect("the patch applies");
+        contains(&object, &hardened, "").map_err(TestCaseError::fail)?;
+        check_valid(&object, &hardened, &|c| image_uid(&images, c)).map_err(TestCaseError::fail)?;
+        let second = harden_workload_with_images(&hardened, kind, &policy, &images).unwrap();
+        prop_assert!(second.patch.0.is_empty(), "not idempotent: {:?}", second.patch);
+        let pod = pod_of(&hardened);
+        let again = harden_workload_with_images(&pod, WorkloadKind::Pod, &policy, &images).unwrap();
+        prop_assert!(again.patch.0.is_empty(), "its pods are hardened again: {:?}", again.patch);
     }
 }

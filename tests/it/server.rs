@@ -506,6 +506,11 @@ async fn findings_reach_warnings_and_metrics() {
     agent["spec"]["hostPID"] = json!(true);
     agent["spec"]["containers"][0]["securityContext"] = json!({"privileged": true});
     agent["spec"]["containers"][0]["image"] = json!("example.com/agent");
+    let side = json!({"name": "side", "image": "example.com/side:latest"});
+    agent["spec"]["containers"]
+        .as_array_mut()
+        .unwrap()
+        .push(side);
     for path in ["/mutate", "/audit"] {
         let (_, response) = client
             .review(path, &review_for(&agent, "", "Pod", "pods", "CREATE"))
@@ -517,10 +522,9 @@ async fn findings_reach_warnings_and_metrics() {
             .map(|w| w.as_str().unwrap())
             .collect();
         for expected in [
-            "kube-harden finding: hostNetwork: hostNetwork: the pod shares the node's network namespace",
-            "kube-harden finding: privileged (container web): privileged: full access to the node",
-            "kube-harden finding: hostPID: hostPID: the pod sees and can signal every process on the node",
-            // The sixth finding (imageLatest) is only counted: at most five become warnings.
+            "kube-harden finding: noLivenessProbe (container web): no livenessProbe: a hung process is never restarted",
+            "kube-harden finding: imageLatest (container web): image example.com/agent has no tag or is :latest: what runs can change under you",
+            // The sixth finding (side's imageLatest) is only counted: at most five become warnings.
             "kube-harden: 1 more findings (kube-harden harden --findings lists them all)",
         ] {
             assert!(
@@ -528,13 +532,21 @@ async fn findings_reach_warnings_and_metrics() {
                 "{path}: {expected}\n{warnings:#?}"
             );
         }
+        // What Pod Security reports is warned about once, by its check, not again as a finding.
         let last = warnings.last().unwrap();
-        assert!(
-            last.starts_with(
-                "kube-harden: still fails Pod Security restricted: hostNamespaces, privileged"
-            ),
-            "{last}"
+        assert_eq!(
+            *last,
+            "kube-harden: still fails Pod Security restricted: hostNamespaces, privileged, \
+             allowPrivilegeEscalation, runAsNonRoot, capabilities_restricted",
+            "{path}"
         );
+        for check in ["privileged", "hostNetwork", "hostPID"] {
+            let naming = warnings.iter().filter(|w| w.contains(check)).count();
+            assert!(
+                naming <= 1,
+                "{path}: {check} warned {naming} times\n{warnings:#?}"
+            );
+        }
     }
     // A plain legacy pod is compliant once hardened.
     let (_, response) = client.review("/mutate", &fixture("pod-create.json")).await;
@@ -549,20 +561,17 @@ async fn findings_reach_warnings_and_metrics() {
     let metrics = server.metrics_text().await;
     for (series, value) in [
         (
-            r#"kube_harden_findings_total{finding="privileged",kind="Pod",namespace="team-a"}"#,
-            2.0,
-        ),
-        (
-            r#"kube_harden_findings_total{finding="hostNetwork",kind="Pod",namespace="team-a"}"#,
-            2.0,
-        ),
-        (
             r#"kube_harden_findings_total{finding="imageLatest",kind="Pod",namespace="team-a"}"#,
-            2.0,
+            4.0,
+        ),
+        // Counted by kube_harden_restricted_compliant_total, not again as a finding.
+        (
+            r#"kube_harden_findings_total{finding="privileged",kind="Pod",namespace="team-a"}"#,
+            0.0,
         ),
         (
             r#"kube_harden_findings_total{finding="noLivenessProbe",kind="Pod",namespace="team-a"}"#,
-            3.0,
+            5.0,
         ),
         (
             r#"kube_harden_restricted_compliant_total{compliant="false",kind="Pod",namespace="team-a"}"#,

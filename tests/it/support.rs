@@ -74,6 +74,11 @@ impl Pki {
             params.not_before = not_before;
             params.not_after = not_after;
         }
+        self.sign(&params)
+    }
+
+    /// A certificate with a fresh key for `params`, signed by the CA.
+    fn sign(&self, params: &CertificateParams) -> Pair {
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.ca).unwrap();
         Pair {
@@ -90,13 +95,7 @@ impl Pki {
             .distinguished_name
             .push(DnType::CommonName, common_name);
         params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.ca).unwrap();
-        Pair {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-            der: cert.der().to_vec(),
-        }
+        self.sign(&params)
     }
 }
 
@@ -267,7 +266,8 @@ pub fn free_addr() -> std::net::SocketAddr {
         .unwrap()
 }
 
-/// Starts `prefix... kube-harden serve <flags>` and waits until it is ready.
+/// Starts `prefix... kube-harden serve <flags>` and waits until it is ready (with
+/// `--shutdown-delay 0s` unless `flags` name another).
 ///
 /// The listen addresses are free ports picked here and released before the server binds them:
 /// another socket can take one in between (a flood test leaves many local ports in TIME_WAIT).
@@ -310,7 +310,11 @@ async fn try_serve_logged(prefix: &[&str], flags: &[&str]) -> Result<Logged, Str
         .arg(&key)
         .args(["--webhook-addr", &webhook.to_string()])
         .args(["--metrics-addr", &metrics.to_string()])
-        .args(["--shutdown-delay", "0s"])
+        .args(if flags.contains(&"--shutdown-delay") {
+            &[][..]
+        } else {
+            &["--shutdown-delay", "0s"][..]
+        })
         .args(flags)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&stderr).unwrap())
@@ -524,31 +528,8 @@ pub fn fixture(name: &str) -> Value {
     serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
 }
 
-/// An AdmissionReview for `object`.
-pub fn review_for(
-    object: &Value,
-    group: &str,
-    kind: &str,
-    resource: &str,
-    operation: &str,
-) -> Value {
-    serde_json::json!({
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": format!("uid-{kind}-{operation}"),
-            "kind": {"group": group, "version": "v1", "kind": kind},
-            "resource": {"group": group, "version": "v1", "resource": resource},
-            "name": object.pointer("/metadata/name").cloned().unwrap_or(Value::Null),
-            "namespace": "team-a",
-            "operation": operation,
-            "userInfo": {"username": "tester"},
-            "object": object,
-            "oldObject": if operation == "UPDATE" { object.clone() } else { Value::Null },
-            "dryRun": false,
-        }
-    })
-}
+/// An AdmissionReview for `object` (one owner: kube-harden-testkit, which the benchmarks use too).
+pub use kube_harden_testkit::review_for;
 
 /// Applies the base64 JSON patch of an AdmissionReview response to `object`.
 pub fn apply_response_patch(response: &Value, object: &Value) -> Value {

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use kube_harden::certs::{CertInfo, parse_certificates};
 use kube_harden_e2e::{Result, process};
+use kube_harden_testkit::review_for;
 use serde_json::{Value, json};
 
 /// The certificate served on `port`, as an independent TLS client sees it.
@@ -59,27 +60,17 @@ pub(crate) fn openssl_verify(dir: &Path, ca_bundle: &str, leaf: &CertInfo) -> Re
     }
 }
 
-/// A Pod CREATE AdmissionReview.
+/// A Pod CREATE AdmissionReview with this uid.
 fn review_body(uid: &str) -> Vec<u8> {
-    json!({
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": uid,
-            "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "resource": {"group": "", "version": "v1", "resource": "pods"},
-            "namespace": "direct",
-            "operation": "CREATE",
-            "userInfo": {"username": "e2e"},
-            "object": {
-                "apiVersion": "v1", "kind": "Pod",
-                "metadata": {"name": "direct", "namespace": "direct"},
-                "spec": {"containers": [{"name": "app", "image": "example.com/legacy-app:1.0"}]}
-            }
-        }
-    })
-    .to_string()
-    .into_bytes()
+    let pod = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "direct", "namespace": "direct"},
+        "spec": {"containers": [{"name": "app", "image": "example.com/legacy-app:1.0"}]}
+    });
+    let mut review = review_for(&pod, "", "Pod", "pods", "CREATE");
+    review["request"]["uid"] = json!(uid);
+    review["request"]["namespace"] = json!("direct");
+    review.to_string().into_bytes()
 }
 
 /// Checks that `body` answers review `uid` with a patch.

@@ -2,7 +2,7 @@
 //! Deployment flags from manifests/overlays/default, and the kube-harden binary under test.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
@@ -10,10 +10,11 @@ use std::time::Duration;
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
 use kube::api::{Api, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube_harden::harden::HARDENED_ANNOTATION;
 use kube_harden_e2e::controlplane::ControlPlane;
-use kube_harden_e2e::{MODE_LABEL, Result, process, repo_root, webhook};
+use kube_harden_e2e::{
+    MODE_LABEL, Result, kube_harden_binary, process, repo_root, target_dir, webhook,
+};
 use serde_json::{Value, json};
 
 /// Where kube-harden runs in the manifests.
@@ -47,39 +48,12 @@ pub(crate) fn serial() -> MutexGuard<'static, ()> {
     lock(&SERIAL)
 }
 
-/// Cargo's target directory (`CARGO_TARGET_DIR`, relative to the repository, or `target/`).
-fn target_dir(repo: &Path) -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .map(|p| if p.is_absolute() { p } else { repo.join(p) })
-        .unwrap_or_else(|| repo.join("target"))
-}
-
-/// `KUBE_HARDEN_BIN`, or `cargo build --bin kube-harden` (as the shared harness does), once.
+/// The kube-harden binary ([`kube_harden_binary`]: `KUBE_HARDEN_BIN`, or built), once.
 fn binary() -> Result<PathBuf> {
     static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     BIN.get_or_init(|| {
         let repo = repo_root();
-        if let Some(bin) = std::env::var_os("KUBE_HARDEN_BIN") {
-            let bin = repo.join(bin);
-            return if bin.is_file() {
-                Ok(bin)
-            } else {
-                Err(format!("KUBE_HARDEN_BIN={} does not exist", bin.display()))
-            };
-        }
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = process::run_visible(
-            Command::new(cargo)
-                .args(["build", "--bin", "kube-harden"])
-                .current_dir(&repo),
-            Duration::from_secs(30 * 60),
-        )
-        .map_err(|e| e.to_string())?;
-        if !status.success() {
-            return Err(format!("cargo build --bin kube-harden failed ({status})"));
-        }
-        Ok(target_dir(&repo).join("debug/kube-harden"))
+        kube_harden_binary(&repo, &target_dir(&repo)).map_err(|e| e.to_string())
     })
     .clone()
     .map_err(Into::into)
@@ -119,27 +93,12 @@ impl Cluster {
             .enable_all()
             .build()?;
         let controlplane = ControlPlane::start(&repo, dir.join("controlplane"))?;
-        let client = runtime.block_on(async {
-            let kubeconfig = Kubeconfig::read_from(&controlplane.kubeconfig)?;
-            let config =
-                kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-                    .await?;
-            Ok::<_, kube_harden_e2e::Error>(kube::Client::try_from(config)?)
-        })?;
-
-        let overlay = repo.join("manifests/overlays/default");
-        let out = process::run(
-            Command::new(&controlplane.kubectl)
-                .arg("kustomize")
-                .arg(&overlay),
+        let client = runtime.block_on(kube_harden::kube_client::client(
+            Some(&controlplane.kubeconfig),
             None,
-            Duration::from_secs(60),
-        )?
-        .ok("kubectl kustomize manifests/overlays/default")?;
-        let mut rendered = Vec::new();
-        for doc in kube_harden::yaml::read_stream(&out.stdout) {
-            rendered.push(doc?.value);
-        }
+            None,
+        ))?;
+        let rendered = webhook::render(&controlplane.kubectl, &repo, "manifests/overlays/default")?;
         // The namespace, exactly the RBAC the overlay grants, and the admission policies that
         // narrow it (the ServiceAccount may change only the caBundle, create only its Secret):
         // kube-harden's own requests must pass them.

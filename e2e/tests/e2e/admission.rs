@@ -5,7 +5,7 @@ use kube_harden::admission::Mode;
 use kube_harden::harden::{HARDENED_ANNOTATION, Policy};
 use kube_harden::psa::check_restricted;
 use kube_harden_e2e::ledger::apply;
-use kube_harden_e2e::{Harness, MODE_LABEL, PSA_ENFORCE_LABEL, Result, subset};
+use kube_harden_e2e::{Harness, MODE_LABEL, PSA_ENFORCE_LABEL, Result, psa_refusal, subset};
 use serde_json::{Value, json};
 
 /// A pod written before anyone thought about security contexts: no securityContext, no
@@ -37,17 +37,10 @@ pub async fn restricted_namespace_admits_legacy_pod_only_when_hardened(h: &Harne
     let pod = legacy_pod("legacy");
 
     // A: PSA alone. Not opted in, so the webhook is not called (nothing for the ledger).
-    let err = h
-        .create(&a, &pod)
-        .await
-        .expect_err("a legacy pod must be rejected by restricted");
-    let message = match &err {
-        kube::Error::Api(status) => {
-            assert_eq!(status.code, 403, "{status:?}");
-            status.message.clone()
-        }
-        other => return Err(format!("unexpected error: {other}").into()),
-    };
+    let message = psa_refusal(
+        h.create(&a, &pod).await,
+        "a legacy pod in a restricted namespace",
+    )?;
     println!("namespace {a} (restricted): rejected: {message}");
     assert!(
         message.contains("violates PodSecurity \"restricted:latest\""),

@@ -5,7 +5,7 @@
 
 use kube_harden::harden::HARDENED_ANNOTATION;
 use kube_harden_e2e::metrics::Series;
-use kube_harden_e2e::{Harness, MODE_LABEL, PSA_ENFORCE_LABEL, Result};
+use kube_harden_e2e::{Harness, MODE_LABEL, PSA_ENFORCE_LABEL, Result, psa_refusal};
 
 use super::admission::legacy_pod;
 
@@ -44,18 +44,10 @@ pub async fn webhook_down_admits_unhardened_and_the_apiserver_counts_it(h: &Harn
         println!("webhook down: legacy pod admitted unhardened (failurePolicy: Ignore)");
 
         // Fail-open hands PSA the unhardened pod, which restricted refuses.
-        let err = h
-            .create(&restricted, &legacy_pod("while-down"))
-            .await
-            .expect_err("restricted refuses the unhardened pod");
-        let kube::Error::Api(status) = err else {
-            return Err(format!("unexpected error: {err}").into());
-        };
-        assert!(
-            status.message.contains("violates PodSecurity"),
-            "{}",
-            status.message
-        );
+        psa_refusal(
+            h.create(&restricted, &legacy_pod("while-down")).await,
+            "the unhardened pod in a restricted namespace",
+        )?;
         println!("webhook down, restricted namespace: refused by PSA");
 
         let after = h.apiserver_metrics().await?;

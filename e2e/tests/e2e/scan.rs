@@ -107,20 +107,24 @@ pub async fn scan_predicts_what_the_webhook_then_does(h: &Harness) -> Result<()>
         .iter()
         .find(|r| r["name"] == "node-agent")
         .ok_or("no node-agent row")?;
-    let findings: Vec<&str> = agent["findings"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|f| f["name"].as_str())
-        .collect();
-    for expected in ["hostNetwork", "hostPathVolume", "privileged"] {
-        assert!(findings.contains(&expected), "{expected} in {findings:?}");
-    }
-    assert!(
-        agent["restrictedFailing"]
+    let names = |key: &str| -> Vec<&str> {
+        agent[key]
             .as_array()
-            .is_some_and(|a| !a.is_empty())
-    );
+            .into_iter()
+            .flatten()
+            .filter_map(|f| f.as_str().or_else(|| f["name"].as_str()))
+            .collect()
+    };
+    // Host namespaces, hostPath and privileged are Pod Security's checks, reported once there;
+    // the findings are what Pod Security does not report (here: the missing probes).
+    let (findings, failing) = (names("findings"), names("restrictedFailing"));
+    for expected in ["hostNamespaces", "hostPathVolumes", "privileged"] {
+        assert!(failing.contains(&expected), "{expected} in {failing:?}");
+    }
+    assert!(findings.contains(&"noLivenessProbe"), "{findings:?}");
+    for reported in ["hostNetwork", "hostPathVolume", "privileged"] {
+        assert!(!findings.contains(&reported), "{reported} in {findings:?}");
+    }
     let web = rows
         .iter()
         .find(|r| r["name"] == "web")

@@ -4,18 +4,11 @@
 
 use kube_harden_e2e::Result;
 use kube_harden_e2e::node::Node;
-use kube_harden_e2e::registry::Registry;
+use kube_harden_e2e::registry::{Registry, sha256_digest as sha256};
 use kube_harden_e2e::repo_root;
 use serde_json::Value;
 
 use super::apps;
-
-/// `sha256:<hex>` of `bytes`.
-fn sha256(bytes: &[u8]) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
-    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256:{hex}")
-}
 
 /// `GET path` from the registry: the body of a 200, else an error with the status.
 fn fetch(registry: &Registry, path: &str) -> Result<Vec<u8>> {

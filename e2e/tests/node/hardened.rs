@@ -7,28 +7,10 @@
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, PostParams};
 use kube_harden::harden::HARDENED_ANNOTATION;
-use kube_harden_e2e::node::{Node, parse_webcheck};
+use kube_harden_e2e::node::Node;
+use kube_harden_e2e::webcheck::{legacy_pod, parse_webcheck};
 use kube_harden_e2e::{MODE_LABEL, Result};
-use serde_json::{Value, json};
-
-/// The legacy pod: webcheck on 8080, readiness checked over HTTP by the kubelet.
-pub fn legacy_pod(image: &str) -> Value {
-    json!({
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": "web", "labels": {"app": "web"}},
-        "spec": {
-            "terminationGracePeriodSeconds": 5,
-            "containers": [{
-                "name": "web",
-                "image": image,
-                "imagePullPolicy": "Never",
-                "ports": [{"containerPort": 8080}],
-                "readinessProbe": {"httpGet": {"path": "/", "port": 8080}, "periodSeconds": 2}
-            }]
-        }
-    })
-}
+use serde_json::Value;
 
 /// The effective `runAsUser` of the pod's first container (container level, else pod level).
 pub fn effective_uid(pod: &Value) -> Option<i64> {
@@ -121,23 +103,10 @@ pub async fn hardened_pod_runs_non_root_read_only_and_answers(node: &Node) -> Re
         }
     }
     // The sandboxes run the project's own pause image (no registry is reachable anyway).
-    let ctr = node.env("CTR_BIN")?;
-    let out = kube_harden_e2e::process::run(
-        std::process::Command::new(ctr).args([
-            "--address",
-            node.env("CONTAINERD_ADDRESS")?,
-            "-n",
-            "k8s.io",
-            "containers",
-            "ls",
-        ]),
-        None,
-        std::time::Duration::from_secs(30),
-    )?
-    .ok("ctr containers ls")?;
+    let containers = node.ctr(&["containers", "ls"])?;
     let pause = node.env("E2E_PAUSE_IMAGE")?;
-    if !out.stdout.lines().any(|l| l.contains(pause)) {
-        return Err(format!("no sandbox runs {pause}:\n{}", out.stdout).into());
+    if !containers.lines().any(|l| l.contains(pause)) {
+        return Err(format!("no sandbox runs {pause}:\n{containers}").into());
     }
     eprintln!("node: hardened pod runs as UID {uid}, read-only root, /tmp writable ({seen:?})");
     Ok(())

@@ -14,7 +14,9 @@ use kube_harden_e2e::host::{BRIDGE, Snapshot};
 use kube_harden_e2e::node::{Node, up_command};
 use kube_harden_e2e::{MODE_LABEL, Result, kube_harden_binary, process, repo_root, target_dir};
 
-use crate::node::hardened::{legacy_pod, run};
+use kube_harden_e2e::webcheck::legacy_pod;
+
+use crate::node::hardened::run;
 use crate::state_dir;
 
 pub fn killed_run_leaves_nothing_behind() -> Result<()> {

@@ -8,29 +8,9 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, PostParams};
-use kube_harden_e2e::node::{Node, check_no_restarts, is_ready, parse_webcheck};
+use kube_harden_e2e::node::Node;
+use kube_harden_e2e::webcheck::{hardened_answer, legacy_deployment};
 use kube_harden_e2e::{MODE_LABEL, PSA_ENFORCE_LABEL, Result, process};
-use serde_json::json;
-
-use crate::node::hardened::legacy_pod;
-
-/// The legacy pod of the hardened-pod test as a Deployment's template.
-fn legacy_deployment(image: &str) -> Result<Deployment> {
-    let pod = legacy_pod(image);
-    Ok(serde_json::from_value(json!({
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "legacy-web"},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": {"app": "legacy-web"}},
-            "template": {
-                "metadata": {"labels": {"app": "legacy-web"}},
-                "spec": pod["spec"],
-            }
-        }
-    }))?)
-}
 
 pub async fn restricted_namespace_runs_legacy_deployment_only_when_hardened(
     node: &Node,
@@ -90,42 +70,11 @@ pub async fn restricted_namespace_runs_legacy_deployment_only_when_hardened(
     Api::<Deployment>::namespaced(node.client(), &hardened)
         .create(&PostParams::default(), &deployment)
         .await?;
-    let pods: Api<Pod> = Api::namespaced(node.client(), &hardened);
-    let pod = process::poll(
-        "the hardened Deployment's pod Ready",
-        Duration::from_secs(120),
-        Duration::from_millis(500),
-        || async {
-            let list = pods
-                .list(&ListParams::default().labels("app=legacy-web"))
-                .await?;
-            for pod in &list.items {
-                check_no_restarts(pod)?;
-            }
-            Ok(list.items.into_iter().find(is_ready))
-        },
-    )
-    .await
-    .map_err(|e| format!("{e}\n{}", node.describe(&hardened)))?;
-    let deployments: Api<Deployment> = Api::namespaced(node.client(), &hardened);
-    process::poll(
-        "the Deployment to report 1 available replica",
-        Duration::from_secs(60),
-        Duration::from_millis(500),
-        || async {
-            let d = deployments.get("legacy-web").await?;
-            Ok((d.status.and_then(|s| s.available_replicas) == Some(1)).then_some(()))
-        },
-    )
-    .await?;
-    let (status, body) = node.http_get_pod(&pod, 8080, "/")?;
-    let seen = parse_webcheck(&body);
-    if status != 200
-        || seen.get("uid").is_none_or(|u| u == "0")
-        || seen.get("root_writable").map(String::as_str) != Some("false")
-    {
-        return Err(format!("the hardened pod answered {status}: {body}").into());
-    }
+    let pods = node
+        .wait_deployment(&hardened, "legacy-web", Duration::from_secs(120))
+        .await?;
+    let (status, body) = node.http_get_pod(&pods[0], 8080, "/")?;
+    let seen = hardened_answer(status, &body)?;
     eprintln!(
         "node: restricted namespace: refused without kube-harden ({message}); Ready with it ({seen:?})"
     );

@@ -35,8 +35,9 @@ pub fn cargo_version(repo: &Path) -> Result<String> {
 }
 
 /// Runs `scripts/image-build.sh` (which builds the static release binary when it is stale:
-/// minutes, once) writing `file` under target/image-test/.
-pub fn build(file: &str, no_build: bool) -> Result<Image> {
+/// minutes, once) writing `file` under target/image-test/; `version`: another version than
+/// Cargo.toml's (the script builds that binary in a target directory of its own).
+pub fn build(file: &str, no_build: bool, version: Option<&str>) -> Result<Image> {
     let repo = repo_root();
     let archive = target_dir(&repo).join("image-test").join(file);
     let mut cmd = Command::new(repo.join("scripts/image-build.sh"));
@@ -60,6 +61,9 @@ pub fn build(file: &str, no_build: bool) -> Result<Image> {
             cmd.env(key, value);
         }
     }
+    if let Some(version) = version {
+        cmd.env("VERSION", version).env_remove("STATIC_TARGET_DIR");
+    }
     let out = process::run(&mut cmd, None, Duration::from_secs(60 * 60))?.ok("image-build.sh")?;
     let lines: Vec<&str> = out.stdout.lines().collect();
     let [path, digest] = lines[..] else {
@@ -76,7 +80,10 @@ pub fn build(file: &str, no_build: bool) -> Result<Image> {
         )
         .into());
     }
-    let version = cargo_version(&repo)?;
+    let version = match version {
+        Some(v) => v.to_owned(),
+        None => cargo_version(&repo)?,
+    };
     Ok(Image {
         archive,
         digest: digest.to_owned(),
@@ -168,7 +175,7 @@ fn static_binary(repo: &Path) -> PathBuf {
 /// Builds twice and checks the archive: same bytes, content-addressed blobs, the Dockerfile's
 /// configuration and layout, the static binary as built, and nothing else.
 pub fn image_is_reproducible_non_root_and_shell_free(first: &Image) -> Result<()> {
-    let second = build("kube-harden-second.oci.tar", true)?;
+    let second = build("kube-harden-second.oci.tar", true, None)?;
     if first.digest != second.digest {
         return Err(format!(
             "two builds, two digests: {} and {}",

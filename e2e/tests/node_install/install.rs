@@ -14,14 +14,14 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
-use kube::api::{Api, ListParams, PostParams};
-use kube_harden_e2e::node::{Node, check_no_restarts, is_ready, parse_webcheck};
+use kube::api::{Api, PostParams};
+use kube_harden_e2e::node::Node;
+use kube_harden_e2e::webcheck::{hardened_answer, legacy_deployment};
 use kube_harden_e2e::{MODE_LABEL, PSA_ENFORCE_LABEL, Result, process};
-use serde_json::json;
 
 use crate::image::Image;
 
-const NS: &str = "kube-harden";
+pub const NS: &str = "kube-harden";
 
 /// What the run measured (printed, and quoted in docs/node.md).
 #[derive(Debug, Default)]
@@ -31,20 +31,8 @@ struct Figures {
     apply_to_first_hardened_ready: Duration,
 }
 
-fn ctr(node: &Node, args: &[&str]) -> Result<String> {
-    let out = process::run(
-        Command::new(node.env("CTR_BIN")?)
-            .args(["--address", node.env("CONTAINERD_ADDRESS")?, "-n", "k8s.io"])
-            .args(args),
-        None,
-        Duration::from_secs(60),
-    )?
-    .ok("ctr")?;
-    Ok(out.stdout)
-}
-
 /// `cluster.sh import`, then the image as containerd lists it must have the built digest.
-fn import(node: &Node, image: &Image) -> Result<()> {
+pub fn import(node: &Node, image: &Image) -> Result<()> {
     let repo = kube_harden_e2e::repo_root();
     process::run(
         Command::new(repo.join("e2e/cluster.sh"))
@@ -55,10 +43,7 @@ fn import(node: &Node, image: &Image) -> Result<()> {
         Duration::from_secs(120),
     )?
     .ok("cluster.sh import")?;
-    let listed = ctr(
-        node,
-        &["images", "ls", &format!("name=={}", image.reference)],
-    )?;
+    let listed = node.ctr(&["images", "ls", &format!("name=={}", image.reference)])?;
     if !listed.contains(&image.digest) {
         return Err(format!(
             "containerd lists {} without digest {}:\n{listed}",
@@ -77,7 +62,7 @@ fn container_pid(node: &Node, pod: &Pod) -> Result<u32> {
         .and_then(|s| s.container_statuses.as_ref()?.first()?.container_id.clone())
         .and_then(|id| id.strip_prefix("containerd://").map(str::to_owned))
         .ok_or("no containerd container ID in the pod's status")?;
-    let tasks = ctr(node, &["tasks", "ls"])?;
+    let tasks = node.ctr(&["tasks", "ls"])?;
     tasks
         .lines()
         .find_map(|l| {
@@ -130,68 +115,8 @@ fn check_process(pid: u32) -> Result<()> {
     Ok(())
 }
 
-/// The Deployment has `replicas` updated, ready and available replicas; no pod restarted.
-async fn wait_deployment(node: &Node, ns: &str, name: &str, timeout: Duration) -> Result<Vec<Pod>> {
-    let deployments: Api<Deployment> = Api::namespaced(node.client(), ns);
-    let pods: Api<Pod> = Api::namespaced(node.client(), ns);
-    process::poll(
-        &format!("deployment {ns}/{name} available"),
-        timeout,
-        Duration::from_millis(250),
-        || async {
-            let d = deployments.get(name).await?;
-            let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-            let s = d.status.unwrap_or_default();
-            let selector = d
-                .spec
-                .and_then(|s| s.selector.match_labels)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(",");
-            let list = pods.list(&ListParams::default().labels(&selector)).await?;
-            for pod in &list.items {
-                check_no_restarts(pod)?;
-            }
-            let done = [s.updated_replicas, s.ready_replicas, s.available_replicas]
-                .iter()
-                .all(|n| *n == Some(want))
-                && list.items.iter().filter(|p| is_ready(p)).count() == want as usize;
-            Ok(done.then_some(list.items))
-        },
-    )
-    .await
-    .map_err(|e| format!("{e}\n{}", node.describe(ns)).into())
-}
-
-fn legacy_deployment(image: &str) -> Result<Deployment> {
-    Ok(serde_json::from_value(json!({
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "legacy-web"},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": {"app": "legacy-web"}},
-            "template": {
-                "metadata": {"labels": {"app": "legacy-web"}},
-                "spec": {
-                    "terminationGracePeriodSeconds": 5,
-                    "containers": [{
-                        "name": "web",
-                        "image": image,
-                        "imagePullPolicy": "Never",
-                        "ports": [{"containerPort": 8080}],
-                        "readinessProbe": {"httpGet": {"path": "/", "port": 8080}, "periodSeconds": 2}
-                    }]
-                }
-            }
-        }
-    }))?)
-}
-
 /// Reviews counted by the kube-harden pods themselves (their metrics port, from the host).
-fn reviews_served(node: &Node, pods: &[Pod]) -> Result<f64> {
+pub fn reviews_served(node: &Node, pods: &[Pod]) -> Result<f64> {
     let mut total = 0.0;
     for pod in pods {
         let (status, body) = node.http_get_pod(pod, 8080, "/metrics")?;
@@ -216,7 +141,9 @@ pub async fn shipped_manifests_run_in_cluster_and_harden(node: &Node, image: &Im
     let mut figures = Figures::default();
 
     // Ready, as the image and the manifests say: 2 replicas, non-root, read-only root.
-    let pods = wait_deployment(node, NS, "kube-harden", Duration::from_secs(180)).await?;
+    let pods = node
+        .wait_deployment(NS, "kube-harden", Duration::from_secs(180))
+        .await?;
     figures.apply_to_ready = applied.elapsed();
     let namespace = Api::<Namespace>::all(node.client()).get(NS).await?;
     let labels = namespace.metadata.labels.unwrap_or_default();
@@ -307,17 +234,13 @@ pub async fn shipped_manifests_run_in_cluster_and_harden(node: &Node, image: &Im
             format!("the stored Deployment is not hardened: annotations {annotations:?}").into(),
         );
     }
-    let legacy = wait_deployment(node, &legacy_ns, "legacy-web", Duration::from_secs(120)).await?;
+    let legacy = node
+        .wait_deployment(&legacy_ns, "legacy-web", Duration::from_secs(120))
+        .await?;
     figures.create_to_hardened_ready = created.elapsed();
     figures.apply_to_first_hardened_ready = applied.elapsed();
     let (status, body) = node.http_get_pod(&legacy[0], 8080, "/")?;
-    let seen = parse_webcheck(&body);
-    if status != 200
-        || seen.get("uid").is_none_or(|u| u == "0")
-        || seen.get("root_writable").map(String::as_str) != Some("false")
-    {
-        return Err(format!("the hardened pod answered {status}: {body}").into());
-    }
+    let seen = hardened_answer(status, &body)?;
     // Deployment, ReplicaSet and Pod: at least three reviews, all served by the pods.
     let served = reviews_served(node, &pods)? - served_before;
     if served < 3.0 {

@@ -8,44 +8,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use hyper::StatusCode;
-use serde_json::{Value, json};
+use kube_harden_testkit::hostile;
 
 use super::super::support::*;
 use super::serve;
-
-fn pod_review(annotations: Value, containers: Value) -> Vec<u8> {
-    let object = json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": "p", "namespace": "tenant", "annotations": annotations},
-        "spec": {"containers": containers}
-    });
-    serde_json::to_vec(&review_for(&object, "", "Pod", "pods", "CREATE")).unwrap()
-}
-
-fn containers(n: usize) -> Value {
-    Value::Array(
-        (0..n)
-            .map(|i| json!({"name": format!("c{i}"), "image": "app:1"}))
-            .collect(),
-    )
-}
-
-/// `n` distinct punctuation-only paths (`/_`, `/-`, `/~`, ...): one volume name for all.
-fn colliding_paths(n: usize) -> String {
-    const ALPHABET: [char; 6] = ['_', '-', '~', '+', '=', '@'];
-    (1..=n)
-        .map(|mut i| {
-            let mut path = String::from("/");
-            while i > 0 {
-                i -= 1;
-                path.push(ALPHABET[i % ALPHABET.len()]);
-                i /= ALPHABET.len();
-            }
-            path
-        })
-        .collect::<Vec<_>>()
-        .join(",")
-}
 
 /// Peak RSS (VmHWM) of a process, in KiB.
 fn peak_rss_kib(pid: u32) -> u64 {
@@ -62,49 +28,9 @@ fn peak_rss_kib(pid: u32) -> u64 {
 #[ignore = "reliability: run by `make reliability`"]
 async fn hostile_reviews_stay_within_the_budget() {
     let served = serve(&[]).await;
-    let paths = (0..1000)
-        .map(|i| format!("/p{i}"))
-        .collect::<Vec<_>>()
-        .join(",");
-    let a_3mb = vec!["a"; 1_500_000].join(",");
-    let shapes = [
-        (
-            "1,000 containers x 1,000 writable paths",
-            pod_review(
-                json!({"kube-harden.io/writable-paths": paths}),
-                containers(1000),
-            ),
-        ),
-        (
-            "skip a,a,a 3 MB",
-            pod_review(json!({"kube-harden.io/skip": a_3mb}), containers(1)),
-        ),
-        (
-            "writable-paths a,a,a 3 MB",
-            pod_review(
-                json!({"kube-harden.io/writable-paths": a_3mb}),
-                containers(1),
-            ),
-        ),
-        (
-            "100,000 containers",
-            pod_review(json!({}), containers(100_000)),
-        ),
-        (
-            "4,000 colliding paths",
-            pod_review(
-                json!({"kube-harden.io/writable-paths": colliding_paths(4000)}),
-                containers(1),
-            ),
-        ),
-        (
-            "8,000 colliding paths",
-            pod_review(
-                json!({"kube-harden.io/writable-paths": colliding_paths(8000)}),
-                containers(1),
-            ),
-        ),
-    ];
+    let mut shapes = hostile::worst_shapes();
+    shapes.push(("4,000 colliding paths", hostile::colliding_review(4000)));
+    shapes.push(("8,000 colliding paths", hostile::colliding_review(8000)));
 
     // /healthz, polled every 50 ms while the reviews run: its slowest answer.
     let stop = Arc::new(AtomicBool::new(false));

@@ -4,27 +4,28 @@
 
 use serde_json::{Value, json};
 
-/// An AdmissionReview for a Pod CREATE with these annotations and containers.
-pub fn pod_review(annotations: Value, containers: Value) -> Vec<u8> {
-    let review = json!({
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": "hostile",
-            "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "resource": {"group": "", "version": "v1", "resource": "pods"},
-            "namespace": "tenant",
-            "operation": "CREATE",
-            "userInfo": {"username": "tenant"},
-            "object": {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "metadata": {"name": "p", "namespace": "tenant", "annotations": annotations},
-                "spec": {"containers": containers}
-            }
-        }
+use crate::review_for;
+
+/// A Pod CREATE review: Pod `p` in `namespace`, with these annotations and containers.
+pub fn pod_review(namespace: &str, annotations: Value, containers: Value) -> Value {
+    let pod = json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p", "namespace": namespace, "annotations": annotations},
+        "spec": {"containers": containers}
     });
-    serde_json::to_vec(&review).expect("JSON")
+    let mut review = review_for(&pod, "", "Pod", "pods", "CREATE");
+    review["request"]["namespace"] = json!(namespace);
+    review
+}
+
+/// [`pod_review`] in namespace `tenant`, serialized: what a tenant sends.
+pub fn tenant_review(annotations: Value, containers: Value) -> Vec<u8> {
+    body(&pod_review("tenant", annotations, containers))
+}
+
+fn body(review: &Value) -> Vec<u8> {
+    serde_json::to_vec(review).expect("a JSON value serializes")
 }
 
 /// `n` containers `{"name": "c<i>", "image": "app:1"}`.
@@ -65,28 +66,28 @@ pub fn worst_shapes() -> Vec<(&'static str, Vec<u8>)> {
     vec![
         (
             "1,000 containers x 1,000 writable paths",
-            pod_review(
+            tenant_review(
                 json!({"kube-harden.io/writable-paths": paths.join(",")}),
                 containers(1000),
             ),
         ),
         (
             "skip: \"a,a,a,...\" 3 MB",
-            pod_review(
+            tenant_review(
                 json!({"kube-harden.io/skip": repeated("a", 3_000_000)}),
                 containers(1),
             ),
         ),
         (
             "writable-paths: \"a,a,a,...\" 3 MB",
-            pod_review(
+            tenant_review(
                 json!({"kube-harden.io/writable-paths": repeated("a", 3_000_000)}),
                 containers(1),
             ),
         ),
         (
             "100,000 containers",
-            pod_review(json!({}), containers(100_000)),
+            tenant_review(json!({}), containers(100_000)),
         ),
     ]
 }
@@ -95,7 +96,7 @@ pub fn worst_shapes() -> Vec<(&'static str, Vec<u8>)> {
 /// bytes each (1,024 mounts).
 pub fn largest_answer() -> Vec<u8> {
     let paths: Vec<String> = (0..4).map(|i| format!("/{i}{}", "a".repeat(253))).collect();
-    pod_review(
+    tenant_review(
         json!({"kube-harden.io/writable-paths": paths.join(",")}),
         containers(256),
     )
@@ -107,7 +108,7 @@ pub fn largest_spec() -> Vec<u8> {
     let env: Vec<Value> = (0..30_000)
         .map(|i| json!({"name": format!("E{i}"), "value": "v".repeat(190)}))
         .collect();
-    pod_review(
+    tenant_review(
         json!({}),
         json!([{"name": "app", "image": "app:1", "env": env}]),
     )
@@ -116,7 +117,7 @@ pub fn largest_spec() -> Vec<u8> {
 /// 64 colliding writable paths on a pod that already has volumes `kube-harden-path`,
 /// `kube-harden-path-2`, ... `kube-harden-path-<taken>`: the free-name search must skip them.
 pub fn colliding_taken_review(taken: usize) -> Vec<u8> {
-    let mut review: Value = serde_json::from_slice(&colliding_review(64)).expect("JSON");
+    let mut review = pod_review("tenant", colliding_annotation(64), containers(1));
     let volumes: Vec<Value> = (1..=taken)
         .map(|n| {
             let name = if n == 1 {
@@ -128,15 +129,17 @@ pub fn colliding_taken_review(taken: usize) -> Vec<u8> {
         })
         .collect();
     review["request"]["object"]["spec"]["volumes"] = Value::Array(volumes);
-    serde_json::to_vec(&review).expect("JSON")
+    body(&review)
 }
 
 /// A review with `n` colliding writable paths on one container.
 pub fn colliding_review(n: usize) -> Vec<u8> {
-    pod_review(
-        json!({"kube-harden.io/writable-paths": colliding_paths(n).join(",")}),
-        containers(1),
-    )
+    tenant_review(colliding_annotation(n), containers(1))
+}
+
+/// The annotations `kube-harden.io/writable-paths: <n colliding paths>`.
+fn colliding_annotation(n: usize) -> Value {
+    json!({"kube-harden.io/writable-paths": colliding_paths(n).join(",")})
 }
 
 #[cfg(test)]

@@ -1,0 +1,292 @@
+//! The answers check: what kube-harden answers to every input of the fuzz corpus and the
+//! fixtures, one digest per input, so that a refactoring can show its answers are byte-identical
+//! (`make answers BASE=<commit>` builds this tool against the base commit and against the
+//! working tree and compares the two files).
+//!
+//! ```text
+//! answers write <repo> <out>      one line per input: "<input>\t<sha-256 of its answers>"
+//! answers compare <base> <new>    how many inputs, how many differ (exit 1 when any does)
+//! answers show <repo> <input>     the answers to one input, in full
+//! answers replay <repo>           the fuzz targets' checks on every corpus input (exit 1 on a failure)
+//! ```
+//!
+//! An input's answers are, in order: for an AdmissionReview, the `/mutate` and `/audit` answers
+//! (`review`: status, body, outcome and error labels); for any text, what the offline command
+//! (`kube-harden harden`) prints: the YAML, JSON and patch renderings, `--explain`,
+//! `--findings`, the unserved-kind report and each document's error. The inputs are
+//! `fuzz/corpus/review_bytes/*` (raw request bodies), `fuzz/corpus/review_pod/*` (the
+//! structure-aware target's inputs, decoded as it decodes them), and the fixtures:
+//! `examples/*.yaml`, `tests/fixtures/*`, `bench/fixtures/*.json`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use arbitrary::{Arbitrary, Unstructured};
+use kube_harden::admission::{Mode, review};
+use kube_harden::harden::Policy;
+use kube_harden::offline::{self, OutputFormat};
+use kube_harden_fuzz::Input;
+use serde_json::Value;
+
+/// How many differing inputs `compare` names.
+const SHOWN_DIFFS: usize = 10;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let result = match args.as_slice() {
+        ["write", repo, out] => write(Path::new(repo), Path::new(out)),
+        ["compare", base, new] => compare(Path::new(base), Path::new(new)),
+        ["show", repo, input] => show(Path::new(repo), input),
+        ["replay", repo] => replay(Path::new(repo)),
+        _ => Err("usage: answers write <repo> <out> | compare <base> <new> | show <repo> <input> | replay <repo>".into()),
+    };
+    match result {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("answers: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// How an input is read.
+#[derive(Clone, Copy)]
+enum Source {
+    /// A request body, as the `review_bytes` target takes it.
+    Bytes,
+    /// The `review_pod` target's bytes, decoded into an [`Input`].
+    Structured,
+    /// A fixture file: reviewed when it is an AdmissionReview, always hardened offline.
+    Fixture,
+}
+
+/// Every input under `repo`, by its path relative to `repo`, sorted.
+fn inputs(repo: &Path) -> Result<Vec<(String, Source)>, String> {
+    let dirs: [(&str, Source, Option<&str>); 5] = [
+        ("fuzz/corpus/review_bytes", Source::Bytes, None),
+        ("fuzz/corpus/review_pod", Source::Structured, None),
+        ("examples", Source::Fixture, Some(".yaml")),
+        ("tests/fixtures", Source::Fixture, None),
+        ("bench/fixtures", Source::Fixture, Some(".json")),
+    ];
+    let mut found = Vec::new();
+    for (dir, source, suffix) in dirs {
+        let entries = std::fs::read_dir(repo.join(dir)).map_err(|e| format!("{dir}: {e}"))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| format!("{dir}: {e}"))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let is_file = entry
+                .file_type()
+                .map_err(|e| format!("{dir}/{name}: {e}"))?
+                .is_file();
+            if is_file && suffix.is_none_or(|s| name.ends_with(s)) {
+                found.push((format!("{dir}/{name}"), source));
+            }
+        }
+    }
+    if found.is_empty() {
+        return Err(format!("no inputs under {}", repo.display()));
+    }
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(found)
+}
+
+fn source_of(input: &str) -> Source {
+    if input.starts_with("fuzz/corpus/review_bytes/") {
+        Source::Bytes
+    } else if input.starts_with("fuzz/corpus/review_pod/") {
+        Source::Structured
+    } else {
+        Source::Fixture
+    }
+}
+
+/// Everything kube-harden answers to `data`, as text.
+fn answers(data: &[u8], source: Source) -> String {
+    let mut out = String::new();
+    match source {
+        Source::Bytes => {
+            for mode in [Mode::Enforce, Mode::Audit] {
+                reviewed(&mut out, data, mode, &Policy::default());
+            }
+            offline_answers(&mut out, data);
+        }
+        Source::Structured => {
+            let Ok(input) = Input::arbitrary_take_rest(Unstructured::new(data)) else {
+                out.push_str("== not an input of review_pod\n");
+                return out;
+            };
+            let (body, object) = input.review();
+            let body = serde_json::to_vec(&body).unwrap_or_default();
+            reviewed(&mut out, &body, input.mode(), &input.policy());
+            offline_answers(&mut out, &serde_json::to_vec(&object).unwrap_or_default());
+        }
+        Source::Fixture => {
+            let is_review = serde_json::from_slice::<Value>(data)
+                .is_ok_and(|v| v.get("kind").and_then(Value::as_str) == Some("AdmissionReview"));
+            if is_review {
+                for mode in [Mode::Enforce, Mode::Audit] {
+                    reviewed(&mut out, data, mode, &Policy::default());
+                }
+            }
+            offline_answers(&mut out, data);
+        }
+    }
+    out
+}
+
+/// The handler's answer to `body`.
+fn reviewed(out: &mut String, body: &[u8], mode: Mode, policy: &Policy) {
+    let r = review(body, mode, policy);
+    let error = r.report.error.as_ref().map_or("-", |(label, _)| label);
+    let _ = writeln!(
+        out,
+        "== review {} status {} outcome {} error {error}",
+        mode.as_str(),
+        r.status,
+        r.report.outcome.as_str()
+    );
+    out.push_str(&String::from_utf8_lossy(&r.body));
+    out.push('\n');
+}
+
+/// What `kube-harden harden` prints for `data` (with every report flag).
+fn offline_answers(out: &mut String, data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        out.push_str("== offline: not UTF-8\n");
+        return;
+    };
+    let outcome = offline::harden_stream(text, "input", &Policy::default());
+    let documents = &outcome.documents;
+    for (name, format) in [
+        ("yaml", OutputFormat::Yaml),
+        ("json", OutputFormat::Json),
+        ("patch", OutputFormat::Patch),
+    ] {
+        let _ = writeln!(out, "== offline {name}");
+        match offline::render(documents, format) {
+            Ok(text) => out.push_str(&text),
+            Err(e) => {
+                let _ = writeln!(out, "render error: {e}");
+            }
+        }
+    }
+    out.push_str("== offline explain\n");
+    out.push_str(&offline::explain(documents));
+    out.push_str("== offline findings\n");
+    out.push_str(&offline::findings_report(documents));
+    let _ = writeln!(out, "fail-on-findings {}", offline::has_findings(documents));
+    out.push_str("== offline unserved\n");
+    out.push_str(&offline::unserved_report(documents, "input"));
+    out.push_str("== offline errors\n");
+    for error in &outcome.errors {
+        let _ = writeln!(out, "{error}");
+    }
+}
+
+fn sha256_hex(text: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+    digest.as_ref().iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+fn write(repo: &Path, out: &Path) -> Result<ExitCode, String> {
+    let mut lines = String::new();
+    let all = inputs(repo)?;
+    for (input, source) in &all {
+        let data = std::fs::read(repo.join(input)).map_err(|e| format!("{input}: {e}"))?;
+        let _ = writeln!(lines, "{input}\t{}", sha256_hex(&answers(&data, *source)));
+    }
+    std::fs::write(out, lines).map_err(|e| format!("{}: {e}", out.display()))?;
+    eprintln!("answers: {} inputs -> {}", all.len(), out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read_digests(path: &Path) -> Result<BTreeMap<String, String>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    text.lines()
+        .map(|line| {
+            line.split_once('\t')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .ok_or_else(|| format!("{}: not \"<input>\\t<digest>\": {line}", path.display()))
+        })
+        .collect()
+}
+
+fn compare(base: &Path, new: &Path) -> Result<ExitCode, String> {
+    let (base, new) = (read_digests(base)?, read_digests(new)?);
+    let mut differ = Vec::new();
+    let mut only = Vec::new();
+    for (input, digest) in &base {
+        match new.get(input) {
+            Some(other) if other == digest => {}
+            Some(_) => differ.push(input.as_str()),
+            None => only.push(format!("only in base: {input}")),
+        }
+    }
+    only.extend(
+        new.keys()
+            .filter(|k| !base.contains_key(*k))
+            .map(|k| format!("only in new: {k}")),
+    );
+    println!(
+        "answers: {} inputs, {} differ, {} in one file only",
+        base.len(),
+        differ.len(),
+        only.len()
+    );
+    for input in differ.iter().take(SHOWN_DIFFS) {
+        println!("  differs: {input}");
+    }
+    for line in only.iter().take(SHOWN_DIFFS) {
+        println!("  {line}");
+    }
+    Ok(if differ.is_empty() && only.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn show(repo: &Path, input: &str) -> Result<ExitCode, String> {
+    let path: PathBuf = repo.join(input);
+    let data = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    print!("{}", answers(&data, source_of(input)));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The fuzz targets' own checks on every committed corpus input.
+fn replay(repo: &Path) -> Result<ExitCode, String> {
+    let mut failed = Vec::new();
+    let mut count = 0;
+    for (input, source) in inputs(repo)? {
+        let data = std::fs::read(repo.join(&input)).map_err(|e| format!("{input}: {e}"))?;
+        let outcome = match source {
+            Source::Bytes => std::panic::catch_unwind(|| kube_harden_fuzz::check_bytes(&data)),
+            Source::Structured => std::panic::catch_unwind(|| {
+                if let Ok(input) = Input::arbitrary_take_rest(Unstructured::new(&data)) {
+                    kube_harden_fuzz::check_input(&input);
+                }
+            }),
+            Source::Fixture => continue,
+        };
+        count += 1;
+        if outcome.is_err() {
+            failed.push(input);
+        }
+    }
+    println!("replay: {count} corpus inputs, {} failed", failed.len());
+    for input in &failed {
+        println!("  failed: {input}");
+    }
+    Ok(if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
