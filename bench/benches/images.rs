@@ -186,10 +186,15 @@ fn main() {
         .build()
         .unwrap();
     let host = runtime.block_on(serve_registry());
-    let settings = |budget| Settings {
-        budget,
-        insecure: vec![host.clone()],
-        ..Settings::default()
+    let settings = |budget| {
+        let mut settings = Settings {
+            budget,
+            insecure: vec![host.clone()],
+            ..Settings::default()
+        };
+        // Warm means warm for the whole run, however slow a loaded machine makes it.
+        settings.limits.tag_ttl = Duration::from_secs(3600);
+        settings
     };
     let policy = Policy::default();
     println!(
