@@ -33,6 +33,7 @@ pub mod logging;
 pub mod metrics;
 pub mod offline;
 pub mod psa;
+pub mod registry;
 pub mod scan;
 pub mod server;
 pub mod yaml;

@@ -25,12 +25,14 @@ use serde_json::value::RawValue;
 use crate::harden::{self, Change, Finding, Outcome, Policy, WorkloadKind};
 use crate::psa::Check;
 
+mod images;
 mod respond;
 mod slim;
 #[cfg(test)]
 mod tests;
 mod wire;
 
+pub use images::{ImageSource, NoImages, images_of};
 use respond::{allowed, fail_open, invalid, respond};
 use slim::SlimObject;
 use wire::{EnvelopeIn, Named, OldPod, ReviewIn, operation_label};
@@ -148,6 +150,17 @@ pub struct Reviewed {
 
 /// Reviews one AdmissionReview body.
 pub fn review(body: &[u8], mode: Mode, policy: &Policy) -> Reviewed {
+    review_with_images(body, mode, policy, &mut NoImages)
+}
+
+/// [`review`], with the facts `images` has about the pod spec's images (`--resolve-images`);
+/// its warnings join the response's.
+pub fn review_with_images(
+    body: &[u8],
+    mode: Mode,
+    policy: &Policy,
+    images: &mut dyn ImageSource,
+) -> Reviewed {
     let mut report = Report::empty(RequestOutcome::Invalid);
     let parsed: ReviewIn = match serde_json::from_slice(body) {
         Ok(parsed) => parsed,
@@ -231,7 +244,17 @@ pub fn review(body: &[u8], mode: Mode, policy: &Policy) -> Reviewed {
                 return fail_open(report, "missing_old_object", message);
             }
         },
-        _ => harden::harden_workload(&object, kind, policy),
+        _ => {
+            let (lookup, image_warnings) = if images.enabled() {
+                images.lookup(&images_of(&object, kind))
+            } else {
+                Default::default()
+            };
+            harden::harden_workload_with_images(&object, kind, policy, &lookup).map(|mut h| {
+                h.warnings.extend(images::capped(image_warnings));
+                h
+            })
+        }
     };
     match result {
         Ok(hardened) => respond(report, mode, hardened),

@@ -21,6 +21,7 @@ use prometheus::{
 };
 
 use crate::admission::{Mode, Report, change_label};
+use crate::registry::RegistryMetrics;
 use family::{Family, LabelSet, label_set};
 
 mod family;
@@ -184,6 +185,7 @@ pub struct Metrics {
     cert_renewals: Counters<Renewal, 2>,
     ca_bundle_updates: Counters<ByResult, 1>,
     ca_expiry: Gauge,
+    registry_metrics: RegistryMetrics,
 }
 
 impl Metrics {
@@ -268,12 +270,18 @@ impl Metrics {
                 "kube_harden_ca_certificate_expiry_timestamp_seconds",
                 "NotAfter of the CA signing the managed serving certificate, as a Unix timestamp.",
             ),
+            registry_metrics: RegistryMetrics::register(r),
             namespaces: Arc::new(Namespaces {
                 limit: max_namespaces,
                 known: Mutex::new(HashSet::new()),
             }),
             registry,
         }
+    }
+
+    /// The registry client's metrics (`--resolve-images`).
+    pub fn registry(&self) -> RegistryMetrics {
+        self.registry_metrics.clone()
     }
 
     /// Records one answered review. Dry runs count as requests but not as changes, findings or

@@ -5,8 +5,9 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::config::HardenArgs;
+use crate::config::{HardenArgs, RegistryArgs};
 use crate::error::{Error, Result};
+use crate::{harden, registry};
 
 /// Runs `kube-harden harden` with `args`.
 pub fn run(args: &HardenArgs) -> Result<ExitCode> {
@@ -25,7 +26,15 @@ pub fn run(args: &HardenArgs) -> Result<ExitCode> {
         input = std::fs::read_to_string(&args.file).map_err(io_error(&args.file))?;
         args.file.display().to_string()
     };
-    let outcome = super::harden_stream(&input, &source_name, &policy);
+    let images = match resolver(&args.registry)? {
+        Some(resolver) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(Error::Runtime)?
+            .block_on(resolve(&resolver, super::images_in(&input))),
+        None => harden::ImageLookup::new(),
+    };
+    let outcome = super::harden_stream_with_images(&input, &source_name, &policy, &images);
     let documents = outcome.documents;
     let output = super::render(&documents, args.output).map_err(Error::Render)?;
     eprint!("{}", super::unserved_report(&documents, &source_name));
@@ -55,4 +64,28 @@ pub fn run(args: &HardenArgs) -> Result<ExitCode> {
         return Ok(ExitCode::from(2));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--resolve-images` for `harden` and `scan`: credentials from the user's docker config unless
+/// `--registry-credentials` names a file.
+pub(crate) fn resolver(args: &RegistryArgs) -> Result<Option<registry::Resolver>> {
+    args.settings(true)?
+        .map(|settings| {
+            registry::Resolver::new(settings, registry::RegistryMetrics::unregistered())
+        })
+        .transpose()
+        .map_err(Error::Config)
+}
+
+/// Resolves `images` within the budget; each image hardened without its configuration gets a
+/// line on stderr.
+pub(crate) async fn resolve(
+    resolver: &registry::Resolver,
+    images: Vec<String>,
+) -> harden::ImageLookup {
+    let resolved = resolver.resolve(&images).await;
+    for warning in &resolved.warnings {
+        eprintln!("kube-harden: {warning}");
+    }
+    resolved.lookup
 }

@@ -5,11 +5,13 @@ use std::process::ExitCode;
 
 use crate::config::{ScanArgs, ScanOutput};
 use crate::error::{Error, Result};
-use crate::kube_client;
+use crate::offline::command::{resolve, resolver};
+use crate::{harden, kube_client};
 
 /// Runs `kube-harden scan` with `args`.
 pub fn run(args: &ScanArgs) -> Result<ExitCode> {
     let policy = args.policy.load()?;
+    let images = resolver(&args.registry)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -17,7 +19,11 @@ pub fn run(args: &ScanArgs) -> Result<ExitCode> {
     let rows = runtime.block_on(async {
         let client = scan_client(args).await?;
         let objects = super::list(&client, &args.namespaces).await?;
-        Ok::<_, Error>(super::analyze(&objects, &policy))
+        let images = match &images {
+            Some(resolver) => resolve(resolver, super::images_in(&objects)).await,
+            None => harden::ImageLookup::new(),
+        };
+        Ok::<_, Error>(super::analyze_with_images(&objects, &policy, &images))
     })?;
     let output = match args.output {
         ScanOutput::Table => super::render_table(&rows),

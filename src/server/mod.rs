@@ -25,6 +25,7 @@
 
 pub mod command;
 mod conn;
+mod images;
 pub mod nofile;
 mod routes;
 pub mod slots;
@@ -87,6 +88,8 @@ pub struct ServeConfig {
     pub review_timeout: Duration,
     /// The hardening policy.
     pub policy: Policy,
+    /// `--resolve-images`: the registry client's settings; `None` hardens image-blind.
+    pub images: Option<crate::registry::Settings>,
 }
 
 /// Why the server could not start or failed.
@@ -107,6 +110,9 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
+    /// The registry client (`--resolve-images`) could not be set up.
+    #[error("{0}")]
+    Registry(String),
 }
 
 /// Shared per-process state of the handlers.
@@ -119,6 +125,8 @@ pub(super) struct State {
     review_timeout: Duration,
     /// One permit per review running on the blocking pool.
     review_slots: Arc<Semaphore>,
+    /// `--resolve-images`.
+    images: Option<crate::registry::Resolver>,
 }
 
 /// A server whose sockets are bound; [`Server::run`] serves until the shutdown future resolves.
@@ -152,6 +160,12 @@ impl Server {
                 .await
                 .map_err(|source| ServeError::Bind { addr, source })
         };
+        let images = config
+            .images
+            .clone()
+            .map(|settings| crate::registry::Resolver::new(settings, metrics.registry()))
+            .transpose()
+            .map_err(ServeError::Registry)?;
         let webhook = bind(config.webhook_addr).await?;
         let metrics_listener = bind(config.metrics_addr).await?;
         let state = Arc::new(State {
@@ -162,6 +176,7 @@ impl Server {
             request_timeout: config.request_timeout,
             review_timeout: config.review_timeout,
             review_slots: Arc::new(Semaphore::new(review_slots())),
+            images,
         });
         Ok(Self {
             acceptor: TlsAcceptor::from(Arc::new(tls_config)),

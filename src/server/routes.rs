@@ -84,6 +84,9 @@ async fn review_within_budget(body: Bytes, mode: Mode, state: &Arc<State>) -> ad
     let work = {
         let (state, body) = (Arc::clone(state), body.clone());
         async move {
+            if let Some(resolver) = state.images.clone() {
+                return super::images::review(body, mode, state, resolver).await;
+            }
             let permit = Arc::clone(&state.review_slots).acquire_owned().await;
             tokio::task::spawn_blocking(move || {
                 let _permit = permit;
