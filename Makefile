@@ -137,6 +137,7 @@ bench: controlplane ## Benchmarks (figures, not timed tests): rules (criterion),
 	$(CARGO) build --release --locked -p kube-harden -p kube-harden-bench --bins
 	$(CARGO) bench --locked -p kube-harden-bench --bench engine
 	$(CARGO) bench --locked -p kube-harden-bench --bench budget
+	$(CARGO) bench --locked -p kube-harden-bench --bench images
 	target/release/kube-harden-bench server --seconds $(BENCH_SECONDS)
 	target/release/kube-harden-bench controlplane
 

@@ -26,7 +26,9 @@ use crate::harden::{
 };
 use crate::psa::Check;
 
+mod images;
 mod slim;
+pub use images::{ImageSource, NoImages, images_of};
 use slim::SlimObject;
 
 /// The AdmissionReview API version this webhook speaks.
@@ -197,6 +199,17 @@ struct Named<'a> {
 
 /// Reviews one AdmissionReview body.
 pub fn review(body: &[u8], mode: Mode, policy: &Policy) -> Reviewed {
+    review_with_images(body, mode, policy, &mut NoImages)
+}
+
+/// [`review`], with the facts `images` has about the pod spec's images (`--resolve-images`);
+/// its warnings join the response's.
+pub fn review_with_images(
+    body: &[u8],
+    mode: Mode,
+    policy: &Policy,
+    images: &mut dyn ImageSource,
+) -> Reviewed {
     let mut report = Report::empty(RequestOutcome::Invalid);
     let parsed: ReviewIn = match serde_json::from_slice(body) {
         Ok(parsed) => parsed,
@@ -280,7 +293,17 @@ pub fn review(body: &[u8], mode: Mode, policy: &Policy) -> Reviewed {
                 return fail_open(report, "missing_old_object", message);
             }
         },
-        _ => harden::harden_workload(&object, kind, policy),
+        _ => {
+            let (lookup, image_warnings) = if images.enabled() {
+                images.lookup(&images_of(&object, kind))
+            } else {
+                Default::default()
+            };
+            harden::harden_workload_with_images(&object, kind, policy, &lookup).map(|mut h| {
+                h.warnings.extend(images::capped(image_warnings));
+                h
+            })
+        }
     };
     match result {
         Ok(hardened) => respond(report, mode, hardened),

@@ -70,6 +70,9 @@ pub struct ScanArgs {
     /// The policy file (YAML): scan with the policy the webhook runs.
     #[command(flatten)]
     pub policy: PolicyArgs,
+    /// `--resolve-images` and the registry settings.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 /// The kubeconfig flag, shared by the commands that talk to the API server (`scan`,
@@ -174,12 +177,25 @@ pub struct ServeArgs {
     /// Managed certificates (`--manage-certs`).
     #[command(flatten)]
     pub certs: CertArgs,
+    /// `--resolve-images` and the registry settings.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 impl ServeArgs {
     /// The server's settings (clap has checked each flag's range).
     pub fn into_config(self) -> Result<crate::server::ServeConfig> {
         let policy = self.policy.load()?;
+        let images = self.registry.settings(false)?;
+        if let Some(settings) = &images
+            && settings.budget >= self.review_timeout
+        {
+            return Err(Error::Config(format!(
+                "--registry-budget ({:?}) must be less than --review-timeout ({:?}): the review \
+                 needs time to harden after waiting for the registry",
+                settings.budget, self.review_timeout
+            )));
+        }
         Ok(crate::server::ServeConfig {
             webhook_addr: self.webhook_addr,
             metrics_addr: self.metrics_addr,
@@ -197,6 +213,7 @@ impl ServeArgs {
             idle_timeout: self.idle_timeout,
             review_timeout: self.review_timeout,
             policy,
+            images,
         })
     }
 }
@@ -230,6 +247,92 @@ pub struct HardenArgs {
     /// The policy file (YAML); defaults apply without one.
     #[command(flatten)]
     pub policy: PolicyArgs,
+    /// `--resolve-images` and the registry settings.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// `--resolve-images` and the registry client's settings (docs/configuration.md, "Image
+/// lookups"), shared by `serve`, `harden` and `scan`.
+#[derive(Debug, Args)]
+pub struct RegistryArgs {
+    /// Read each container image's configuration (USER, VOLUMEs, Env) from its registry and
+    /// harden to fit it; an image that cannot be read within the budget is hardened as without
+    /// this flag, with a warning.
+    #[arg(long, env = "KUBE_HARDEN_RESOLVE_IMAGES")]
+    pub resolve_images: bool,
+    /// Longest a review (or the offline command, per run) waits for the registries; a fetch
+    /// still running then goes on in the background and fills the cache. `serve`: less than
+    /// --review-timeout.
+    #[arg(long, env = "KUBE_HARDEN_REGISTRY_BUDGET", default_value = "1s", value_parser = positive_duration)]
+    pub registry_budget: Duration,
+    /// Longest one fetch (manifest and config of one image) runs.
+    #[arg(long, env = "KUBE_HARDEN_REGISTRY_FETCH_TIMEOUT", default_value = "10s", value_parser = positive_duration)]
+    pub registry_fetch_timeout: Duration,
+    /// The nodes' platform (os/arch[/variant]): the manifest read from a multi-platform image.
+    #[arg(
+        long,
+        env = "KUBE_HARDEN_IMAGE_PLATFORM",
+        default_value = "linux/amd64"
+    )]
+    pub image_platform: crate::registry::Platform,
+    /// docker config.json with registry credentials (`serve`: a Secret in kube-harden's own
+    /// namespace, mounted as a file). `harden`/`scan` default to $DOCKER_CONFIG/config.json or
+    /// ~/.docker/config.json.
+    #[arg(long, env = "KUBE_HARDEN_REGISTRY_CREDENTIALS")]
+    pub registry_credentials: Option<PathBuf>,
+    /// Registries (host:port) spoken to over plain HTTP (repeat or comma-separate).
+    #[arg(long, value_delimiter = ',', env = "KUBE_HARDEN_REGISTRY_INSECURE")]
+    pub registry_insecure: Vec<String>,
+    /// PEM CA certificates trusted for registries, besides the system's.
+    #[arg(long, env = "KUBE_HARDEN_REGISTRY_CA_FILE")]
+    pub registry_ca_file: Option<PathBuf>,
+    /// How long a tag's digest is reused before the registry is asked again.
+    #[arg(long, env = "KUBE_HARDEN_REGISTRY_TAG_TTL", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub registry_tag_ttl: Duration,
+    /// How long a failed fetch is remembered before the registry is asked again.
+    #[arg(long, env = "KUBE_HARDEN_REGISTRY_ERROR_TTL", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub registry_error_ttl: Duration,
+    /// Most images in the cache.
+    #[arg(long, env = "KUBE_HARDEN_REGISTRY_CACHE_ENTRIES", default_value_t = 10_000,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
+    pub registry_cache_entries: usize,
+    /// Most bytes of image facts in the cache.
+    #[arg(long, env = "KUBE_HARDEN_REGISTRY_CACHE_BYTES", default_value_t = 32 * 1024 * 1024,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1024..))]
+    pub registry_cache_bytes: usize,
+}
+
+impl RegistryArgs {
+    /// The resolver's settings; `None` without `--resolve-images`. `docker_default`: without
+    /// `--registry-credentials`, read the user's docker config (the offline commands).
+    pub fn settings(&self, docker_default: bool) -> Result<Option<crate::registry::Settings>> {
+        use crate::registry::{Credentials, Limits, Settings};
+        if !self.resolve_images {
+            return Ok(None);
+        }
+        let credentials = match &self.registry_credentials {
+            Some(path) => Credentials::from_file(path),
+            None if docker_default => Credentials::from_docker_config(),
+            None => Ok(Credentials::default()),
+        }
+        .map_err(Error::Config)?;
+        Ok(Some(Settings {
+            budget: self.registry_budget,
+            fetch_timeout: self.registry_fetch_timeout,
+            platform: self.image_platform.clone(),
+            credentials,
+            insecure: self.registry_insecure.clone(),
+            ca_file: self.registry_ca_file.clone(),
+            limits: Limits {
+                entries: self.registry_cache_entries,
+                bytes: self.registry_cache_bytes,
+                tag_ttl: self.registry_tag_ttl,
+                error_ttl: self.registry_error_ttl,
+            },
+            ..Settings::default()
+        }))
+    }
 }
 
 /// The policy file flag, shared by the commands that harden.

@@ -32,6 +32,7 @@ pub mod logging;
 pub mod metrics;
 pub mod offline;
 pub mod psa;
+pub mod registry;
 pub mod scan;
 pub mod server;
 pub mod yaml;
@@ -62,6 +63,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 
 fn run_scan(args: &ScanArgs) -> Result<ExitCode> {
     let policy = args.policy.load()?;
+    let images = offline_resolver(&args.registry)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -69,7 +71,11 @@ fn run_scan(args: &ScanArgs) -> Result<ExitCode> {
     let rows = runtime.block_on(async {
         let client = scan_client(args).await?;
         let objects = scan::list(&client, &args.namespaces).await?;
-        Ok::<_, Error>(scan::analyze(&objects, &policy))
+        let images = match &images {
+            Some(resolver) => resolve_offline(resolver, scan::images_in(&objects)).await,
+            None => harden::ImageLookup::new(),
+        };
+        Ok::<_, Error>(scan::analyze_with_images(&objects, &policy, &images))
     })?;
     let output = match args.output {
         ScanOutput::Table => scan::render_table(&rows),
@@ -126,6 +132,30 @@ fn run_serve(args: ServeArgs) -> Result<ExitCode> {
     })
 }
 
+/// `--resolve-images` for `harden` and `scan`: credentials from the user's docker config unless
+/// `--registry-credentials` names a file.
+fn offline_resolver(args: &config::RegistryArgs) -> Result<Option<registry::Resolver>> {
+    args.settings(true)?
+        .map(|settings| {
+            registry::Resolver::new(settings, registry::RegistryMetrics::unregistered())
+        })
+        .transpose()
+        .map_err(Error::Config)
+}
+
+/// Resolves `images` within the budget; each image hardened without its configuration gets a
+/// line on stderr.
+async fn resolve_offline(
+    resolver: &registry::Resolver,
+    images: Vec<String>,
+) -> harden::ImageLookup {
+    let resolved = resolver.resolve(&images).await;
+    for warning in &resolved.warnings {
+        eprintln!("kube-harden: {warning}");
+    }
+    resolved.lookup
+}
+
 /// Resolves on SIGTERM (what the kubelet sends) or SIGINT (Ctrl-C).
 async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
@@ -159,7 +189,15 @@ fn run_harden(args: &HardenArgs) -> Result<ExitCode> {
         input = std::fs::read_to_string(&args.file).map_err(io_error(&args.file))?;
         args.file.display().to_string()
     };
-    let outcome = offline::harden_stream(&input, &source_name, &policy);
+    let images = match offline_resolver(&args.registry)? {
+        Some(resolver) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(Error::Runtime)?
+            .block_on(resolve_offline(&resolver, offline::images_in(&input))),
+        None => harden::ImageLookup::new(),
+    };
+    let outcome = offline::harden_stream_with_images(&input, &source_name, &policy, &images);
     let documents = outcome.documents;
     let output = offline::render(&documents, args.output).map_err(Error::Render)?;
     eprint!("{}", offline::unserved_report(&documents, &source_name));

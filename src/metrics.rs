@@ -23,6 +23,7 @@ use prometheus::{
 };
 
 use crate::admission::{Mode, Report, change_label};
+use crate::registry::RegistryMetrics;
 
 /// Histogram buckets for admission latency: sub-millisecond resolution where the webhook lives,
 /// up to the API server's webhook timeout.
@@ -96,6 +97,7 @@ pub struct Metrics {
     cert_renewals: IntCounterVec,
     ca_bundle_updates: IntCounterVec,
     ca_expiry: Gauge,
+    registry_metrics: RegistryMetrics,
 }
 
 impl Metrics {
@@ -226,6 +228,7 @@ impl Metrics {
         ] {
             registry.register(collector).expect("unique metric");
         }
+        let registry_metrics = RegistryMetrics::register(&registry);
         #[cfg(target_os = "linux")]
         registry
             .register(Box::new(
@@ -250,7 +253,13 @@ impl Metrics {
             cert_renewals,
             ca_bundle_updates,
             ca_expiry,
+            registry_metrics,
         }
+    }
+
+    /// The registry client's metrics (`--resolve-images`).
+    pub fn registry(&self) -> RegistryMetrics {
+        self.registry_metrics.clone()
     }
 
     /// Records one answered review. Dry runs count as requests but not as changes, findings or

@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::harden::{self, Change, Hardened, Policy};
+use crate::harden::{self, Change, Hardened, ImageLookup, Policy};
 use crate::yaml;
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{Patch, PatchOperation};
@@ -65,6 +65,16 @@ pub struct Outcome {
 /// Parses `input` (named `source_name` in errors) and hardens every document. A document that
 /// fails is reported in [`Outcome::errors`]; the others are still hardened.
 pub fn harden_stream(input: &str, source_name: &str, policy: &Policy) -> Outcome {
+    harden_stream_with_images(input, source_name, policy, &ImageLookup::new())
+}
+
+/// [`harden_stream`] with what the images say about themselves (`--resolve-images`).
+pub fn harden_stream_with_images(
+    input: &str,
+    source_name: &str,
+    policy: &Policy,
+    images: &ImageLookup,
+) -> Outcome {
     let mut outcome = Outcome::default();
     for (i, read) in yaml::read_stream(input).into_iter().enumerate() {
         let document = i + 1;
@@ -91,7 +101,7 @@ pub fn harden_stream(input: &str, source_name: &str, policy: &Policy) -> Outcome
             });
             continue;
         }
-        match harden_document(&read.value, policy) {
+        match harden_document(&read.value, policy, images) {
             Ok(mut doc) => {
                 doc.line = read.line;
                 doc.index = document;
@@ -286,9 +296,46 @@ pub fn has_findings(documents: &[Document]) -> bool {
 }
 
 /// Hardens one document (a List item by item); an error names the List item it is in.
+/// The distinct container images of the stream's workloads (List items included), for
+/// `--resolve-images`. Documents that do not parse are skipped: [`harden_stream`] reports them.
+pub fn images_in(input: &str) -> Vec<String> {
+    let mut images: Vec<String> = Vec::new();
+    for read in yaml::read_stream(input).into_iter().flatten() {
+        let items = match read.value.get("items").and_then(Value::as_array) {
+            Some(items) if read.value.get("kind").and_then(Value::as_str) == Some("List") => {
+                items.iter().collect()
+            }
+            _ => vec![&read.value],
+        };
+        for item in items {
+            if let Some(kind) = harden::WorkloadKind::of_object(item) {
+                for image in crate::admission::images_of(item, kind) {
+                    if !images.contains(&image) {
+                        images.push(image);
+                    }
+                }
+            }
+        }
+    }
+    images
+}
+
+/// [`harden::harden_object`] with the image lookup.
+fn harden_one(
+    object: &Value,
+    policy: &Policy,
+    images: &ImageLookup,
+) -> Result<Hardened, harden::HardenError> {
+    match harden::WorkloadKind::of_object(object) {
+        Some(kind) => harden::harden_workload_with_images(object, kind, policy, images),
+        None => Ok(Hardened::default()),
+    }
+}
+
 fn harden_document(
     original: &Value,
     policy: &Policy,
+    images: &ImageLookup,
 ) -> Result<Document, (Option<usize>, harden::HardenError)> {
     let mut result = Hardened::default();
     let mut warnings = Vec::new();
@@ -300,7 +347,7 @@ fn harden_document(
             if let Some(unserved) = harden::WorkloadKind::unserved(item) {
                 warnings.push(format!("items[{i}]: {unserved}"));
             }
-            let item_result = harden::harden_object(item, policy).map_err(|e| (Some(i), e))?;
+            let item_result = harden_one(item, policy, images).map_err(|e| (Some(i), e))?;
             let prefix = PointerBuf::from_tokens(["items".to_owned(), i.to_string()]);
             result.patch.0.extend(
                 item_result
@@ -323,7 +370,7 @@ fn harden_document(
         if let Some(unserved) = harden::WorkloadKind::unserved(original) {
             warnings.push(unserved.to_string());
         }
-        result = harden::harden_object(original, policy).map_err(|e| (None, e))?;
+        result = harden_one(original, policy, images).map_err(|e| (None, e))?;
     }
     let mut hardened = original.clone();
     json_patch::patch(&mut hardened, &result.patch).map_err(|e| {

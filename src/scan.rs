@@ -79,6 +79,28 @@ fn owned_by_workload(object: &Value) -> bool {
 
 /// Runs the rules over listed objects (pure; the I/O is in [`list`]).
 pub fn analyze(objects: &[(WorkloadKind, Value)], policy: &Policy) -> Vec<ScanRow> {
+    analyze_with_images(objects, policy, &crate::harden::ImageLookup::new())
+}
+
+/// The distinct container images of the listed objects, for `--resolve-images`.
+pub fn images_in(objects: &[(WorkloadKind, Value)]) -> Vec<String> {
+    let mut images: Vec<String> = Vec::new();
+    for (kind, object) in objects.iter().filter(|(_, o)| !owned_by_workload(o)) {
+        for image in crate::admission::images_of(object, *kind) {
+            if !images.contains(&image) {
+                images.push(image);
+            }
+        }
+    }
+    images
+}
+
+/// [`analyze`] with what the images say about themselves (`--resolve-images`).
+pub fn analyze_with_images(
+    objects: &[(WorkloadKind, Value)],
+    policy: &Policy,
+    images: &crate::harden::ImageLookup,
+) -> Vec<ScanRow> {
     let mut rows: Vec<ScanRow> = objects
         .iter()
         .filter(|(_, object)| !owned_by_workload(object))
@@ -99,7 +121,7 @@ pub fn analyze(objects: &[(WorkloadKind, Value)], policy: &Policy) -> Vec<ScanRo
                 restricted_failing: Vec::new(),
                 error: None,
             };
-            match harden::harden_workload(object, *kind, policy) {
+            match harden::harden_workload_with_images(object, *kind, policy, images) {
                 Ok(hardened) => {
                     row.would_change = hardened.applied_names();
                     row.findings = hardened.findings;

@@ -3,6 +3,7 @@
 mod it {
     mod budget;
     mod harden_cli;
+    mod images;
     mod lifecycle;
     mod properties;
     mod psa_checks;

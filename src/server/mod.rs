@@ -20,6 +20,7 @@
 //! See <https://kubernetes.io/docs/reference/access-authn-authz/extensible-admission-controllers/>.
 
 pub mod conns;
+mod images;
 pub mod nofile;
 pub mod tls;
 
@@ -83,6 +84,8 @@ pub struct ServeConfig {
     pub review_timeout: Duration,
     /// The hardening policy.
     pub policy: Policy,
+    /// `--resolve-images`: the registry client's settings; `None` hardens image-blind.
+    pub images: Option<crate::registry::Settings>,
 }
 
 /// Why the server could not start or failed.
@@ -103,6 +106,9 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
+    /// The registry client (`--resolve-images`) could not be set up.
+    #[error("{0}")]
+    Registry(String),
 }
 
 /// Shared per-process state of the handlers.
@@ -115,6 +121,8 @@ struct State {
     review_timeout: Duration,
     /// One permit per review running on the blocking pool.
     review_slots: Arc<Semaphore>,
+    /// `--resolve-images`.
+    images: Option<crate::registry::Resolver>,
 }
 
 /// A server whose sockets are bound; [`Server::run`] serves until the shutdown future resolves.
@@ -148,6 +156,12 @@ impl Server {
                 .await
                 .map_err(|source| ServeError::Bind { addr, source })
         };
+        let images = config
+            .images
+            .clone()
+            .map(|settings| crate::registry::Resolver::new(settings, metrics.registry()))
+            .transpose()
+            .map_err(ServeError::Registry)?;
         let webhook = bind(config.webhook_addr).await?;
         let metrics_listener = bind(config.metrics_addr).await?;
         let state = Arc::new(State {
@@ -158,6 +172,7 @@ impl Server {
             request_timeout: config.request_timeout,
             review_timeout: config.review_timeout,
             review_slots: Arc::new(Semaphore::new(review_slots())),
+            images,
         });
         Ok(Self {
             acceptor: TlsAcceptor::from(Arc::new(tls_config)),
@@ -498,6 +513,9 @@ async fn review_within_budget(body: Bytes, mode: Mode, state: &Arc<State>) -> ad
     let work = {
         let (state, body) = (Arc::clone(state), body.clone());
         async move {
+            if let Some(resolver) = state.images.clone() {
+                return images::review(body, mode, state, resolver).await;
+            }
             let permit = Arc::clone(&state.review_slots).acquire_owned().await;
             tokio::task::spawn_blocking(move || {
                 let _permit = permit;

@@ -144,6 +144,7 @@ pub fn config(cert: PathBuf, key: PathBuf) -> ServeConfig {
         idle_timeout: Duration::from_secs(30),
         review_timeout: Duration::from_secs(2),
         policy: Policy::default(),
+        images: None,
     }
 }
 
