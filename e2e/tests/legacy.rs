@@ -9,6 +9,7 @@
 
 mod legacy {
     pub mod apps;
+    pub mod aware;
     pub mod checks;
     pub mod deploy;
     pub mod registry;
@@ -26,6 +27,7 @@ use kube_harden_e2e::node::Node;
 use kube_harden_e2e::registry::{Options, Registry};
 use kube_harden_e2e::{MODE_LABEL, Result, process, repo_root, target_dir};
 use legacy::apps::{self, App};
+use legacy::aware::{AWARE_LABEL, Aware, Latency, node_metrics};
 use legacy::deploy::{Observation, deploy, deploy_object};
 use legacy::registry;
 use legacy::report::{AppReport, markdown};
@@ -35,6 +37,8 @@ use serde_json::json;
 /// The node, the registry it pulls the zoo from, and each image's manifest digest (by app).
 /// Dropped in this order: the node stops pulling before the registry goes.
 struct Started {
+    /// The image-aware webhook (stopped first).
+    aware: Aware,
     node: Node,
     registry: Registry,
     digests: BTreeMap<String, String>,
@@ -99,8 +103,10 @@ fn start() -> Result<Started> {
         registry.url(),
         hosts.display()
     );
+    let aware = Aware::start(&node, &registry)?;
     let digests = archives.into_iter().map(|(app, (d, _))| (app, d)).collect();
     Ok(Started {
+        aware,
         node,
         registry,
         digests,
@@ -128,7 +134,45 @@ fn expect(what: &str, observation: &Observation, runs: bool) -> Result<()> {
     Ok(())
 }
 
-/// One app, three ways.
+/// The image-aware deployment of `app` ran as its image's user, with the changes that say so.
+fn check_image_aware(app: &App, aware: &Observation) -> Result<()> {
+    if let Some(uid) = app.image_uid {
+        if aware.run_as_user != Some(uid) {
+            return Err(format!(
+                "{}: image-aware pod runs as {:?}, the image's USER is {uid}",
+                app.name, aware.run_as_user
+            )
+            .into());
+        }
+        // The process's own report (os.getuid()), not only the pod's spec.
+        if !aware.detail.contains(&format!("uid={uid}")) {
+            return Err(format!(
+                "{}: the image-aware process is not UID {uid}: {}",
+                app.name, aware.detail
+            )
+            .into());
+        }
+    }
+    let added = aware
+        .warnings
+        .iter()
+        .find(|w| w.starts_with("kube-harden added: "))
+        .map_or("", String::as_str);
+    let hardened = aware.hardened.as_deref().unwrap_or_default();
+    for change in app.image_changes {
+        if !added.contains(change) || !hardened.contains(change) {
+            return Err(format!(
+                "{}: image-aware, {change} missing from the warnings ({added:?}) or from \
+                 kube-harden.io/hardened ({hardened:?})",
+                app.name
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// One app, four ways: plain, hardened image-blind, hardened image-aware, fixed.
 fn three_ways(started: &Started, app: &App) -> Result<()> {
     let (node, digests) = (&started.node, &started.digests);
     let digest = digests.get(app.name).cloned().unwrap_or_default();
@@ -149,6 +193,15 @@ fn three_ways(started: &Started, app: &App) -> Result<()> {
         "legacy: {} hardened: runs={} {}",
         app.name, hardened.runs, hardened.detail
     );
+    let ns = node.block_on(node.namespace(
+        &format!("aware-{}", app.name),
+        &[(MODE_LABEL, "enforce"), (AWARE_LABEL, "true")],
+    ))?;
+    let aware = deploy(node, app, &ns, false)?;
+    eprintln!(
+        "legacy: {} image-aware: runs={} run_as_user={:?} {}",
+        app.name, aware.runs, aware.run_as_user, aware.detail
+    );
     let fixed = if app.fix.is_empty() && app.fix_env.is_empty() {
         None
     } else {
@@ -167,6 +220,7 @@ fn three_ways(started: &Started, app: &App) -> Result<()> {
         pull,
         plain,
         hardened,
+        aware,
         fixed,
     };
     REPORTS
@@ -190,6 +244,15 @@ fn three_ways(started: &Started, app: &App) -> Result<()> {
         &report.hardened,
         app.runs_hardened_as_is,
     )?;
+    if report.aware.hardened.is_none() {
+        return Err(format!("{}: not hardened by the image-aware webhook", app.name).into());
+    }
+    expect(
+        &format!("{} hardened image-aware without annotation", app.name),
+        &report.aware,
+        app.runs_image_aware,
+    )?;
+    check_image_aware(app, &report.aware)?;
     // Issue 14: an app that breaks hardened is a defect unless kube-harden's own warnings name
     // the fix this suite applies.
     let not_named = report.fix_not_named(app);
@@ -286,13 +349,21 @@ fn skip_run_as_user_only(started: &Started, on_the_deployment: bool) -> Result<(
 }
 
 /// Saves the JSON, and the Markdown table when every app ran.
-fn write_report(all: &[App]) -> Result<()> {
+fn write_report(all: &[App], latency: Option<(Latency, Latency)>) -> Result<()> {
     let reports = REPORTS.lock().unwrap_or_else(|p| p.into_inner()).clone();
     if reports.is_empty() {
         return Ok(());
     }
     let target = target_dir(&repo_root());
     std::fs::create_dir_all(&target)?;
+    if let Some((blind, aware)) = &latency {
+        eprintln!("legacy: image-blind webhook: {blind:?}");
+        eprintln!("legacy: image-aware webhook: {aware:?}");
+        std::fs::write(
+            target.join("legacy-latency.json"),
+            serde_json::to_string_pretty(&json!({"image_blind": blind, "image_aware": aware}))?,
+        )?;
+    }
     let json = target.join("legacy-apps.json");
     std::fs::write(&json, serde_json::to_string_pretty(&reports)?)?;
     eprintln!("legacy: wrote {}", json.display());
@@ -308,7 +379,7 @@ fn write_report(all: &[App]) -> Result<()> {
     if ordered.len() == all.len() {
         let (apps, reports): (Vec<App>, Vec<AppReport>) = ordered.into_iter().unzip();
         let doc = repo_root().join("docs/legacy-apps.md");
-        std::fs::write(&doc, markdown(&apps, &reports))?;
+        std::fs::write(&doc, markdown(&apps, &reports, latency.as_ref()))?;
         eprintln!("legacy: wrote {}", doc.display());
     } else {
         eprintln!("legacy: not every app ran, docs/legacy-apps.md left as it is");
@@ -348,7 +419,14 @@ fn main() -> ExitCode {
         }))
         .collect();
     let conclusion = libtest_mimic::run(&args, trials);
-    if let Err(e) = write_report(&all) {
+    let latency = NODE.get().and_then(|lock| {
+        let guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let started = guard.as_ref()?.as_ref().ok()?;
+        let blind = node_metrics(&started.node).ok()?;
+        let aware = started.aware.metrics().ok()?;
+        Some((Latency::of(&blind), Latency::of(&aware)))
+    });
+    if let Err(e) = write_report(&all, latency) {
         eprintln!("legacy: writing the report failed: {e}");
     }
     if let Some(lock) = NODE.get() {

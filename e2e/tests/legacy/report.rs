@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::apps::{App, WRITABLE};
+use super::aware::Latency;
 use super::deploy::Observation;
 
 /// One app's three outcomes.
@@ -23,8 +24,10 @@ pub struct AppReport {
     pub pull: String,
     /// In a namespace kube-harden ignores.
     pub plain: Observation,
-    /// In an enforce namespace, as is.
+    /// In an enforce namespace, as is (image-blind).
     pub hardened: Observation,
+    /// In an enforce namespace, as is, hardened by the image-aware webhook.
+    pub aware: Observation,
     /// In an enforce namespace with the fix's annotations (none when it runs as is).
     pub fixed: Option<Observation>,
 }
@@ -112,6 +115,35 @@ fn outcome(observation: &Observation) -> String {
     format!("{verdict}: {}", cell(&observation.detail))
 }
 
+/// The image-aware column: the outcome, the UID the pod runs as, and what kube-harden's
+/// warnings say (what the image told it).
+fn aware_cell(report: &AppReport) -> String {
+    let uid = report
+        .aware
+        .run_as_user
+        .map_or_else(|| "the image's user".to_owned(), |u| format!("UID {u}"));
+    let why = if report.aware.runs {
+        String::new()
+    } else {
+        format!("; why: {}", cell(&why(&report.aware)))
+    };
+    format!(
+        "{} (runs as {uid}{why})<br>{}",
+        outcome(&report.aware),
+        advice(&report.aware)
+    )
+}
+
+/// Whether image-awareness changed the outcome (the second table's last column).
+fn difference(report: &AppReport) -> &'static str {
+    match (report.hardened.runs, report.aware.runs) {
+        (false, true) => "**breaks -> runs**",
+        (true, false) => "**runs -> breaks**",
+        (true, true) => "runs both ways",
+        (false, false) => "breaks both ways",
+    }
+}
+
 /// Findings every app of the zoo gets alike (probes, tags), left out of the table.
 const ALIKE: [&str; 3] = ["noLivenessProbe", "noReadinessProbe", "imageLatest"];
 
@@ -135,7 +167,11 @@ fn advice(observation: &Observation) -> String {
 }
 
 /// docs/legacy-apps.md.
-pub fn markdown(apps: &[App], reports: &[AppReport]) -> String {
+pub fn markdown(
+    apps: &[App],
+    reports: &[AppReport],
+    latency: Option<&(Latency, Latency)>,
+) -> String {
     let mut md = String::new();
     md.push_str(
         "# Legacy apps on a real node\n\n\
@@ -203,6 +239,53 @@ pub fn markdown(apps: &[App], reports: &[AppReport]) -> String {
             names,
             fix,
             fixed
+        );
+    }
+    md.push_str(
+        "\n## Image-blind vs image-aware\n\n\
+         Each app is also deployed, with no annotation, in an enforce namespace served by a second\n\
+         `kube-harden serve` with `--resolve-images` pointed at the suite's registry (the one the\n\
+         node pulls from; plain HTTP on 127.0.0.1, budget 3 s): it reads each image's config (USER,\n\
+         VOLUMEs, Env) and fits the hardening to it ([image-aware.md](image-aware.md)). The node's\n\
+         webhook (the first table's) stays image-blind. The suite fails if vendor-uid or volume-data\n\
+         break image-aware with no annotation, if their pods do not run as the image's UID (the\n\
+         pod's `runAsUser` and the process's own `os.getuid()`), or if kube-harden's warnings do\n\
+         not list the image-aware changes (`imageUser`, `imageVolumes`).\n\n\
+         | app | hardened, no annotation, image-blind | hardened, no annotation, image-aware | difference |\n\
+         | --- | --- | --- | --- |\n",
+    );
+    for (app, report) in apps.iter().zip(reports) {
+        let blind_uid = report
+            .hardened
+            .run_as_user
+            .map_or_else(|| "the image's user".to_owned(), |u| format!("UID {u}"));
+        let _ = writeln!(
+            md,
+            "| **{}** | {} (runs as {blind_uid}) | {} | {} |",
+            app.name,
+            outcome(&report.hardened),
+            aware_cell(report),
+            difference(report)
+        );
+    }
+    if let Some((blind, aware)) = latency {
+        let _ = writeln!(
+            md,
+            "\nReview latency over this run, from each webhook's metrics: image-blind {:.1} ms \
+             mean over {} reviews; image-aware {:.1} ms mean over {} reviews, with {} registry \
+             fetches of {:.1} ms mean (manifest and config; the cache answers the rest: {}).",
+            blind.mean_review_ms,
+            blind.reviews,
+            aware.mean_review_ms,
+            aware.reviews,
+            aware.fetches,
+            aware.mean_fetch_ms,
+            aware
+                .lookups
+                .iter()
+                .map(|(labels, n)| format!("{labels} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     md.push_str(
