@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use prometheus::{
-    Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry, core::Collector,
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, core::Collector,
 };
 
 use super::fetch::Reason;
@@ -23,6 +23,9 @@ const FETCH_BUCKETS: &[f64] = &[
 #[derive(Clone)]
 pub struct RegistryMetrics {
     lookups: IntCounterVec,
+    /// `lookups{result="hit"}` and `{result="miss"}`, resolved once (the warm path counts).
+    hits: IntCounter,
+    misses: IntCounter,
     fetch_duration: Histogram,
     fetch_errors: IntCounterVec,
     fallbacks: IntCounterVec,
@@ -42,15 +45,18 @@ impl RegistryMetrics {
 
     /// The metrics, not registered anywhere (offline commands, tests).
     pub fn unregistered() -> Self {
+        let lookups = IntCounterVec::new(
+            Opts::new(
+                "kube_harden_image_cache_lookups_total",
+                "Image facts looked up by reviews, by result (hit: from the cache; miss: fetched).",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
         Self {
-            lookups: IntCounterVec::new(
-                Opts::new(
-                    "kube_harden_image_cache_lookups_total",
-                    "Image facts looked up by reviews, by result (hit: from the cache; miss: fetched).",
-                ),
-                &["result"],
-            )
-            .expect("valid metric"),
+            hits: lookups.with_label_values(&["hit"]),
+            misses: lookups.with_label_values(&["miss"]),
+            lookups,
             fetch_duration: Histogram::with_opts(
                 HistogramOpts::new(
                     "kube_harden_image_fetch_duration_seconds",
@@ -101,8 +107,11 @@ impl RegistryMetrics {
 
     /// A lookup answered from the cache (`hit`) or sent to the registry (`miss`).
     pub fn lookup(&self, hit: bool) {
-        let result = if hit { "hit" } else { "miss" };
-        self.lookups.with_label_values(&[result]).inc();
+        if hit {
+            self.hits.inc();
+        } else {
+            self.misses.inc();
+        }
     }
 
     /// One fetch finished after `elapsed`, failing with `error` if any.

@@ -21,7 +21,7 @@ mod facts;
 mod fetch;
 mod metrics;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -160,19 +160,14 @@ impl Resolver {
     pub fn cached(&self, images: &[String]) -> Resolved {
         let now = Instant::now();
         let mut resolved = Resolved::default();
-        let mut seen = HashSet::new();
-        for image in images {
-            if !seen.insert(image.as_str()) {
+        for (i, image) in images.iter().enumerate() {
+            // A pod has a few images: a scan beats hashing.
+            if images.get(..i).is_some_and(|before| before.contains(image)) {
                 continue;
             }
-            let reference = match parse_reference(image) {
-                Ok(r) => r,
-                Err(e) => {
-                    self.fallback(&mut resolved, image, &e);
-                    continue;
-                }
-            };
-            match self.inner.cache.get(image, reference.digest(), now) {
+            // The reference is parsed only to fetch (`start`): the warm path is string lookups.
+            let digest = image.rsplit_once('@').map(|(_, digest)| digest);
+            match self.inner.cache.get(image, digest, now) {
                 Cached::Facts(facts) => {
                     self.inner.metrics.lookup(true);
                     resolved.lookup.insert(image.clone(), (*facts).clone());
@@ -249,6 +244,10 @@ impl Resolver {
         if let Some(rx) = inflight.get(image) {
             return Ok(rx.clone());
         }
+        let reference = parse_reference(image).inspect_err(|e| {
+            // Remembered like any failure: the next review is answered from the cache.
+            self.inner.cache.put_error(image, e.clone(), Instant::now());
+        })?;
         if inflight.len() >= self.inner.settings.max_fetches {
             return Err(FetchError::new(
                 Reason::Busy,
@@ -258,7 +257,6 @@ impl Resolver {
                 ),
             ));
         }
-        let reference = parse_reference(image)?;
         let (tx, rx) = watch::channel(None);
         inflight.insert(image.to_owned(), rx.clone());
         let this = self.clone();

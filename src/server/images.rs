@@ -25,6 +25,10 @@ struct FromCache {
 impl ImageSource for FromCache {
     fn lookup(&mut self, images: &[String]) -> (ImageLookup, Vec<String>) {
         let found = self.resolver.cached(images);
+        if found.missing.is_empty() {
+            // The warm path: this pass is the answer, nothing to keep.
+            return (found.lookup, found.warnings);
+        }
         let answer = (found.lookup.clone(), found.warnings.clone());
         self.found = Some(found);
         answer
