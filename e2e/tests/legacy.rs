@@ -1,7 +1,10 @@
 //! The legacy-app suite (docs/legacy-apps.md): every image of the zoo (e2e/images/, Debian
-//! packages, unmodified in behaviour) deployed three ways on a real node: in a plain namespace,
-//! in an enforce namespace as is, and there with the annotation that fixes it. Each app's three
-//! outcomes are asserted; the run writes target/legacy-apps.json and, when every app ran,
+//! packages, unmodified in behaviour) deployed four ways on a real node: in a plain namespace,
+//! in an enforce namespace as is (the node's image-blind webhook), in an enforce namespace as is
+//! served by a second, image-aware webhook (`--resolve-images` reading the suite's registry:
+//! legacy/aware.rs), and with the annotation that fixes it. Each app's outcomes are asserted;
+//! the run writes target/legacy-apps.json, target/legacy-latency.json (both webhooks' review
+//! latency and the image lookups, from their metrics) and, when every app ran,
 //! docs/legacy-apps.md. The images are pushed to a real OCI registry on 127.0.0.1 (Distribution,
 //! e2e/src/registry.rs) and the node's containerd pulls them from it (`imagePullPolicy: Always`);
 //! each app's pull, as the kubelet reports it, goes to the JSON. Needs root (the node).
@@ -173,7 +176,7 @@ fn check_image_aware(app: &App, aware: &Observation) -> Result<()> {
 }
 
 /// One app, four ways: plain, hardened image-blind, hardened image-aware, fixed.
-fn three_ways(started: &Started, app: &App) -> Result<()> {
+fn four_ways(started: &Started, app: &App) -> Result<()> {
     let (node, digests) = (&started.node, &started.digests);
     let digest = digests.get(app.name).cloned().unwrap_or_default();
     let enforce = [(MODE_LABEL, "enforce")];
@@ -396,7 +399,7 @@ fn main() -> ExitCode {
         .cloned()
         .map(|app| {
             Trial::test(format!("legacy::{}", app.name), move || {
-                with_node(|started| three_ways(started, &app))
+                with_node(|started| four_ways(started, &app))
             })
         })
         .chain([false, true].map(|on_the_deployment| {
