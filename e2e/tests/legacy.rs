@@ -175,12 +175,33 @@ fn check_image_aware(app: &App, aware: &Observation) -> Result<()> {
     Ok(())
 }
 
-/// One app, four ways: plain, hardened image-blind, hardened image-aware, fixed.
+/// Deletes the namespaces of a finished test and waits until they are gone: a hardened pod
+/// requests CPU and memory, and the node must have room for the next app's.
+fn clean_up(node: &Node, namespaces: &[String]) {
+    let mut args = vec!["delete", "namespace", "--wait=true", "--timeout=120s"];
+    args.extend(namespaces.iter().map(String::as_str));
+    match node.kubectl(&args, None) {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => eprintln!("legacy: deleting {namespaces:?}: {}", out.stderr.trim()),
+        Err(e) => eprintln!("legacy: deleting {namespaces:?}: {e}"),
+    }
+}
+
+/// One app, four ways: plain, hardened image-blind, hardened image-aware, fixed; its
+/// namespaces deleted afterwards.
 fn four_ways(started: &Started, app: &App) -> Result<()> {
+    let mut namespaces = Vec::new();
+    let result = deploy_four_ways(started, app, &mut namespaces);
+    clean_up(&started.node, &namespaces);
+    result
+}
+
+fn deploy_four_ways(started: &Started, app: &App, namespaces: &mut Vec<String>) -> Result<()> {
     let (node, digests) = (&started.node, &started.digests);
     let digest = digests.get(app.name).cloned().unwrap_or_default();
     let enforce = [(MODE_LABEL, "enforce")];
     let ns = node.block_on(node.namespace(&format!("plain-{}", app.name), &[]))?;
+    namespaces.push(ns.clone());
     let plain = deploy(node, app, &ns, false)?;
     eprintln!(
         "legacy: {} plain: runs={} {}",
@@ -191,6 +212,7 @@ fn four_ways(started: &Started, app: &App) -> Result<()> {
     let pull = registry::pulled(node, &started.registry, &ns, app.name, &digest)?;
     eprintln!("legacy: {} pulled: {pull}", app.name);
     let ns = node.block_on(node.namespace(&format!("hard-{}", app.name), &enforce))?;
+    namespaces.push(ns.clone());
     let hardened = deploy(node, app, &ns, false)?;
     eprintln!(
         "legacy: {} hardened: runs={} {}",
@@ -200,6 +222,7 @@ fn four_ways(started: &Started, app: &App) -> Result<()> {
         &format!("aware-{}", app.name),
         &[(MODE_LABEL, "enforce"), (AWARE_LABEL, "true")],
     ))?;
+    namespaces.push(ns.clone());
     let aware = deploy(node, app, &ns, false)?;
     eprintln!(
         "legacy: {} image-aware: runs={} run_as_user={:?} {}",
@@ -209,6 +232,7 @@ fn four_ways(started: &Started, app: &App) -> Result<()> {
         None
     } else {
         let ns = node.block_on(node.namespace(&format!("fix-{}", app.name), &enforce))?;
+        namespaces.push(ns.clone());
         let fixed = deploy(node, app, &ns, true)?;
         eprintln!(
             "legacy: {} fixed: runs={} {}",
@@ -305,14 +329,21 @@ fn skip_run_as_user_only(started: &Started, on_the_deployment: bool) -> Result<(
     let enforce = [(MODE_LABEL, "enforce")];
     let ns = node.block_on(node.namespace(prefix, &enforce))?;
     let fix = vec![(SKIP_ANNOTATION.to_owned(), format!("runAsUser ({where_})"))];
-    let observed = deploy_object(node, &app, &ns, &object, fix)?;
+    let observed = deploy_object(node, &app, &ns, &object, fix);
+    let result = observed.and_then(|observed| check_skip(node, &ns, where_, &observed));
+    clean_up(node, &[ns]);
+    result
+}
+
+/// The vendor-uid pod with the skip ran as the image's user, with no user or group of ours.
+fn check_skip(node: &Node, ns: &str, where_: &str, observed: &Observation) -> Result<()> {
     eprintln!(
         "legacy: vendor-uid, skip runAsUser {where_}: runs={} {}",
         observed.runs, observed.detail
     );
     expect(
         &format!("vendor-uid with skip runAsUser {where_}"),
-        &observed,
+        observed,
         true,
     )?;
     if !observed.detail.contains("uid=10001") {

@@ -109,11 +109,19 @@ fn broken(node: &Node, namespace: &str, pod: &Value) -> Option<String> {
     if restarts == 0 && !terminated.is_object() {
         return None;
     }
+    // The log of a container that exited a moment ago may not be readable yet: a few tries.
+    let mut tail = log_tail(node, namespace, name, previous);
+    for _ in 0..6 {
+        if !tail.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        tail = log_tail(node, namespace, name, previous);
+    }
     Some(format!(
-        "exit {} ({}): {}",
+        "exit {} ({}): {tail}",
         terminated["exitCode"],
         terminated["reason"].as_str().unwrap_or("?"),
-        log_tail(node, namespace, name, previous)
     ))
 }
 
