@@ -156,6 +156,15 @@ fn check_image_aware(app: &App, aware: &Observation) -> Result<()> {
             .into());
         }
     }
+    if let Some(path) = app.image_volume
+        && !aware.pod.empty_dirs.iter().any(|m| m == path)
+    {
+        return Err(format!(
+            "{}: image-aware pod has no emptyDir at its image's VOLUME {path}: {:?}",
+            app.name, aware.pod
+        )
+        .into());
+    }
     let added = aware
         .warnings
         .iter()

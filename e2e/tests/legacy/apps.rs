@@ -53,6 +53,8 @@ pub struct App {
     /// The image-aware change names kube-harden's warnings must list for it (what the image
     /// told it: `imageUser`, `imageVolumes`, `imageTmpdir`).
     pub image_changes: &'static [&'static str],
+    /// The `VOLUME` its image declares that the image-aware pod must have an emptyDir at.
+    pub image_volume: Option<&'static str>,
 }
 
 /// The registry the node pulls the zoo from (`127.0.0.1:<port>`), set once it runs.
@@ -119,6 +121,7 @@ pub fn all() -> Vec<App> {
             runs_image_aware: false,
             image_uid: None,
             image_changes: &[],
+            image_volume: None,
         },
         App {
             name: "redis",
@@ -137,6 +140,7 @@ pub fn all() -> Vec<App> {
             runs_image_aware: false,
             image_uid: None,
             image_changes: &[],
+            image_volume: None,
         },
         App {
             name: "postgres",
@@ -153,6 +157,7 @@ pub fn all() -> Vec<App> {
             runs_image_aware: false,
             image_uid: None,
             image_changes: &[],
+            image_volume: None,
         },
         App {
             name: "python-web",
@@ -168,6 +173,7 @@ pub fn all() -> Vec<App> {
             runs_image_aware: true,
             image_uid: None,
             image_changes: &[],
+            image_volume: None,
         },
         App {
             name: "cronjob",
@@ -182,6 +188,7 @@ pub fn all() -> Vec<App> {
             runs_image_aware: false,
             image_uid: None,
             image_changes: &[],
+            image_volume: None,
         },
         App {
             name: "vendor-uid",
@@ -197,6 +204,7 @@ pub fn all() -> Vec<App> {
             runs_image_aware: true,
             image_uid: Some(10001),
             image_changes: &["imageUser"],
+            image_volume: None,
         },
         App {
             name: "volume-data",
@@ -213,6 +221,7 @@ pub fn all() -> Vec<App> {
             runs_image_aware: true,
             image_uid: Some(10002),
             image_changes: &["imageUser", "imageVolumes"],
+            image_volume: Some("/var/lib/volume-app"),
         },
         App {
             name: "jvm",
@@ -229,6 +238,7 @@ pub fn all() -> Vec<App> {
             runs_image_aware: false,
             image_uid: None,
             image_changes: &[],
+            image_volume: None,
         },
         App {
             name: "named-user",
@@ -244,6 +254,7 @@ pub fn all() -> Vec<App> {
             runs_image_aware: false,
             image_uid: None,
             image_changes: &[],
+            image_volume: None,
         },
     ]
 }

@@ -208,6 +208,10 @@ pub struct Latency {
     pub reviews: f64,
     /// Their mean duration, in milliseconds.
     pub mean_review_ms: f64,
+    /// The upper bound of the histogram bucket holding their median, in milliseconds.
+    pub p50_review_ms: f64,
+    /// The same for their 99th percentile.
+    pub p99_review_ms: f64,
     /// Image fetches from the registry (`kube_harden_image_fetch_duration_seconds_count`).
     pub fetches: f64,
     /// Their mean duration, in milliseconds.
@@ -223,6 +227,28 @@ fn mean_ms(samples: &Samples, family: &str) -> (f64, f64) {
     let sum = samples.family(&format!("{family}_sum")).sum();
     let mean = if count > 0.0 { sum / count * 1e3 } else { 0.0 };
     (count, mean)
+}
+
+/// The `le` of the first bucket of histogram `family` (summed over its other labels) whose
+/// count reaches `q` of the total, in milliseconds (0 with no samples).
+fn quantile_ms(samples: &Samples, family: &str, q: f64) -> f64 {
+    let mut buckets: Vec<(f64, f64)> = Vec::new();
+    for (series, count) in &samples.family(&format!("{family}_bucket")).0 {
+        let le = match series.label("le") {
+            "+Inf" => f64::INFINITY,
+            le => le.parse().unwrap_or(f64::INFINITY),
+        };
+        match buckets.iter_mut().find(|(b, _)| *b == le) {
+            Some((_, c)) => *c += count,
+            None => buckets.push((le, *count)),
+        }
+    }
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let total = buckets.last().map_or(0.0, |b| b.1);
+    buckets
+        .iter()
+        .find(|(_, c)| total > 0.0 && *c >= q * total)
+        .map_or(0.0, |(le, _)| le * 1e3)
 }
 
 fn by_label(samples: &Samples, family: &str) -> Vec<(String, f64)> {
@@ -246,9 +272,12 @@ impl Latency {
     pub fn of(samples: &Samples) -> Self {
         let (reviews, mean_review_ms) = mean_ms(samples, "kube_harden_admission_duration_seconds");
         let (fetches, mean_fetch_ms) = mean_ms(samples, "kube_harden_image_fetch_duration_seconds");
+        let family = "kube_harden_admission_duration_seconds";
         Self {
             reviews,
             mean_review_ms,
+            p50_review_ms: quantile_ms(samples, family, 0.5),
+            p99_review_ms: quantile_ms(samples, family, 0.99),
             fetches,
             mean_fetch_ms,
             lookups: by_label(samples, "kube_harden_image_cache_lookups_total"),

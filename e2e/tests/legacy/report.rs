@@ -118,19 +118,32 @@ fn outcome(observation: &Observation) -> String {
 /// The image-aware column: the outcome, the UID the pod runs as, and what kube-harden's
 /// warnings say (what the image told it).
 fn aware_cell(report: &AppReport) -> String {
-    let uid = report
-        .aware
-        .run_as_user
-        .map_or_else(|| "the image's user".to_owned(), |u| format!("UID {u}"));
-    let why = if report.aware.runs {
+    let aware = &report.aware;
+    let id = |v: Option<i64>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
+    let why = if aware.runs {
         String::new()
     } else {
-        format!("; why: {}", cell(&why(&report.aware)))
+        format!("; why: {}", cell(&why(aware)))
+    };
+    // Only what differs from the image-blind review: what the image told kube-harden.
+    let told: Vec<String> = aware
+        .warnings
+        .iter()
+        .filter(|w| !report.hardened.warnings.contains(w))
+        .map(|w| format!("`{}`", cell(w)))
+        .collect();
+    let told = if told.is_empty() {
+        "(warnings as image-blind)".to_owned()
+    } else {
+        told.join("<br>")
     };
     format!(
-        "{} (runs as {uid}{why})<br>{}",
-        outcome(&report.aware),
-        advice(&report.aware)
+        "{} (pod: runAsUser {}, runAsGroup {}, fsGroup {}; emptyDirs {}{why})<br>{told}",
+        outcome(aware),
+        id(aware.run_as_user),
+        id(aware.pod.run_as_group),
+        id(aware.pod.fs_group),
+        aware.pod.empty_dirs.join(", "),
     )
 }
 
@@ -250,7 +263,9 @@ pub fn markdown(
          webhook (the first table's) stays image-blind. The suite fails if vendor-uid or volume-data\n\
          break image-aware with no annotation, if their pods do not run as the image's UID (the\n\
          pod's `runAsUser` and the process's own `os.getuid()`), or if kube-harden's warnings do\n\
-         not list the image-aware changes (`imageUser`, `imageVolumes`).\n\n\
+         not list the image-aware changes (`imageUser`, `imageVolumes`), or if volume-data's pod\n\
+         has no emptyDir at its image's VOLUME. The image-aware column shows the stored pod's\n\
+         identity and emptyDirs and only the warnings that differ from the image-blind review's.\n\n\
          | app | hardened, no annotation, image-blind | hardened, no annotation, image-aware | difference |\n\
          | --- | --- | --- | --- |\n",
     );
@@ -272,12 +287,18 @@ pub fn markdown(
         let _ = writeln!(
             md,
             "\nReview latency over this run, from each webhook's metrics: image-blind {:.1} ms \
-             mean over {} reviews; image-aware {:.1} ms mean over {} reviews, with {} registry \
-             fetches of {:.1} ms mean (manifest and config; the cache answers the rest: {}).",
+             mean over {} reviews (p50 <= {} ms, p99 <= {} ms: histogram bucket bounds); \
+             image-aware {:.1} ms mean over {} reviews (p50 <= {} ms, p99 <= {} ms), with {} \
+             registry fetches of {:.1} ms mean (manifest and config; the cache answers the rest: \
+             {}).",
             blind.mean_review_ms,
             blind.reviews,
+            blind.p50_review_ms,
+            blind.p99_review_ms,
             aware.mean_review_ms,
             aware.reviews,
+            aware.p50_review_ms,
+            aware.p99_review_ms,
             aware.fetches,
             aware.mean_fetch_ms,
             aware
