@@ -8,14 +8,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use kube_harden::registry::{Credentials, RegistryMetrics, Resolver, Settings};
-use kube_harden_e2e::registry::{Options, Registry};
+use kube_harden_e2e::registry::{Options, Registry, sha256_digest as sha256};
 use serde_json::json;
-
-fn sha256(data: &[u8]) -> String {
-    let hash = ring::digest::digest(&ring::digest::SHA256, data);
-    let hex: String = hash.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256:{hex}")
-}
 
 /// Writes an OCI image layout of a multi-platform image (an index of linux/amd64 and
 /// linux/arm64) whose amd64 config says USER 10001:10001, VOLUME /data, TMPDIR=/scratch.

@@ -459,18 +459,35 @@ async fn offline_harden_resolves_images_and_falls_back() {
                 .unwrap()
         }
     };
-    let blind = run(&[]).await;
+    let blind = run(&["-o".into(), "json".into()]).await;
     let insecure = format!("--registry-insecure={},{down}", good.addr);
     let started = Instant::now();
     let resolved = run(&[
         "--resolve-images".into(),
         "--registry-budget=20s".into(),
         insecure,
+        "-o".into(),
+        "json".into(),
     ])
     .await;
     println!("offline harden --resolve-images: {:?}", started.elapsed());
     assert!(resolved.status.success(), "{resolved:?}");
-    assert_eq!(resolved.stdout, blind.stdout);
+    let items = |out: &std::process::Output| -> Vec<Value> {
+        let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+        list["items"].as_array().unwrap().clone()
+    };
+    let (blind, resolved_items) = (items(&blind), items(&resolved));
+    // The image that was read: its USER (1001:1001) instead of 2866.
+    let user = |pod: &Value| pod.pointer("/spec/securityContext/runAsUser").cloned();
+    assert_eq!(user(&blind[0]), Some(json!(2866)));
+    assert_eq!(
+        user(&resolved_items[0]),
+        Some(json!(1001)),
+        "{:#}",
+        resolved_items[0]
+    );
+    // The image that was not: exactly today's answer.
+    assert_eq!(resolved_items[1], blind[1]);
     let stderr = String::from_utf8_lossy(&resolved.stderr);
     assert!(
         stderr.contains(&down_image) && stderr.contains("(unreachable)"),
@@ -523,4 +540,42 @@ fn serve_refuses_a_budget_not_under_the_review_timeout() {
         stderr.contains("--registry-budget") && stderr.contains("--review-timeout"),
         "{stderr}"
     );
+}
+
+/// Through the server: the image's USER reaches the rules (runAsUser 1001, not 2866), on the
+/// cold review and on the next one, answered from the cache.
+#[tokio::test]
+async fn serve_hardens_to_fit_the_image() {
+    let registry = Registry::start(Behaviour::Good).await;
+    let host = registry.addr.to_string();
+    let image = format!("{host}/app:1");
+    let object = pod(&image);
+    let review = review_for(&object, "", "Pod", "pods", "CREATE");
+    let server = Running::start(move |c| {
+        c.images = Some(ample(&host));
+        c.review_timeout = Duration::from_secs(30);
+    })
+    .await;
+    let mut client = server.client(Version::Http1).await;
+    for round in ["cold", "warm"] {
+        let started = Instant::now();
+        let (status, response) = client.review("/mutate", &review).await;
+        println!("serve, {round} cache: {:?}", started.elapsed());
+        assert_eq!(status, StatusCode::OK);
+        let hardened = apply_response_patch(&response, &object);
+        assert_eq!(
+            hardened.pointer("/spec/securityContext/runAsUser"),
+            Some(&json!(1001)),
+            "{round}: {hardened:#}"
+        );
+    }
+    let metrics = server.metrics_text().await;
+    let lookups = |result: &str| {
+        metric(
+            &metrics,
+            &format!("kube_harden_image_cache_lookups_total{{result=\"{result}\"}}"),
+        )
+    };
+    assert_eq!((lookups("miss"), lookups("hit")), (1.0, 1.0), "{metrics}");
+    server.stop().await;
 }
