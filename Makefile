@@ -91,7 +91,7 @@ images: images-check ## The legacy-app zoo from Debian packages (root; cached; c
 images-repro: ## The zoo built twice from empty caches (root; ~2 min): same digests, else what differs
 	e2e/images/repro-check.sh
 
-legacy-e2e: node images registry ## Legacy apps on the node (root), pulled from the e2e registry: plain, hardened, hardened with the fix; writes docs/legacy-apps.md
+legacy-e2e: node images registry ## Legacy apps on the node (root), pulled from the e2e registry: plain, hardened image-blind and image-aware (--resolve-images), hardened with the fix; writes docs/legacy-apps.md
 	$(CARGO) build --locked --bin kube-harden
 	KUBE_HARDEN_BIN=$(DEBUG_BIN) $(CARGO) test --locked -p kube-harden-e2e --test legacy
 

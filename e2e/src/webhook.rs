@@ -76,6 +76,8 @@ pub struct Webhook {
     bin: PathBuf,
     tls: Tls,
     log_file: PathBuf,
+    /// More `serve` flags (e.g. `--resolve-images`).
+    args: Vec<String>,
     /// HTTPS port of /mutate and /audit.
     pub webhook_port: u16,
     /// Plain-HTTP port of /metrics, /healthz, /readyz.
@@ -86,10 +88,16 @@ pub struct Webhook {
 impl Webhook {
     /// Picks two free ports and starts the server; returns once `/readyz` answers 200.
     pub fn start(bin: PathBuf, tls: Tls, log_file: PathBuf) -> Result<Self> {
+        Self::start_with(bin, tls, log_file, &[])
+    }
+
+    /// [`Webhook::start`] with more `serve` flags.
+    pub fn start_with(bin: PathBuf, tls: Tls, log_file: PathBuf, args: &[&str]) -> Result<Self> {
         let mut webhook = Self {
             bin,
             tls,
             log_file,
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
             webhook_port: process::free_port()?,
             metrics_port: process::free_port()?,
             process: None,
@@ -130,6 +138,7 @@ impl Webhook {
             .arg("--metrics-addr")
             .arg(format!("127.0.0.1:{}", self.metrics_port))
             .args(["--shutdown-delay", "0s", "--shutdown-timeout", "2s"])
+            .args(&self.args)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

@@ -1,7 +1,10 @@
 //! The legacy-app suite (docs/legacy-apps.md): every image of the zoo (e2e/images/, Debian
-//! packages, unmodified in behaviour) deployed three ways on a real node: in a plain namespace,
-//! in an enforce namespace as is, and there with the annotation that fixes it. Each app's three
-//! outcomes are asserted; the run writes target/legacy-apps.json and, when every app ran,
+//! packages, unmodified in behaviour) deployed four ways on a real node: in a plain namespace,
+//! in an enforce namespace as is (the node's image-blind webhook), in an enforce namespace as is
+//! served by a second, image-aware webhook (`--resolve-images` reading the suite's registry:
+//! legacy/aware.rs), and with the annotation that fixes it. Each app's outcomes are asserted;
+//! the run writes target/legacy-apps.json, target/legacy-latency.json (both webhooks' review
+//! latency and the image lookups, from their metrics) and, when every app ran,
 //! docs/legacy-apps.md. The images are pushed to a real OCI registry on 127.0.0.1 (Distribution,
 //! e2e/src/registry.rs) and the node's containerd pulls them from it (`imagePullPolicy: Always`);
 //! each app's pull, as the kubelet reports it, goes to the JSON. Needs root (the node).
@@ -9,6 +12,7 @@
 
 mod legacy {
     pub mod apps;
+    pub mod aware;
     pub mod checks;
     pub mod deploy;
     pub mod registry;
@@ -26,6 +30,7 @@ use kube_harden_e2e::node::Node;
 use kube_harden_e2e::registry::{Options, Registry};
 use kube_harden_e2e::{MODE_LABEL, Result, process, repo_root, target_dir};
 use legacy::apps::{self, App};
+use legacy::aware::{AWARE_LABEL, Aware, Latency, node_metrics};
 use legacy::deploy::{Observation, deploy, deploy_object};
 use legacy::registry;
 use legacy::report::{AppReport, markdown};
@@ -35,6 +40,8 @@ use serde_json::json;
 /// The node, the registry it pulls the zoo from, and each image's manifest digest (by app).
 /// Dropped in this order: the node stops pulling before the registry goes.
 struct Started {
+    /// The image-aware webhook (stopped first).
+    aware: Aware,
     node: Node,
     registry: Registry,
     digests: BTreeMap<String, String>,
@@ -99,8 +106,10 @@ fn start() -> Result<Started> {
         registry.url(),
         hosts.display()
     );
+    let aware = Aware::start(&node, &registry)?;
     let digests = archives.into_iter().map(|(app, (d, _))| (app, d)).collect();
     Ok(Started {
+        aware,
         node,
         registry,
         digests,
@@ -128,12 +137,80 @@ fn expect(what: &str, observation: &Observation, runs: bool) -> Result<()> {
     Ok(())
 }
 
-/// One app, three ways.
-fn three_ways(started: &Started, app: &App) -> Result<()> {
+/// The image-aware deployment of `app` ran as its image's user, with the changes that say so.
+fn check_image_aware(app: &App, aware: &Observation) -> Result<()> {
+    if let Some(uid) = app.image_uid {
+        if aware.run_as_user != Some(uid) {
+            return Err(format!(
+                "{}: image-aware pod runs as {:?}, the image's USER is {uid}",
+                app.name, aware.run_as_user
+            )
+            .into());
+        }
+        // The process's own report (os.getuid()), not only the pod's spec.
+        if !aware.detail.contains(&format!("uid={uid}")) {
+            return Err(format!(
+                "{}: the image-aware process is not UID {uid}: {}",
+                app.name, aware.detail
+            )
+            .into());
+        }
+    }
+    if let Some(path) = app.image_volume
+        && !aware.pod.empty_dirs.iter().any(|m| m == path)
+    {
+        return Err(format!(
+            "{}: image-aware pod has no emptyDir at its image's VOLUME {path}: {:?}",
+            app.name, aware.pod
+        )
+        .into());
+    }
+    let added = aware
+        .warnings
+        .iter()
+        .find(|w| w.starts_with("kube-harden added: "))
+        .map_or("", String::as_str);
+    let hardened = aware.hardened.as_deref().unwrap_or_default();
+    for change in app.image_changes {
+        if !added.contains(change) || !hardened.contains(change) {
+            return Err(format!(
+                "{}: image-aware, {change} missing from the warnings ({added:?}) or from \
+                 kube-harden.io/hardened ({hardened:?})",
+                app.name
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// Deletes the namespaces of a finished test and waits until they are gone: a hardened pod
+/// requests CPU and memory, and the node must have room for the next app's.
+fn clean_up(node: &Node, namespaces: &[String]) {
+    let mut args = vec!["delete", "namespace", "--wait=true", "--timeout=120s"];
+    args.extend(namespaces.iter().map(String::as_str));
+    match node.kubectl(&args, None) {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => eprintln!("legacy: deleting {namespaces:?}: {}", out.stderr.trim()),
+        Err(e) => eprintln!("legacy: deleting {namespaces:?}: {e}"),
+    }
+}
+
+/// One app, four ways: plain, hardened image-blind, hardened image-aware, fixed; its
+/// namespaces deleted afterwards.
+fn four_ways(started: &Started, app: &App) -> Result<()> {
+    let mut namespaces = Vec::new();
+    let result = deploy_four_ways(started, app, &mut namespaces);
+    clean_up(&started.node, &namespaces);
+    result
+}
+
+fn deploy_four_ways(started: &Started, app: &App, namespaces: &mut Vec<String>) -> Result<()> {
     let (node, digests) = (&started.node, &started.digests);
     let digest = digests.get(app.name).cloned().unwrap_or_default();
     let enforce = [(MODE_LABEL, "enforce")];
     let ns = node.block_on(node.namespace(&format!("plain-{}", app.name), &[]))?;
+    namespaces.push(ns.clone());
     let plain = deploy(node, app, &ns, false)?;
     eprintln!(
         "legacy: {} plain: runs={} {}",
@@ -144,15 +221,27 @@ fn three_ways(started: &Started, app: &App) -> Result<()> {
     let pull = registry::pulled(node, &started.registry, &ns, app.name, &digest)?;
     eprintln!("legacy: {} pulled: {pull}", app.name);
     let ns = node.block_on(node.namespace(&format!("hard-{}", app.name), &enforce))?;
+    namespaces.push(ns.clone());
     let hardened = deploy(node, app, &ns, false)?;
     eprintln!(
         "legacy: {} hardened: runs={} {}",
         app.name, hardened.runs, hardened.detail
     );
+    let ns = node.block_on(node.namespace(
+        &format!("aware-{}", app.name),
+        &[(MODE_LABEL, "enforce"), (AWARE_LABEL, "true")],
+    ))?;
+    namespaces.push(ns.clone());
+    let aware = deploy(node, app, &ns, false)?;
+    eprintln!(
+        "legacy: {} image-aware: runs={} run_as_user={:?} {}",
+        app.name, aware.runs, aware.run_as_user, aware.detail
+    );
     let fixed = if app.fix.is_empty() && app.fix_env.is_empty() {
         None
     } else {
         let ns = node.block_on(node.namespace(&format!("fix-{}", app.name), &enforce))?;
+        namespaces.push(ns.clone());
         let fixed = deploy(node, app, &ns, true)?;
         eprintln!(
             "legacy: {} fixed: runs={} {}",
@@ -167,6 +256,7 @@ fn three_ways(started: &Started, app: &App) -> Result<()> {
         pull,
         plain,
         hardened,
+        aware,
         fixed,
     };
     REPORTS
@@ -190,6 +280,15 @@ fn three_ways(started: &Started, app: &App) -> Result<()> {
         &report.hardened,
         app.runs_hardened_as_is,
     )?;
+    if report.aware.hardened.is_none() {
+        return Err(format!("{}: not hardened by the image-aware webhook", app.name).into());
+    }
+    expect(
+        &format!("{} hardened image-aware without annotation", app.name),
+        &report.aware,
+        app.runs_image_aware,
+    )?;
+    check_image_aware(app, &report.aware)?;
     // Issue 14: an app that breaks hardened is a defect unless kube-harden's own warnings name
     // the fix this suite applies.
     let not_named = report.fix_not_named(app);
@@ -239,14 +338,21 @@ fn skip_run_as_user_only(started: &Started, on_the_deployment: bool) -> Result<(
     let enforce = [(MODE_LABEL, "enforce")];
     let ns = node.block_on(node.namespace(prefix, &enforce))?;
     let fix = vec![(SKIP_ANNOTATION.to_owned(), format!("runAsUser ({where_})"))];
-    let observed = deploy_object(node, &app, &ns, &object, fix)?;
+    let observed = deploy_object(node, &app, &ns, &object, fix);
+    let result = observed.and_then(|observed| check_skip(node, &ns, where_, &observed));
+    clean_up(node, &[ns]);
+    result
+}
+
+/// The vendor-uid pod with the skip ran as the image's user, with no user or group of ours.
+fn check_skip(node: &Node, ns: &str, where_: &str, observed: &Observation) -> Result<()> {
     eprintln!(
         "legacy: vendor-uid, skip runAsUser {where_}: runs={} {}",
         observed.runs, observed.detail
     );
     expect(
         &format!("vendor-uid with skip runAsUser {where_}"),
-        &observed,
+        observed,
         true,
     )?;
     if !observed.detail.contains("uid=10001") {
@@ -286,13 +392,21 @@ fn skip_run_as_user_only(started: &Started, on_the_deployment: bool) -> Result<(
 }
 
 /// Saves the JSON, and the Markdown table when every app ran.
-fn write_report(all: &[App]) -> Result<()> {
+fn write_report(all: &[App], latency: Option<(Latency, Latency)>) -> Result<()> {
     let reports = REPORTS.lock().unwrap_or_else(|p| p.into_inner()).clone();
     if reports.is_empty() {
         return Ok(());
     }
     let target = target_dir(&repo_root());
     std::fs::create_dir_all(&target)?;
+    if let Some((blind, aware)) = &latency {
+        eprintln!("legacy: image-blind webhook: {blind:?}");
+        eprintln!("legacy: image-aware webhook: {aware:?}");
+        std::fs::write(
+            target.join("legacy-latency.json"),
+            serde_json::to_string_pretty(&json!({"image_blind": blind, "image_aware": aware}))?,
+        )?;
+    }
     let json = target.join("legacy-apps.json");
     std::fs::write(&json, serde_json::to_string_pretty(&reports)?)?;
     eprintln!("legacy: wrote {}", json.display());
@@ -308,7 +422,7 @@ fn write_report(all: &[App]) -> Result<()> {
     if ordered.len() == all.len() {
         let (apps, reports): (Vec<App>, Vec<AppReport>) = ordered.into_iter().unzip();
         let doc = repo_root().join("docs/legacy-apps.md");
-        std::fs::write(&doc, markdown(&apps, &reports))?;
+        std::fs::write(&doc, markdown(&apps, &reports, latency.as_ref()))?;
         eprintln!("legacy: wrote {}", doc.display());
     } else {
         eprintln!("legacy: not every app ran, docs/legacy-apps.md left as it is");
@@ -325,7 +439,7 @@ fn main() -> ExitCode {
         .cloned()
         .map(|app| {
             Trial::test(format!("legacy::{}", app.name), move || {
-                with_node(|started| three_ways(started, &app))
+                with_node(|started| four_ways(started, &app))
             })
         })
         .chain([false, true].map(|on_the_deployment| {
@@ -348,7 +462,14 @@ fn main() -> ExitCode {
         }))
         .collect();
     let conclusion = libtest_mimic::run(&args, trials);
-    if let Err(e) = write_report(&all) {
+    let latency = NODE.get().and_then(|lock| {
+        let guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let started = guard.as_ref()?.as_ref().ok()?;
+        let blind = node_metrics(&started.node).ok()?;
+        let aware = started.aware.metrics().ok()?;
+        Some((Latency::of(&blind), Latency::of(&aware)))
+    });
+    if let Err(e) = write_report(&all, latency) {
         eprintln!("legacy: writing the report failed: {e}");
     }
     if let Some(lock) = NODE.get() {

@@ -45,6 +45,16 @@ pub struct App {
     pub fix_env: &'static [(&'static str, &'static str)],
     /// Whether it keeps running when hardened with no annotation.
     pub runs_hardened_as_is: bool,
+    /// Whether it keeps running when hardened with no annotation by the image-aware webhook
+    /// (`--resolve-images`).
+    pub runs_image_aware: bool,
+    /// The UID its image's numeric `USER` names: the image-aware pod must run as it.
+    pub image_uid: Option<i64>,
+    /// The image-aware change names kube-harden's warnings must list for it (what the image
+    /// told it: `imageUser`, `imageVolumes`, `imageTmpdir`).
+    pub image_changes: &'static [&'static str],
+    /// The `VOLUME` its image declares that the image-aware pod must have an emptyDir at.
+    pub image_volume: Option<&'static str>,
 }
 
 /// The registry the node pulls the zoo from (`127.0.0.1:<port>`), set once it runs.
@@ -82,6 +92,9 @@ fn vendor(ip: IpAddr, port: u16) -> Result<String> {
 fn named(ip: IpAddr, port: u16) -> Result<String> {
     checks::http(ip, port, "named-user app")
 }
+fn volume(ip: IpAddr, port: u16) -> Result<String> {
+    checks::http(ip, port, "volume app uid=")
+}
 fn jvm(ip: IpAddr, port: u16) -> Result<String> {
     checks::http(ip, port, "jvm app java=17")
 }
@@ -105,6 +118,10 @@ pub fn all() -> Vec<App> {
             fix: &[(WRITABLE, "/var/lib/nginx,/var/log/nginx,/run")],
             fix_env: &[],
             runs_hardened_as_is: false,
+            runs_image_aware: false,
+            image_uid: None,
+            image_changes: &[],
+            image_volume: None,
         },
         App {
             name: "redis",
@@ -120,6 +137,10 @@ pub fn all() -> Vec<App> {
             ],
             fix_env: &[],
             runs_hardened_as_is: false,
+            runs_image_aware: false,
+            image_uid: None,
+            image_changes: &[],
+            image_volume: None,
         },
         App {
             name: "postgres",
@@ -133,6 +154,10 @@ pub fn all() -> Vec<App> {
             fix: &[(WRITABLE, "/run/postgresql")],
             fix_env: &[("PGDATA", "/var/lib/postgresql/data/pgdata")],
             runs_hardened_as_is: false,
+            runs_image_aware: false,
+            image_uid: None,
+            image_changes: &[],
+            image_volume: None,
         },
         App {
             name: "python-web",
@@ -145,6 +170,10 @@ pub fn all() -> Vec<App> {
             fix: &[],
             fix_env: &[],
             runs_hardened_as_is: true,
+            runs_image_aware: true,
+            image_uid: None,
+            image_changes: &[],
+            image_volume: None,
         },
         App {
             name: "cronjob",
@@ -156,6 +185,10 @@ pub fn all() -> Vec<App> {
             fix: &[(WRITABLE, "/var/log/legacy-job")],
             fix_env: &[],
             runs_hardened_as_is: false,
+            runs_image_aware: false,
+            image_uid: None,
+            image_changes: &[],
+            image_volume: None,
         },
         App {
             name: "vendor-uid",
@@ -168,6 +201,27 @@ pub fn all() -> Vec<App> {
             fix: &[(SKIP, "runAsUser,runAsGroup")],
             fix_env: &[],
             runs_hardened_as_is: false,
+            runs_image_aware: true,
+            image_uid: Some(10001),
+            image_changes: &["imageUser"],
+            image_volume: None,
+        },
+        App {
+            name: "volume-data",
+            what: "USER 10002:10002, writes its data to its image's VOLUME /var/lib/volume-app \
+                   (owned by that user, mode 0700)",
+            kind: Kind::Server {
+                port: 8080,
+                check: volume,
+            },
+            data_volume: None,
+            fix: &[(SKIP, "runAsUser,runAsGroup")],
+            fix_env: &[],
+            runs_hardened_as_is: false,
+            runs_image_aware: true,
+            image_uid: Some(10002),
+            image_changes: &["imageUser", "imageVolumes"],
+            image_volume: Some("/var/lib/volume-app"),
         },
         App {
             name: "jvm",
@@ -181,6 +235,10 @@ pub fn all() -> Vec<App> {
             fix: &[(WRITABLE, "/opt/app/logs")],
             fix_env: &[],
             runs_hardened_as_is: false,
+            runs_image_aware: false,
+            image_uid: None,
+            image_changes: &[],
+            image_volume: None,
         },
         App {
             name: "named-user",
@@ -193,6 +251,10 @@ pub fn all() -> Vec<App> {
             fix: &[(WRITABLE, "/home/app/data")],
             fix_env: &[],
             runs_hardened_as_is: false,
+            runs_image_aware: false,
+            image_uid: None,
+            image_changes: &[],
+            image_volume: None,
         },
     ]
 }

@@ -32,6 +32,9 @@ pub struct Observation {
     /// The UID the container ran as, if it got that far (`id -u` is not available in every
     /// image: from the pod's securityContext, else the image's USER).
     pub run_as_user: Option<i64>,
+    /// The pod's identity and writable mounts as stored: `runAsGroup`, `fsGroup` and each
+    /// emptyDir mount path of the container (what kube-harden wrote, read back).
+    pub pod: PodFacts,
     /// Whether the readiness check passed with no container restart.
     pub runs: bool,
     /// The check's evidence when it runs; the failure otherwise.
@@ -109,11 +112,19 @@ fn broken(node: &Node, namespace: &str, pod: &Value) -> Option<String> {
     if restarts == 0 && !terminated.is_object() {
         return None;
     }
+    // The log of a container that exited a moment ago may not be readable yet: a few tries.
+    let mut tail = log_tail(node, namespace, name, previous);
+    for _ in 0..6 {
+        if !tail.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        tail = log_tail(node, namespace, name, previous);
+    }
     Some(format!(
-        "exit {} ({}): {}",
+        "exit {} ({}): {tail}",
         terminated["exitCode"],
         terminated["reason"].as_str().unwrap_or("?"),
-        log_tail(node, namespace, name, previous)
     ))
 }
 
@@ -145,10 +156,49 @@ fn sandbox_refused(node: &Node, namespace: &str, pod: &str) -> Result<Option<Str
         .map(|m| format!("FailedCreatePodSandBox: {m}")))
 }
 
-fn run_as_user(pod: &Value) -> Option<i64> {
-    pod["spec"]["containers"][0]["securityContext"]["runAsUser"]
+fn run_as(pod: &Value, field: &str) -> Option<i64> {
+    pod["spec"]["containers"][0]["securityContext"][field]
         .as_i64()
-        .or_else(|| pod["spec"]["securityContext"]["runAsUser"].as_i64())
+        .or_else(|| pod["spec"]["securityContext"][field].as_i64())
+}
+
+fn run_as_user(pod: &Value) -> Option<i64> {
+    run_as(pod, "runAsUser")
+}
+
+/// A pod's identity and writable mounts, as stored.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PodFacts {
+    /// `runAsGroup` of the container, else the pod's.
+    pub run_as_group: Option<i64>,
+    /// The pod's `fsGroup`.
+    pub fs_group: Option<i64>,
+    /// Where the first container mounts an emptyDir.
+    pub empty_dirs: Vec<String>,
+}
+
+impl PodFacts {
+    fn of(pod: &Value) -> Self {
+        let empty: Vec<&str> = pod["spec"]["volumes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|v| v["emptyDir"].is_object())
+            .filter_map(|v| v["name"].as_str())
+            .collect();
+        let empty_dirs = pod["spec"]["containers"][0]["volumeMounts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|m| m["name"].as_str().is_some_and(|n| empty.contains(&n)))
+            .filter_map(|m| m["mountPath"].as_str().map(str::to_owned))
+            .collect();
+        Self {
+            run_as_group: run_as(pod, "runAsGroup"),
+            fs_group: pod["spec"]["securityContext"]["fsGroup"].as_i64(),
+            empty_dirs,
+        }
+    }
 }
 
 /// Creates the app's workload in `namespace` (with its fix when `fixed`) and observes it.
@@ -200,6 +250,7 @@ pub fn deploy_object(
         warnings,
         hardened,
         run_as_user: None,
+        pod: PodFacts::default(),
         runs: false,
         detail: String::new(),
     };
@@ -229,6 +280,7 @@ fn watch_server(
         let pods = kubectl_json(node, &["-n", namespace, "get", "pods", "-l", &selector])?;
         if let Some(pod) = pods["items"].as_array().and_then(|p| p.first()) {
             observation.run_as_user = run_as_user(pod);
+            observation.pod = PodFacts::of(pod);
             if let Some(why) = broken(node, namespace, pod) {
                 return Ok((false, why));
             }
@@ -288,6 +340,7 @@ fn run_job(
         let pod = pods["items"].as_array().and_then(|p| p.first()).cloned();
         if let Some(pod) = &pod {
             observation.run_as_user = run_as_user(pod);
+            observation.pod = PodFacts::of(pod);
         }
         let pod_name = pod
             .as_ref()
