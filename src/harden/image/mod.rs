@@ -252,8 +252,9 @@ impl ContainerImage {
     }
 }
 
-/// The warnings the image decisions give, read off the decisions like the hints: an image that
-/// expects root or has a user name, and VOLUMEs or a TMPDIR that got no emptyDir. One line per
+/// The warnings the image decisions give, read off the decisions like the hints: what was taken
+/// from an image (its user, an emptyDir at a VOLUME: each names the value and how to opt out),
+/// an image that expects root or has a user name, and VOLUMEs or a TMPDIR that got no emptyDir. One line per
 /// distinct image and problem, at most [`MAX_IMAGE_WARNINGS`], then one line counting the rest.
 pub(crate) fn warnings(changes: &[Change], policy: &Policy) -> Vec<String> {
     let uid = policy.run_as_user;
@@ -265,6 +266,16 @@ pub(crate) fn warnings(changes: &[Change], policy: &Policy) -> Vec<String> {
             continue;
         };
         let line = match (change.name, change.outcome) {
+            (ChangeName::ImageUser, Outcome::Applied) => format!(
+                "imageUser: {detail}: runs as the image's own user (runAsUser and runAsGroup \
+                 taken from it, not {uid}); to use {uid} instead, set {SKIP_ANNOTATION}: \
+                 \"imageUser\""
+            ),
+            (ChangeName::ImageVolumes, Outcome::Applied) => format!(
+                "imageVolumes: {detail}: a writable emptyDir mounted there (it starts empty, \
+                 within the policy's sizeLimit); to keep the image's files there instead, set \
+                 {SKIP_ANNOTATION}: \"imageVolumes\""
+            ),
             (ChangeName::ImageUser, Outcome::Skipped(SkipReason::RunsAsRoot)) => format!(
                 "imageUser: {detail} runs as root; hardened, it runs as a non-root UID ({uid} \
                  unless set): if it needs root, give the image a numeric non-root USER, or set \

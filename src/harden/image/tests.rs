@@ -275,6 +275,15 @@ fn numeric_user_keeps_the_images_identity() {
                 h.applied_names().contains(&ChangeName::ImageUser),
                 "{label}"
             );
+            let taken = h.warnings.iter().any(|w| {
+                w.starts_with("imageUser: image \"main:1\"")
+                    && w.contains("runs as the image's own user")
+            });
+            assert!(
+                taken,
+                "{label}: the warning names what was taken from the image: {:?}",
+                h.warnings
+            );
             let uid_hint = h.warnings.iter().any(|w| w.starts_with("runAsUser: "));
             let defaulted = case.init.is_some_and(|u| u.is_empty() || u == "app");
             assert_eq!(uid_hint, defaulted, "{label}: {:?}", h.warnings);
@@ -546,13 +555,26 @@ fn volumes_get_a_writable_empty_dir_under_a_read_only_root() {
             decision("db", "\"/proc/x\" is under /proc"),
             skipped(SkipReason::NotApplicable)
         );
-        let refused: Vec<&String> = h
+        let (refused, mounted): (Vec<&String>, Vec<&String>) = h
             .warnings
             .iter()
             .filter(|w| w.starts_with("imageVolumes"))
-            .collect();
+            .partition(|w| w.contains("no writable emptyDir"));
         assert_eq!(refused.len(), 2, "{refused:?}");
         assert!(refused[1].contains("\"rel\" is not an absolute path"));
+        // Each emptyDir mounted at a VOLUME is named, with how to keep the image's files there.
+        assert!(
+            mounted
+                .iter()
+                .any(|w| w.starts_with("imageVolumes: /data (VOLUME of image")),
+            "{mounted:?}"
+        );
+        assert!(
+            mounted
+                .iter()
+                .all(|w| w.contains("kube-harden.io/skip: \"imageVolumes\"")),
+            "{mounted:?}"
+        );
     }
 }
 
