@@ -267,9 +267,9 @@ pub(crate) fn warnings(changes: &[Change], policy: &Policy) -> Vec<String> {
         };
         let line = match (change.name, change.outcome) {
             (ChangeName::ImageUser, Outcome::Applied) => format!(
-                "imageUser: {detail}: runs as the image's own user (runAsUser and runAsGroup \
-                 taken from it, not {uid}); to use {uid} instead, set {SKIP_ANNOTATION}: \
-                 \"imageUser\""
+                "imageUser: {detail}: runs as the image's own user (its UID, and its GID where \
+                 USER names one, instead of {uid}); to use {uid} instead, set \
+                 {SKIP_ANNOTATION}: \"imageUser\""
             ),
             (ChangeName::ImageVolumes, Outcome::Applied) => format!(
                 "imageVolumes: {detail}: a writable emptyDir mounted there (it starts empty, \
