@@ -125,7 +125,7 @@ fi
 
 if ((helm)); then
   # helm's own version stamping (its Makefile's -X flags; `helm version` prints it).
-  build "$hmod" helm.sh/helm/v4/cmd/helm "$helm_dir/helm" \
+  go_build_cached "$hmod" helm.sh/helm/v4/cmd/helm "$helm_dir/helm" \
     "-X helm.sh/helm/v4/internal/version.version=$HELM_VERSION -X helm.sh/helm/v4/internal/version.gitTreeState=clean"
 fi
 

@@ -362,7 +362,7 @@ fn check_skip(node: &Node, ns: &str, where_: &str, observed: &Observation) -> Re
         .kubectl(
             &[
                 "-n",
-                &ns,
+                ns,
                 "get",
                 "pods",
                 "-l",
