@@ -1,11 +1,10 @@
-//! Container-level rules: `securityContext`, the /tmp and writable-path mounts, `TMPDIR`, and
-//! default resources. Applied alike to init containers (native sidecars included), containers
+//! Container-level rules: `securityContext`, the /tmp and writable-path mounts and `TMPDIR`
+//! (default resources: `resources.rs`). Applied alike to init containers (native sidecars included), containers
 //! and ephemeral containers.
 //!
 //! See <https://kubernetes.io/docs/tasks/configure-pod-container/security-context/> and
 //! <https://kubernetes.io/docs/concepts/configuration/manage-resources-containers/>.
 
-use std::cmp::Ordering;
 use std::collections::HashSet;
 
 use serde_json::{Value, json};
@@ -14,7 +13,6 @@ use super::change::{Additions, Change, ChangeName, Outcome, SkipReason, decide};
 use super::identity::{self, Holder, Level, PodIdentity, Uids};
 use super::image::{self, ContainerImage, Identity};
 use super::json::{self, Object};
-use super::quantity::Quantity;
 use super::volumes::{self, TMP_PATH, VolumePlan};
 use super::{Context, HardenError, Scope, budget};
 
@@ -152,7 +150,7 @@ pub(crate) fn harden_container(
 ) -> Result<(), HardenError> {
     harden_security_context(c, facts, env, changes)?;
     harden_writable_mounts(c, facts, env, plan, changes)?;
-    harden_resources(c, facts, env, changes)
+    super::resources::harden_resources(c, facts, env, changes)
 }
 
 /// The container's `securityContext`: one function per change name, then the identity fields
@@ -401,113 +399,5 @@ fn writable_root(changes: &[Change], container: &str) -> Option<SkipReason> {
         Some(Outcome::Skipped(reason)) => Some(reason),
         Some(Outcome::Applied | Outcome::AlreadySet) => None,
         None => Some(SkipReason::NotApplicable),
-    }
-}
-
-/// Default requests and limits. Never a limit below an existing request; a container that sets
-/// only a limit gets no request (the API server defaults the request to the limit, and a smaller
-/// default would change its QoS class).
-fn harden_resources(
-    c: &mut Object,
-    facts: &ContainerFacts,
-    env: &Env<'_>,
-    changes: &mut Vec<Change>,
-) -> Result<(), HardenError> {
-    let name = Some(facts.name.as_str());
-    let path = |field: &str| format!("spec.{}[{}].resources{field}", facts.list, facts.name);
-    if facts.list == "ephemeralContainers" {
-        // Ephemeral containers may not set resources.
-        return Ok(());
-    }
-    let defaults = &env.ctx.policy.resources;
-    let resources = json::object(c, "resources", || path(""))?;
-    let requests = resources
-        .map(|r| json::object(r, "requests", || path(".requests")))
-        .transpose()?
-        .flatten();
-    let limits = resources
-        .map(|r| json::object(r, "limits", || path(".limits")))
-        .transpose()?
-        .flatten();
-
-    let mut new_requests: Vec<(&str, Value)> = Vec::new();
-    let mut new_limits: Vec<(&str, Value)> = Vec::new();
-    for (resource, request, limit, want_limit) in [
-        (
-            "cpu",
-            &defaults.cpu_request,
-            &defaults.cpu_limit,
-            defaults.cpu_limits,
-        ),
-        (
-            "memory",
-            &defaults.memory_request,
-            &defaults.memory_limit,
-            true,
-        ),
-    ] {
-        let current_request = requests
-            .and_then(|r| r.get(resource))
-            .filter(|v| !v.is_null());
-        let current_limit = limits
-            .and_then(|l| l.get(resource))
-            .filter(|v| !v.is_null());
-        match (current_request, current_limit) {
-            (None, None) => {
-                new_requests.push((resource, request.as_str().into()));
-                if want_limit {
-                    new_limits.push((resource, limit.as_str().into()));
-                }
-            }
-            (Some(existing), None) if want_limit => {
-                let text = quantity_text(existing).ok_or_else(|| HardenError::WrongType {
-                    path: path(&format!(".requests.{resource}")),
-                    expected: "a quantity",
-                })?;
-                // A request above the default limit becomes the limit itself.
-                let above = Quantity::cmp_str(&text, limit) == Some(Ordering::Greater);
-                let value = if above {
-                    existing.clone()
-                } else {
-                    limit.as_str().into()
-                };
-                new_limits.push((resource, value));
-            }
-            _ => {}
-        }
-    }
-
-    let nothing_to_add = new_requests.is_empty() && new_limits.is_empty();
-    let change = decide(
-        ChangeName::Resources,
-        name,
-        nothing_to_add.then_some(true),
-        || {
-            if env.pod_resources {
-                Some(SkipReason::ExplicitValue)
-            } else {
-                env.ctx.switched_off(ChangeName::Resources)
-            }
-        },
-    );
-    if change.is_applied() {
-        let resources = json::object_entry(c, "resources", || path(""))?;
-        for (key, new) in [("requests", new_requests), ("limits", new_limits)] {
-            if !new.is_empty() {
-                let map = json::object_entry(resources, key, || path(&format!(".{key}")))?;
-                map.extend(new.into_iter().map(|(k, v)| (k.to_owned(), v)));
-            }
-        }
-    }
-    changes.push(change);
-    Ok(())
-}
-
-/// A quantity as text: Kubernetes accepts strings and plain numbers.
-fn quantity_text(value: &Value) -> Option<String> {
-    match value {
-        Value::String(s) if Quantity::parse(s).is_ok() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
     }
 }

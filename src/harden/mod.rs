@@ -42,6 +42,7 @@ mod patch;
 mod pod;
 mod policy;
 pub mod quantity;
+mod resources;
 mod volumes;
 mod workload;
 
