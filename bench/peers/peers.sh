@@ -117,14 +117,17 @@ EOF
 start_kyverno() {
   local reports="$1" port metrics
   read -r port metrics < <(free_ports 2 | xargs)
+  # A restart keeps the port: the registered webhooks' URL stays right meanwhile.
+  [[ -s "$PID_DIR/kyverno.port" ]] && port="$(<"$PID_DIR/kyverno.port")"
+  echo "$port" >"$PID_DIR/kyverno.port"
   KYVERNO_NAMESPACE=kyverno KYVERNO_POD_NAME=kyverno-bench KYVERNO_SERVICEACCOUNT_NAME=kyverno-admission-controller \
     KYVERNO_ROLE_NAME=kyverno:admission-controller KYVERNO_DEPLOYMENT=kyverno-admission-controller \
     KYVERNO_SVC=kyverno-svc INIT_CONFIG=kyverno METRICS_CONFIG=kyverno-metrics \
     start_bg kyverno "$KYVERNO_BIN" --kubeconfig="$kubeconfig" --serverIP="127.0.0.1:$port" \
-    --webhookServerPort="$port" --admissionReports="$reports" --disableMetrics=true --metricsPort="$metrics" \
+    --webhookServerHost=127.0.0.1 --webhookServerPort="$port" --admissionReports="$reports" --disableMetrics=true --metricsPort="$metrics" \
     --controllerRuntimeMetricsAddress=0 --caSecretName=kyverno-svc.kyverno.svc.kyverno-tls-ca \
     --tlsSecretName=kyverno-svc.kyverno.svc.kyverno-tls-pair --generateValidatingAdmissionPolicy=false \
-    --generateMutatingAdmissionPolicy=false --openreportsEnabled=false --loggingFormat=text --v=1
+    --generateMutatingAdmissionPolicy=false --loggingFormat=text --v=1
   started_alive kyverno || die "kyverno exited: $(tail -5 "$PID_DIR/logs/kyverno.log")"
   log "kyverno $KYVERNO_VERSION on 127.0.0.1:$port, admissionReports=$reports (log $PID_DIR/logs/kyverno.log)"
 }
@@ -150,6 +153,9 @@ cmd_up() {
     --from-literal=resourceFilters='[Event,*,*][*/*,kyverno,*][*/*,gatekeeper-system,*]' \
     --from-literal=webhooks='{"namespaceSelector":{"matchExpressions":[{"key":"bench.kube-harden.io/config","operator":"In","values":["kyverno","kyverno-mutatingpolicy"]}]}}'
   kubectl apply -f "$peers_dir/policies/map.yaml" >/dev/null
+  # Gatekeeper owns its status objects by its own Pod (POD_NAME): one that never runs (no node).
+  kubectl -n gatekeeper-system create -f - >/dev/null \
+    <<<'{"apiVersion":"v1","kind":"Pod","metadata":{"name":"gatekeeper-bench"},"spec":{"containers":[{"name":"manager","image":"example.com/none:1"}]}}'
   start_gatekeeper
   start_kyverno "${KYVERNO_REPORTS:-true}"
   # Gatekeeper and Kyverno must have their CRDs' watches up before the policies land.
@@ -164,7 +170,10 @@ cmd_up() {
 }
 
 case "$cmd" in
-  up) cmd_up "$@" ;;
+  up)
+    rm -f "$PID_DIR/kyverno.port"
+    cmd_up "$@"
+    ;;
   kyverno)
     stop_one kyverno
     start_kyverno "${1:?true|false}"

@@ -29,7 +29,7 @@ ASSIGNS = [
     ("memory-limit", f"{CONTAINER}.resources.limits.memory", "512Mi"),
     ("tmp-volume", "spec.volumes[name:kube-harden-tmp]", TMP_VOLUME),
     # Keyed by the mount path: added where nothing is mounted at /tmp.
-    ("tmp-mount", f"{CONTAINER}.volumeMounts[mountPath:/tmp]", {"name": "kube-harden-tmp", "mountPath": "/tmp"}),
+    ("tmp-mount", f"{CONTAINER}.volumeMounts[mountPath:\"/tmp\"]", {"name": "kube-harden-tmp", "mountPath": "/tmp"}),
     # Gatekeeper cannot make this depend on the /tmp mount of the same container.
     ("tmpdir-env", f"{CONTAINER}.env[name:TMPDIR]", {"name": "TMPDIR", "value": "/tmp"}),
 ]
