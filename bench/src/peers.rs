@@ -132,6 +132,19 @@ struct Cell {
     cpu: [f64; 3],
 }
 
+/// Stops Kyverno and Gatekeeper on drop (before the control plane: declared after it), also
+/// when the run panics.
+struct Peers(String);
+
+impl Drop for Peers {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(repo_dir().join("bench/peers/peers.sh"))
+            .args(["down", &self.0])
+            .status();
+    }
+}
+
 fn run_script(args: &[&str]) {
     let status = Command::new("bash")
         .arg(repo_dir().join("bench/peers/peers.sh"))
@@ -304,6 +317,7 @@ pub async fn run(bin: &Path, pods: usize) {
             .filter_map(|c| c.label.map(|l| format!("{}={l}", c.namespace))),
     );
     run_script(&up.iter().map(String::as_str).collect::<Vec<_>>());
+    let peers = Peers(state_arg.clone());
     let deadline = Instant::now() + Duration::from_secs(30);
     while !fields::complete(
         &create(
@@ -347,7 +361,9 @@ pub async fn run(bin: &Path, pods: usize) {
     let all: Vec<&Config> = CONFIGS.iter().collect();
     pass(&api, &pids, &all, pods).await;
     println!("Fields read back (stored pods, up to 50 per namespace):\n");
-    read_back(&mut admin, &all).await;
+    // A new connection: the API server may have closed the idle one meanwhile.
+    let mut reader = api.connect(Proto::H2).await.expect("API server connection");
+    read_back(&mut reader, &all).await;
     let mut rss_line = format!(
         "RSS after pass 1: kube-apiserver {}, etcd {}, kube-harden {}, Kyverno {}, Gatekeeper {}",
         rss(pids.apiserver),
@@ -364,7 +380,7 @@ pub async fn run(bin: &Path, pods: usize) {
     pass(&api, &pids, &second, pods).await;
     rss_line = format!("RSS after pass 2: Kyverno {}", rss(pids.peer("kyverno")));
     println!("{rss_line}\n");
-    run_script(&["down", &state_arg]);
+    drop(peers);
     drop(kh);
     drop(cp);
 }
