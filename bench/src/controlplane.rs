@@ -115,6 +115,15 @@ pub(crate) fn pod() -> Value {
     })
 }
 
+/// `n` clients of the API server, each on its own HTTP/2 connection.
+pub(crate) async fn connect_clients(api: &Target, n: usize) -> Vec<Conn> {
+    let mut clients = Vec::new();
+    for _ in 0..n {
+        clients.push(api.connect(Proto::H2).await.expect("client connection"));
+    }
+    clients
+}
+
 /// The MutatingWebhookConfiguration of kube-harden at `addr` for the bench: one webhook per
 /// (mode, path), for Pod CREATE in the namespaces labelled `kube-harden.io/mode=<mode>`.
 pub(crate) fn webhook_configuration(addr: &str, ca_pem: &str, hooks: &[(&str, &str)]) -> Value {
@@ -258,10 +267,7 @@ pub async fn run(bin: &Path, pods: usize) {
     let cpu = || pids.map(|pid| proc::cpu_seconds(pid).unwrap_or(0.0));
     for clients_n in [1usize, 10, 100] {
         let pods = if clients_n == 1 { pods / 4 } else { pods };
-        let mut clients = Vec::new();
-        for _ in 0..clients_n {
-            clients.push(api.connect(Proto::H2).await.expect("client connection"));
-        }
+        let clients = connect_clients(&api, clients_n).await;
         // Warm-up in both namespaces, not recorded.
         for ns in NAMESPACES {
             let _ = segment(&clients, ns, clients_n * 2 + 10, is_hardened).await;

@@ -18,7 +18,9 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use crate::client::{Conn, Proto};
-use crate::controlplane::{ControlPlane, create, pod, segment, webhook_configuration};
+use crate::controlplane::{
+    ControlPlane, connect_clients, create, pod, segment, webhook_configuration,
+};
 use crate::pki::Pki;
 use crate::server::start_kube_harden;
 use crate::{Scratch, ms, percentile, proc, repo_dir};
@@ -165,10 +167,7 @@ async fn pass(api: &crate::client::Target, pids: &Pids, configs: &[&Config], pod
     );
     for clients_n in [1usize, 10, 50] {
         let pods = if clients_n == 1 { pods / 4 } else { pods };
-        let mut clients = Vec::new();
-        for _ in 0..clients_n {
-            clients.push(api.connect(Proto::H2).await.expect("client connection"));
-        }
+        let clients = connect_clients(api, clients_n).await;
         for c in configs {
             let _ = segment(&clients, c.namespace, clients_n * 2 + 10, fields::complete).await;
         }
