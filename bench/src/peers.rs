@@ -9,6 +9,7 @@
 //! Kyverno and Gatekeeper are built from their Go modules and started by bench/peers/peers.sh.
 
 mod fields;
+mod shapes;
 
 use std::path::Path;
 use std::process::Command;
@@ -363,6 +364,12 @@ pub async fn run(bin: &Path, pods: usize) {
     // A new connection: the API server may have closed the idle one meanwhile.
     let mut reader = api.connect(Proto::H2).await.expect("API server connection");
     read_back(&mut reader, &all).await;
+    println!(
+        "Other pods (kube-harden's examples/, the pod of each workload; harder shapes), one of each per namespace, against what kube-harden stored (leaf paths of spec and annotations; list elements by name or mountPath):\n"
+    );
+    let shape_namespaces: Vec<(&str, &str)> =
+        CONFIGS[1..].iter().map(|c| (c.name, c.namespace)).collect();
+    shapes::run(&mut reader, &shape_namespaces).await;
     let mut rss_line = format!(
         "RSS after pass 1: kube-apiserver {}, etcd {}, kube-harden {}, Kyverno {}, Gatekeeper {}",
         rss(pids.apiserver),
