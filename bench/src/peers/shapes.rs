@@ -82,7 +82,8 @@ pub fn pods() -> Vec<(String, Value)> {
 }
 
 /// Leaf paths of `spec` and the annotations (kube-harden's own marker aside); list elements
-/// are keyed by `name` or `mountPath` where they have one, so that order does not matter.
+/// are keyed by `name` or `mountPath` where they have one, so that order does not matter; empty
+/// maps and lists are not leaves.
 fn leaves(pod: &Value) -> BTreeMap<String, Value> {
     fn walk(v: &Value, path: String, out: &mut BTreeMap<String, Value>) {
         match v {
@@ -100,6 +101,9 @@ fn leaves(pod: &Value) -> BTreeMap<String, Value> {
                     walk(x, format!("{path}[{key}]"), out);
                 }
             }
+            // An empty map or list says nothing (the API server defaults `resources: {}`).
+            Value::Object(_) => {}
+            Value::Array(a) if a.is_empty() => {}
             _ => {
                 out.insert(path, v.clone());
             }
