@@ -7,7 +7,7 @@ DEBUG_BIN := target/debug/kube-harden
 
 .PHONY: help build test test-targets unit lint standalone-check fmt fmt-check e2e controlplane psa-fixtures registry node node-e2e node-up node-down demo demo-once demo-offline e2e-kind clean
 .PHONY: docker-build image static-check manifests-check monitoring-check helm chart-check
-.PHONY: bench fuzz fuzz-replay answers reliability soak yaml-oracle
+.PHONY: bench bench-peers peers fuzz fuzz-replay answers reliability soak yaml-oracle
 .PHONY: images images-check images-repro legacy-e2e
 
 help: ## List the targets
@@ -139,6 +139,7 @@ e2e-kind: ## The real image and manifests in a kind cluster (needs docker, kind;
 	e2e/kind/run.sh
 
 BENCH_SECONDS ?= 5
+BENCH_PEERS_PODS ?= 400
 
 bench: controlplane ## Benchmarks (figures, not timed tests): rules (criterion), server vs a canned baseline, pod creation via kube-apiserver
 	$(CARGO) build --release --locked -p kube-harden -p kube-harden-bench --bins
@@ -147,6 +148,13 @@ bench: controlplane ## Benchmarks (figures, not timed tests): rules (criterion),
 	$(CARGO) bench --locked -p kube-harden-bench --bench images
 	target/release/kube-harden-bench server --seconds $(BENCH_SECONDS)
 	target/release/kube-harden-bench controlplane
+
+peers: ## Build Kyverno and Gatekeeper from their Go modules for bench-peers (cached by version; cold ~5-10 min)
+	bench/peers/build.sh
+
+bench-peers: controlplane peers ## kube-harden beside Kyverno, Gatekeeper and MutatingAdmissionPolicy on one control plane: latency, CPU per pod, RSS, fields stored (figures; not in `make test`)
+	$(CARGO) build --release --locked -p kube-harden -p kube-harden-bench --bins
+	target/release/kube-harden-bench peers --pods $(BENCH_PEERS_PODS)
 
 fuzz: ## Fuzz the admission handler (cargo-fuzz, nightly) for FUZZ_SECONDS (60) per target, from fuzz/corpus
 	scripts/fuzz.sh

@@ -25,13 +25,13 @@ const HARDENED: &str = "bench-webhook";
 const NAMESPACES: [&str; 3] = [PLAIN, AUDITED, HARDENED];
 
 /// The control plane of e2e/controlplane.sh in its own state directory; stopped on drop.
-struct ControlPlane {
-    state: PathBuf,
+pub(crate) struct ControlPlane {
+    pub(crate) state: PathBuf,
     url: String,
 }
 
 impl ControlPlane {
-    fn start(state: PathBuf) -> Self {
+    pub(crate) fn start(state: PathBuf) -> Self {
         let status = Command::new("bash")
             .arg(repo_dir().join("e2e/controlplane.sh"))
             .arg("start")
@@ -50,7 +50,7 @@ impl ControlPlane {
         Self { state, url }
     }
 
-    fn target(&self) -> Target {
+    pub(crate) fn target(&self) -> Target {
         let read = |name: &str| std::fs::read(self.state.join("certs").join(name)).expect(name);
         let addr = self
             .url
@@ -64,7 +64,7 @@ impl ControlPlane {
         )
     }
 
-    fn pid(&self, name: &str) -> Option<u32> {
+    pub(crate) fn pid(&self, name: &str) -> Option<u32> {
         std::fs::read_to_string(self.state.join(format!("{name}.pid")))
             .ok()?
             .trim()
@@ -83,7 +83,8 @@ impl Drop for ControlPlane {
     }
 }
 
-async fn create(conn: &mut Conn, path: &str, body: &Value) -> Result<Value, String> {
+/// POSTs `body` to `path`; the created object, or the status and body of a refusal.
+pub(crate) async fn create(conn: &mut Conn, path: &str, body: &Value) -> Result<Value, String> {
     let (status, bytes) = conn
         .post(
             path,
@@ -99,7 +100,8 @@ async fn create(conn: &mut Conn, path: &str, body: &Value) -> Result<Value, Stri
     serde_json::from_slice(&bytes).map_err(|e| e.to_string())
 }
 
-fn pod() -> Value {
+/// The bench pod: one container, no security context, no resources.
+pub(crate) fn pod() -> Value {
     json!({
         "apiVersion": "v1",
         "kind": "Pod",
@@ -113,6 +115,42 @@ fn pod() -> Value {
     })
 }
 
+/// `n` clients of the API server, each on its own HTTP/2 connection.
+pub(crate) async fn connect_clients(api: &Target, n: usize) -> Vec<Conn> {
+    let mut clients = Vec::new();
+    for _ in 0..n {
+        clients.push(api.connect(Proto::H2).await.expect("client connection"));
+    }
+    clients
+}
+
+/// The MutatingWebhookConfiguration of kube-harden at `addr` for the bench: one webhook per
+/// (mode, path), for Pod CREATE in the namespaces labelled `kube-harden.io/mode=<mode>`.
+pub(crate) fn webhook_configuration(addr: &str, ca_pem: &str, hooks: &[(&str, &str)]) -> Value {
+    let hook = |(mode, path): &(&str, &str)| {
+        json!({
+            "name": format!("{mode}.kube-harden.io"),
+            "clientConfig": {
+                "url": format!("https://{addr}{path}"),
+                "caBundle": BASE64_STANDARD.encode(ca_pem),
+            },
+            "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],
+                       "resources": ["pods"], "scope": "Namespaced"}],
+            "namespaceSelector": {"matchLabels": {"kube-harden.io/mode": mode}},
+            "failurePolicy": "Ignore",
+            "sideEffects": "None",
+            "admissionReviewVersions": ["v1"],
+            "timeoutSeconds": 10,
+        })
+    };
+    json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": "kube-harden-bench"},
+        "webhooks": hooks.iter().map(hook).collect::<Vec<_>>(),
+    })
+}
+
 fn is_hardened(created: &Value) -> bool {
     created
         .pointer("/metadata/annotations/kube-harden.io~1hardened")
@@ -120,11 +158,12 @@ fn is_hardened(created: &Value) -> bool {
 }
 
 /// Creates `total` pods in `namespace` from the clients (each sends its share in sequence);
-/// returns the latencies, the errors and how many came back hardened.
-async fn segment(
+/// returns the latencies, the errors and how many came back as `accept` wants (e.g. hardened).
+pub(crate) async fn segment(
     clients: &[Conn],
     namespace: &'static str,
     total: usize,
+    accept: fn(&Value) -> bool,
 ) -> (Vec<Duration>, usize, usize) {
     let per_client = total.div_ceil(clients.len());
     let path = format!("/api/v1/namespaces/{namespace}/pods");
@@ -139,7 +178,7 @@ async fn segment(
                 match create(&mut conn, &path, &body).await {
                     Ok(created) => {
                         latencies.push(t0.elapsed());
-                        hardened += usize::from(is_hardened(&created));
+                        hardened += usize::from(accept(&created));
                     }
                     Err(_) => errors += 1,
                 }
@@ -183,28 +222,11 @@ pub async fn run(bin: &Path, pods: usize) {
         .await
         .expect("namespace");
     }
-    let hook = |mode: &str, path: &str| {
-        json!({
-            "name": format!("{mode}.kube-harden.io"),
-            "clientConfig": {
-                "url": format!("https://{}{path}", kh.addr),
-                "caBundle": BASE64_STANDARD.encode(&pki.ca_pem),
-            },
-            "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],
-                       "resources": ["pods"], "scope": "Namespaced"}],
-            "namespaceSelector": {"matchLabels": {"kube-harden.io/mode": mode}},
-            "failurePolicy": "Ignore",
-            "sideEffects": "None",
-            "admissionReviewVersions": ["v1"],
-            "timeoutSeconds": 10,
-        })
-    };
-    let webhook = json!({
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "MutatingWebhookConfiguration",
-        "metadata": {"name": "kube-harden-bench"},
-        "webhooks": [hook("enforce", "/mutate"), hook("audit", "/audit")],
-    });
+    let webhook = webhook_configuration(
+        &kh.addr.to_string(),
+        &pki.ca_pem,
+        &[("enforce", "/mutate"), ("audit", "/audit")],
+    );
     create(
         &mut admin,
         "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
@@ -245,19 +267,16 @@ pub async fn run(bin: &Path, pods: usize) {
     let cpu = || pids.map(|pid| proc::cpu_seconds(pid).unwrap_or(0.0));
     for clients_n in [1usize, 10, 100] {
         let pods = if clients_n == 1 { pods / 4 } else { pods };
-        let mut clients = Vec::new();
-        for _ in 0..clients_n {
-            clients.push(api.connect(Proto::H2).await.expect("client connection"));
-        }
+        let clients = connect_clients(&api, clients_n).await;
         // Warm-up in both namespaces, not recorded.
         for ns in NAMESPACES {
-            let _ = segment(&clients, ns, clients_n * 2 + 10).await;
+            let _ = segment(&clients, ns, clients_n * 2 + 10, is_hardened).await;
         }
         let mut results: [(Vec<Duration>, usize, usize, Duration); 3] = Default::default();
         let mut cpu_used = [[0.0f64; 3]; 3];
         for ns in [PLAIN, AUDITED, HARDENED, HARDENED, AUDITED, PLAIN] {
             let (t0, cpu0) = (Instant::now(), cpu());
-            let (l, e, h) = segment(&clients, ns, pods / 2).await;
+            let (l, e, h) = segment(&clients, ns, pods / 2, is_hardened).await;
             let slot = NAMESPACES.iter().position(|n| *n == ns).unwrap_or(0);
             let cpu1 = cpu();
             for (k, used) in cpu_used[slot].iter_mut().enumerate() {

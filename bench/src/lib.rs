@@ -1,6 +1,7 @@
 //! Benchmark support for kube-harden: fixtures, a TLS client for HTTP/1.1 and HTTP/2, load
 //! generators (closed loop for saturation, open loop for latency at a fixed arrival rate, new
-//! connections), the canned baseline server, and /proc readings (RSS, CPU time, open files).
+//! connections), the canned baseline server, /proc readings (RSS, CPU time, open files), and
+//! kube-harden beside Kyverno, Gatekeeper and MutatingAdmissionPolicy (`peers`).
 //!
 //! Everything listens and connects on 127.0.0.1 only; every load loop is bounded in time.
 
@@ -8,6 +9,7 @@ pub mod canned;
 pub mod client;
 pub mod controlplane;
 pub mod load;
+pub mod peers;
 pub mod pki;
 pub mod proc;
 pub mod server;

@@ -4,12 +4,13 @@
 //! ```text
 //! kube-harden-bench server [--bin PATH] [--seconds N]       kube-harden serve vs the canned server
 //! kube-harden-bench controlplane [--bin PATH] [--pods N]    pod creation through kube-apiserver
+//! kube-harden-bench peers [--bin PATH] [--pods N]           beside Kyverno, Gatekeeper, MutatingAdmissionPolicy
 //! kube-harden-bench canned CERT KEY                         the canned server (prints its address)
 //! ```
 
 use std::path::PathBuf;
 
-use kube_harden_bench::{canned, controlplane, repo_dir, server};
+use kube_harden_bench::{canned, controlplane, peers, repo_dir, server};
 
 fn flag(args: &[String], name: &str) -> Option<String> {
     args.iter()
@@ -39,6 +40,10 @@ fn main() {
             let pods = flag(&args, "--pods").map_or(400, |s| s.parse().expect("--pods N"));
             runtime().block_on(controlplane::run(&bin, pods));
         }
+        Some("peers") => {
+            let pods = flag(&args, "--pods").map_or(400, |s| s.parse().expect("--pods N"));
+            runtime().block_on(peers::run(&bin, pods));
+        }
         Some("canned") => {
             let (Some(cert), Some(key)) = (args.get(1), args.get(2)) else {
                 eprintln!("usage: kube-harden-bench canned CERT KEY");
@@ -56,7 +61,7 @@ fn main() {
         }
         _ => {
             eprintln!(
-                "usage: kube-harden-bench server [--bin PATH] [--seconds N] | controlplane [--bin PATH] [--pods N] | canned CERT KEY"
+                "usage: kube-harden-bench server [--bin PATH] [--seconds N] | controlplane [--bin PATH] [--pods N] | peers [--bin PATH] [--pods N] | canned CERT KEY"
             );
             std::process::exit(2);
         }

@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""Writes map.yaml: a MutatingAdmissionPolicy adding, where missing, the fields kube-harden adds to
+the bench pod. One mutation per field (each sees the result of the ones before it), so that every
+add is conditional; `python3 map.py` rewrites map.yaml."""
+import pathlib
+
+C = "object.spec.containers"
+c = f"{C}[i]"
+sc = f"{c}.securityContext"
+NO_TMP = f"(!has({c}.volumeMounts) || !{c}.volumeMounts.exists(m, m.mountPath == '/tmp'))"
+
+
+def per(cond, path, value):
+    """One add per regular container for which cond holds (i: its index)."""
+    return f'''  - patchType: JSONPatch
+    jsonPatch:
+      expression: >-
+        lists.range(size({C})).filter(i, {cond}).map(i,
+          JSONPatch{{op: "add", path: "/spec/containers/" + string(i) + "{path}", value: {value}}})'''
+
+
+def pod(cond, path, value):
+    """One add on the pod if cond holds."""
+    return f'''  - patchType: JSONPatch
+    jsonPatch:
+      expression: >-
+        {cond} ? [JSONPatch{{op: "add", path: "{path}", value: {value}}}] : []'''
+
+
+def append_pod(cond, field, path, value):
+    """Appends value to the pod's list at path if cond holds, creating the list if missing."""
+    add = f'JSONPatch{{op: "add", path: "{path}/-", value: {value}}}'
+    return f'''  - patchType: JSONPatch
+    jsonPatch:
+      expression: >-
+        !({cond}) ? [] : (has({field}) ? [] : [JSONPatch{{op: "add", path: "{path}", value: []}}]) + [{add}]'''
+
+
+def append_per(cond, field, value):
+    """Appends value to each regular container's list `field` where cond holds (both ops in one
+    mutation: the empty list would not survive to the next)."""
+    base = '"/spec/containers/" + string(i) + "/' + field
+    return f'''  - patchType: JSONPatch
+    jsonPatch:
+      expression: >-
+        lists.range(size({C})).filter(i, ({cond}) && !has({c}.{field})).map(i,
+          JSONPatch{{op: "add", path: {base}", value: []}}) +
+        lists.range(size({C})).filter(i, {cond}).map(i,
+          JSONPatch{{op: "add", path: {base}/-", value: {value}}})'''
+
+
+MUTATIONS = [
+    pod("!has(object.spec.securityContext)", "/spec/securityContext", "{}"),
+    pod("!has(object.spec.securityContext.runAsNonRoot)", "/spec/securityContext/runAsNonRoot", "true"),
+    pod("!has(object.spec.securityContext.runAsUser)", "/spec/securityContext/runAsUser", "2866"),
+    pod("!has(object.spec.securityContext.runAsGroup)", "/spec/securityContext/runAsGroup", "2866"),
+    pod("!has(object.spec.securityContext.fsGroup)", "/spec/securityContext/fsGroup", "2866"),
+    pod("!has(object.spec.securityContext.fsGroupChangePolicy)",
+        "/spec/securityContext/fsGroupChangePolicy", '"OnRootMismatch"'),
+    pod("!has(object.spec.securityContext.seccompProfile)", "/spec/securityContext/seccompProfile",
+        '{"type": "RuntimeDefault"}'),
+    per(f"!has({sc})", "/securityContext", "{}"),
+    per(f"!has({sc}.allowPrivilegeEscalation)", "/securityContext/allowPrivilegeEscalation", "false"),
+    per(f"!has({sc}.readOnlyRootFilesystem)", "/securityContext/readOnlyRootFilesystem", "true"),
+    per(f"!has({sc}.capabilities)", "/securityContext/capabilities", "{}"),
+    per(f"!has({sc}.capabilities.drop)", "/securityContext/capabilities/drop", '["ALL"]'),
+    per(f"has({sc}.capabilities.drop) && !('ALL' in {sc}.capabilities.drop)",
+        "/securityContext/capabilities/drop/-", '"ALL"'),
+    # Empty maps and lists do not survive from one mutation to the next (the typed object omits
+    # them): a missing map is added whole, a missing list is created and appended to in one.
+    per(f"!has({c}.resources.requests)", "/resources/requests", '{"cpu": "100m", "memory": "128Mi"}'),
+    per(f"!has({c}.resources.limits)", "/resources/limits", '{"cpu": "500m", "memory": "512Mi"}'),
+    per(f"has({c}.resources.requests) && !('cpu' in {c}.resources.requests)", "/resources/requests/cpu", '"100m"'),
+    per(f"has({c}.resources.requests) && !('memory' in {c}.resources.requests)",
+        "/resources/requests/memory", '"128Mi"'),
+    per(f"has({c}.resources.limits) && !('cpu' in {c}.resources.limits)", "/resources/limits/cpu", '"500m"'),
+    per(f"has({c}.resources.limits) && !('memory' in {c}.resources.limits)",
+        "/resources/limits/memory", '"512Mi"'),
+    # /tmp: one volume, then a TMPDIR and a mount in each container with nothing at /tmp.
+    append_pod(f"{C}.exists(c, !has(c.volumeMounts) || !c.volumeMounts.exists(m, m.mountPath == '/tmp'))"
+               " && (!has(object.spec.volumes) || !object.spec.volumes.exists(v, v.name == 'kube-harden-tmp'))",
+               "object.spec.volumes", "/spec/volumes",
+               'Object.spec.volumes{name: "kube-harden-tmp", emptyDir: Object.spec.volumes.emptyDir{sizeLimit: "64Mi"}}'),
+    append_per(f"{NO_TMP} && (!has({c}.env) || !{c}.env.exists(e, e.name == 'TMPDIR'))", "env", '{"name": "TMPDIR", "value": "/tmp"}'),
+    append_per(NO_TMP, "volumeMounts", '{"name": "kube-harden-tmp", "mountPath": "/tmp"}'),
+]
+
+HEAD = """# Generated by bench/peers/policies/map.py: edit that, then `python3 map.py`.
+# A MutatingAdmissionPolicy (Kubernetes' own CEL mutation, admissionregistration.k8s.io/v1) adding
+# the fields kube-harden adds to the bench pod, where missing: conditional JSONPatch operations,
+# one mutation per field. kube-apiserver v1.36.3 answers HTTP 500 to a JSONPatch value that is a
+# list of objects, so a missing list is created empty and appended to, in one mutation (an empty
+# list or map does not survive to the next). Regular containers only.
+apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingAdmissionPolicy
+metadata:
+  name: bench-harden
+spec:
+  matchConstraints:
+    resourceRules:
+    - apiGroups: [""]
+      apiVersions: ["v1"]
+      operations: ["CREATE"]
+      resources: ["pods"]
+  failurePolicy: Ignore
+  reinvocationPolicy: Never
+  mutations:
+"""
+
+TAIL = """---
+apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingAdmissionPolicyBinding
+metadata:
+  name: bench-harden
+spec:
+  policyName: bench-harden
+  matchResources:
+    namespaceSelector:
+      matchLabels:
+        bench.kube-harden.io/config: map
+"""
+
+BODY = "\n".join(MUTATIONS) + "\n"
+pathlib.Path(__file__).with_name("map.yaml").write_text(HEAD + BODY + TAIL)
+
+# The same mutations as a Kyverno MutatingPolicy (policies.kyverno.io/v1: CEL, evaluated by
+# Kyverno's webhook instead of the API server); the namespace selector is in its match.
+KYVERNO_HEAD = """# Generated by bench/peers/policies/map.py: edit that, then `python3 map.py`.
+# Kyverno's CEL MutatingPolicy with the mutations of map.yaml (the MutatingAdmissionPolicy).
+apiVersion: policies.kyverno.io/v1
+kind: MutatingPolicy
+metadata:
+  name: bench-harden
+spec:
+  evaluation:
+    admission:
+      enabled: true
+    mutateExisting:
+      enabled: false
+  matchConstraints:
+    namespaceSelector:
+      matchLabels:
+        bench.kube-harden.io/config: kyverno-mutatingpolicy
+    resourceRules:
+    - apiGroups: [""]
+      apiVersions: ["v1"]
+      operations: ["CREATE"]
+      resources: ["pods"]
+  failurePolicy: Ignore
+  reinvocationPolicy: Never
+  mutations:
+"""
+pathlib.Path(__file__).with_name("kyverno-mutatingpolicy.yaml").write_text(KYVERNO_HEAD + BODY)
