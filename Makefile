@@ -7,7 +7,7 @@ DEBUG_BIN := target/debug/kube-harden
 
 .PHONY: help build test test-targets unit lint standalone-check fmt fmt-check e2e controlplane psa-fixtures registry node node-e2e node-up node-down demo demo-once demo-offline e2e-kind clean
 .PHONY: docker-build image static-check manifests-check monitoring-check helm chart-check
-.PHONY: bench bench-peers peers fuzz fuzz-replay answers reliability soak yaml-oracle
+.PHONY: bench bench-peers bench-shapes peers fuzz fuzz-replay answers reliability soak yaml-oracle
 .PHONY: images images-check images-repro legacy-e2e
 
 help: ## List the targets
@@ -140,6 +140,9 @@ e2e-kind: ## The real image and manifests in a kind cluster (needs docker, kind;
 
 BENCH_SECONDS ?= 5
 BENCH_PEERS_PODS ?= 400
+BENCH_SHAPES_PODS ?= 400
+BENCH_SHAPES_ROUNDS ?= 3
+BENCH_SHAPES_PROFILE_SECONDS ?= 20
 
 bench: controlplane ## Benchmarks (figures, not timed tests): rules (criterion), server vs a canned baseline, pod creation via kube-apiserver
 	$(CARGO) build --release --locked -p kube-harden -p kube-harden-bench --bins
@@ -151,6 +154,10 @@ bench: controlplane ## Benchmarks (figures, not timed tests): rules (criterion),
 
 peers: ## Build Kyverno and Gatekeeper from their Go modules for bench-peers (cached by version; cold ~5-10 min)
 	bench/peers/build.sh
+
+bench-shapes: controlplane ## kube-apiserver's CPU per pod by the shape of the webhook's patch (variants of equal effect side by side) and its CPU profiles (figures; not in `make test`)
+	$(CARGO) build --release --locked -p kube-harden-bench --bins
+	target/release/kube-harden-bench patch-shapes --pods $(BENCH_SHAPES_PODS) --rounds $(BENCH_SHAPES_ROUNDS) --profile-seconds $(BENCH_SHAPES_PROFILE_SECONDS)
 
 bench-peers: controlplane peers ## kube-harden beside Kyverno, Gatekeeper and MutatingAdmissionPolicy on one control plane: latency, CPU per pod, RSS, fields stored (figures; not in `make test`)
 	$(CARGO) build --release --locked -p kube-harden -p kube-harden-bench --bins

@@ -22,6 +22,16 @@ pub const CANNED: &str = r#"{"apiVersion":"admission.k8s.io/v1","kind":"Admissio
 
 /// Serves on `listener` until the process ends.
 pub async fn serve(listener: TcpListener, cert_pem: &[u8], key_pem: &[u8]) {
+    let body = Bytes::from_static(CANNED.as_bytes());
+    serve_with(listener, cert_pem, key_pem, move |_, _| body.clone()).await;
+}
+
+/// Serves on `listener` until the process ends, answering each request with
+/// `answer(path, whole request body)` (same stack as [`serve`]; `patch-shapes` answers there).
+pub async fn serve_with<F>(listener: TcpListener, cert_pem: &[u8], key_pem: &[u8], answer: F)
+where
+    F: Fn(&str, Bytes) -> Bytes + Send + Sync + 'static,
+{
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
         .collect::<Result<_, _>>()
         .expect("certificate PEM");
@@ -37,24 +47,31 @@ pub async fn serve(listener: TcpListener, cert_pem: &[u8], key_pem: &[u8]) {
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let acceptor = TlsAcceptor::from(Arc::new(config));
     let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
-    let body = Bytes::from_static(CANNED.as_bytes());
+    let answer = Arc::new(answer);
     loop {
         let Ok((tcp, _)) = listener.accept().await else {
             continue;
         };
         let _ = tcp.set_nodelay(true);
-        let (acceptor, builder, body) = (acceptor.clone(), Arc::clone(&builder), body.clone());
+        let (acceptor, builder, answer) =
+            (acceptor.clone(), Arc::clone(&builder), Arc::clone(&answer));
         tokio::spawn(async move {
             let Ok(tls) = acceptor.accept(tcp).await else {
                 return;
             };
             let service =
                 hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let body = body.clone();
+                    let answer = Arc::clone(&answer);
                     async move {
-                        // Read the whole request, as a real handler must, but never look at it.
-                        let _ = req.into_body().collect().await;
-                        let mut response = Response::new(Full::new(body));
+                        // Read the whole request, as a real handler must.
+                        let path = req.uri().path().to_owned();
+                        let body = req
+                            .into_body()
+                            .collect()
+                            .await
+                            .map(|b| b.to_bytes())
+                            .unwrap_or_default();
+                        let mut response = Response::new(Full::new(answer(&path, body)));
                         response
                             .headers_mut()
                             .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

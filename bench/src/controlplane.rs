@@ -32,10 +32,16 @@ pub(crate) struct ControlPlane {
 
 impl ControlPlane {
     pub(crate) fn start(state: PathBuf) -> Self {
+        Self::start_with(state, "")
+    }
+
+    /// [`ControlPlane::start`] with extra kube-apiserver flags (`E2E_APISERVER_ARGS`).
+    pub(crate) fn start_with(state: PathBuf, apiserver_args: &str) -> Self {
         let status = Command::new("bash")
             .arg(repo_dir().join("e2e/controlplane.sh"))
             .arg("start")
             .env("E2E_STATE_DIR", &state)
+            .env("E2E_APISERVER_ARGS", apiserver_args)
             .env("E2E_WATCH_PID", std::process::id().to_string())
             .status()
             .expect("run e2e/controlplane.sh");

@@ -1,7 +1,8 @@
 //! Benchmark support for kube-harden: fixtures, a TLS client for HTTP/1.1 and HTTP/2, load
 //! generators (closed loop for saturation, open loop for latency at a fixed arrival rate, new
 //! connections), the canned baseline server, /proc readings (RSS, CPU time, open files), and
-//! kube-harden beside Kyverno, Gatekeeper and MutatingAdmissionPolicy (`peers`).
+//! kube-harden beside Kyverno, Gatekeeper and MutatingAdmissionPolicy (`peers`), and
+//! kube-apiserver's CPU by the shape of the patch (`patch_shapes`).
 //!
 //! Everything listens and connects on 127.0.0.1 only; every load loop is bounded in time.
 
@@ -9,6 +10,7 @@ pub mod canned;
 pub mod client;
 pub mod controlplane;
 pub mod load;
+pub mod patch_shapes;
 pub mod peers;
 pub mod pki;
 pub mod proc;

@@ -5,12 +5,14 @@
 //! kube-harden-bench server [--bin PATH] [--seconds N]       kube-harden serve vs the canned server
 //! kube-harden-bench controlplane [--bin PATH] [--pods N]    pod creation through kube-apiserver
 //! kube-harden-bench peers [--bin PATH] [--pods N]           beside Kyverno, Gatekeeper, MutatingAdmissionPolicy
+//! kube-harden-bench patch-shapes [--pods N] [--rounds R] [--profile-seconds S]
+//!                                                          kube-apiserver's CPU by patch shape
 //! kube-harden-bench canned CERT KEY                         the canned server (prints its address)
 //! ```
 
 use std::path::PathBuf;
 
-use kube_harden_bench::{canned, controlplane, peers, repo_dir, server};
+use kube_harden_bench::{canned, controlplane, patch_shapes, peers, repo_dir, server};
 
 fn flag(args: &[String], name: &str) -> Option<String> {
     args.iter()
@@ -44,6 +46,16 @@ fn main() {
             let pods = flag(&args, "--pods").map_or(400, |s| s.parse().expect("--pods N"));
             runtime().block_on(peers::run(&bin, pods));
         }
+        Some("patch-shapes") => {
+            let number = |name: &str, default: usize| {
+                flag(&args, name).map_or(default, |s| s.parse().expect("a number"))
+            };
+            runtime().block_on(patch_shapes::run(&patch_shapes::Options {
+                pods: number("--pods", 400),
+                rounds: number("--rounds", 3),
+                profile_seconds: number("--profile-seconds", 0) as u64,
+            }));
+        }
         Some("canned") => {
             let (Some(cert), Some(key)) = (args.get(1), args.get(2)) else {
                 eprintln!("usage: kube-harden-bench canned CERT KEY");
@@ -61,7 +73,7 @@ fn main() {
         }
         _ => {
             eprintln!(
-                "usage: kube-harden-bench server [--bin PATH] [--seconds N] | controlplane [--bin PATH] [--pods N] | peers [--bin PATH] [--pods N] | canned CERT KEY"
+                "usage: kube-harden-bench server [--bin PATH] [--seconds N] | controlplane [--bin PATH] [--pods N] | peers [--bin PATH] [--pods N] | patch-shapes [--pods N] [--rounds R] [--profile-seconds S] | canned CERT KEY"
             );
             std::process::exit(2);
         }

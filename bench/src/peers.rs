@@ -8,7 +8,7 @@
 //!
 //! Kyverno and Gatekeeper are built from their Go modules and started by bench/peers/peers.sh.
 
-mod fields;
+pub(crate) mod fields;
 mod shapes;
 
 use std::path::Path;
