@@ -346,6 +346,28 @@ pub async fn run(options: &Options) {
         }
         println!();
     }
+    if options.rounds > 0 {
+        summarise(&configs, &summary);
+    }
+    if options.profile_seconds > 0 {
+        let dir = state.join("profiles");
+        std::fs::create_dir_all(&dir).expect("profiles directory");
+        println!(
+            "### kube-apiserver CPU profiles ({} s each, 10 clients)\n",
+            options.profile_seconds
+        );
+        println!("| variant | pods created | profile (`go tool pprof -top FILE`) |");
+        println!("| --- | --- | --- |");
+        for v in &configs {
+            profile(&api, &dir, *v, options.profile_seconds).await;
+        }
+        println!();
+    }
+    drop(cp);
+}
+
+/// The summary table over the rounds: mean, min and max per cell.
+fn summarise(configs: &[Option<Variant>], summary: &HashMap<(usize, usize), Vec<Cell>>) {
     println!(
         "### Summary over the rounds: kube-apiserver CPU ms/pod, mean (min-max), and added over the no-op webhook\n"
     );
@@ -385,25 +407,4 @@ pub async fn run(options: &Options) {
         }
     }
     println!();
-    if options.profile_seconds > 0 {
-        let dir = state.join("profiles");
-        std::fs::create_dir_all(&dir).expect("profiles directory");
-        println!(
-            "### kube-apiserver CPU profiles ({} s each, 10 clients)\n",
-            options.profile_seconds
-        );
-        println!("| variant | pods created | profile (`go tool pprof -top FILE`) |");
-        println!("| --- | --- | --- |");
-        for v in [
-            None,
-            Some(Variant::Noop),
-            Some(Variant::KubeHarden),
-            Some(Variant::Fewest),
-            Some(Variant::Leaf),
-        ] {
-            profile(&api, &dir, v, options.profile_seconds).await;
-        }
-        println!();
-    }
-    drop(cp);
 }
