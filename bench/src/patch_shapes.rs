@@ -172,15 +172,20 @@ fn spread(values: &[f64]) -> (f64, f64, f64) {
     (mean, min, max)
 }
 
-/// Profiles kube-apiserver for `seconds` while 10 clients create pods in `variant`'s
-/// namespace; writes the profile under `dir`; returns the pods created meanwhile.
-async fn profile(
+/// One profiled window: kube-apiserver's CPU profile for `seconds` while `clients` create
+/// pods in `variant`'s namespace (written to `path`); the pods created and the CPU seconds
+/// kube-apiserver and etcd used meanwhile (/proc).
+async fn window(
     api: &Target,
-    dir: &std::path::Path,
+    pids: [u32; 2],
+    path: &std::path::Path,
     variant: Option<Variant>,
+    clients: &[crate::client::Conn],
     seconds: u64,
-) -> usize {
+) -> (usize, [f64; 2]) {
     let mut admin = api.connect(Proto::H2).await.expect("API server connection");
+    let cpu = || pids.map(|pid| proc::cpu_seconds(pid).unwrap_or(0.0));
+    let cpu0 = cpu();
     let fetch = tokio::spawn(async move {
         admin
             .send(
@@ -190,18 +195,78 @@ async fn profile(
             )
             .await
     });
-    let clients = connect_clients(api, 10).await;
     let ns: &'static str = namespace(variant).leak();
     let mut created = 0;
     while !fetch.is_finished() {
-        created += segment(&clients, ns, 50, fields::complete).await.0.len();
+        created += segment(clients, ns, 5 * clients.len(), fields::complete)
+            .await
+            .0
+            .len();
     }
+    let cpu1 = cpu();
     let (status, body) = fetch.await.expect("profile task").expect("profile request");
     assert!(status.is_success(), "/debug/pprof/profile: {status}");
-    let path = dir.join(format!("{}.pb.gz", label(variant).replace(' ', "-")));
-    std::fs::write(&path, &body).expect("write the profile");
-    println!("| {} | {created} | {} |", label(variant), path.display());
-    created
+    std::fs::write(path, &body).expect("write the profile");
+    (created, [cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]])
+}
+
+/// Long windows, each profiled: every configuration for `seconds`, forward then backward, at
+/// 1 and 10 clients; prints CPU per pod from /proc over each window and where the profiles are.
+async fn profiles(
+    api: &Target,
+    pids: [u32; 2],
+    dir: &std::path::Path,
+    configs: &[Option<Variant>],
+    seconds: u64,
+) {
+    std::fs::create_dir_all(dir).expect("profiles directory");
+    println!(
+        "### Long windows: {seconds} s per configuration, forward then backward, each with a kube-apiserver CPU profile\n"
+    );
+    println!(
+        "Profiles: {}/<clients>c-<variant>-<1|2>.pb.gz (`go tool pprof -top -cum FILE...` merges several).\n",
+        dir.display()
+    );
+    println!(
+        "| clients | variant | pods | kube-apiserver ms/pod: forward | backward | mean | added vs no-op | etcd ms/pod |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    for clients_n in [1usize, 10] {
+        let clients = connect_clients(api, clients_n).await;
+        let mut cells = vec![(0usize, [0.0f64; 2], [0.0f64; 2]); configs.len()];
+        for (pass, order) in [
+            (1, (0..configs.len()).collect::<Vec<_>>()),
+            (2, (0..configs.len()).rev().collect()),
+        ] {
+            for i in order {
+                let name = format!(
+                    "{clients_n}c-{}-{pass}.pb.gz",
+                    label(configs[i]).replace(' ', "-")
+                );
+                let (pods, cpu) =
+                    window(api, pids, &dir.join(name), configs[i], &clients, seconds).await;
+                let cell = &mut cells[i];
+                cell.0 += pods;
+                cell.1[pass - 1] = cpu[0] * 1000.0 / pods.max(1) as f64;
+                cell.2[pass - 1] = cpu[1] * 1000.0 / pods.max(1) as f64;
+            }
+        }
+        let mean = |c: &(usize, [f64; 2], [f64; 2])| (c.1[0] + c.1[1]) / 2.0;
+        let noop = mean(&cells[1]);
+        for (v, cell) in configs.iter().zip(&cells) {
+            println!(
+                "| {clients_n} | {} | {} | {:.3} | {:.3} | {:.3} | {:+.3} | {:.3} |",
+                label(*v),
+                cell.0,
+                cell.1[0],
+                cell.1[1],
+                mean(cell),
+                mean(cell) - noop,
+                (cell.2[0] + cell.2[1]) / 2.0,
+            );
+        }
+    }
+    println!();
 }
 
 /// Runs the benchmark and prints its tables.
@@ -351,17 +416,7 @@ pub async fn run(options: &Options) {
     }
     if options.profile_seconds > 0 {
         let dir = state.join("profiles");
-        std::fs::create_dir_all(&dir).expect("profiles directory");
-        println!(
-            "### kube-apiserver CPU profiles ({} s each, 10 clients)\n",
-            options.profile_seconds
-        );
-        println!("| variant | pods created | profile (`go tool pprof -top FILE`) |");
-        println!("| --- | --- | --- |");
-        for v in &configs {
-            profile(&api, &dir, *v, options.profile_seconds).await;
-        }
-        println!();
+        profiles(&api, pids, &dir, &configs, options.profile_seconds).await;
     }
     drop(cp);
 }
