@@ -142,7 +142,7 @@ BENCH_SECONDS ?= 5
 BENCH_PEERS_PODS ?= 400
 BENCH_SHAPES_PODS ?= 400
 BENCH_SHAPES_ROUNDS ?= 3
-BENCH_SHAPES_PROFILE_SECONDS ?= 20
+BENCH_SHAPES_PROFILE_SECONDS ?= 7
 
 bench: controlplane ## Benchmarks (figures, not timed tests): rules (criterion), server vs a canned baseline, pod creation via kube-apiserver
 	$(CARGO) build --release --locked -p kube-harden -p kube-harden-bench --bins

@@ -3,14 +3,15 @@
 
 Usage: bench/profile_table.py DIR CLIENTS VARIANT:PODS...
 
-DIR holds `<clients>c-<variant>-<1|2>.pb.gz` (target/bench-shapes/profiles); PODS is the pods
-column of the run's "Long windows" table. For each variant, both windows' profiles are merged
+DIR holds `<clients>c-<variant>-<n>.pb.gz` (target/bench-shapes/profiles); PODS is the pods
+column of the run's "Long windows" table (summed over the runs whose windows DIR holds, renamed
+to distinct n). For each variant, all its windows' profiles are merged
 (`go tool pprof`, Go on PATH) and the cumulative time of the functions below is divided by the
 pods: a Markdown table, milliseconds of kube-apiserver CPU per pod. Rows starting with ".." are
 measured inside the mutating webhook call only (`-focus`), so they do not count the same
 function's work elsewhere in the request (e.g. decoding the client's body).
 """
-import re, subprocess, sys
+import glob, re, subprocess, sys
 
 d, c = sys.argv[1], sys.argv[2]
 profs = [a.split(':') for a in sys.argv[3:]]
@@ -41,7 +42,7 @@ cache = {}
 def table(name, focus):
     key = (name, focus)
     if key in cache: return cache[key]
-    files = [f'{d}/{c}c-{name}-1.pb.gz', f'{d}/{c}c-{name}-2.pb.gz']
+    files = sorted(glob.glob(f'{d}/{c}c-{name}-[0-9]*.pb.gz'))
     args = ['go','tool','pprof','-top','-cum','-nodecount=100000','-nodefraction=0','-edgefraction=0']
     if focus: args.append(f'-focus={focus}')
     out = subprocess.run(args + files, capture_output=True, text=True).stdout
