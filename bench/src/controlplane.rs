@@ -202,6 +202,41 @@ pub(crate) async fn segment(
     out
 }
 
+/// The figures of one configuration at one concurrency: latencies, errors, created pods that
+/// came back as wanted, wall time, and CPU seconds of up to three processes.
+#[derive(Default, Clone)]
+pub(crate) struct Cell {
+    pub(crate) latencies: Vec<Duration>,
+    pub(crate) errors: usize,
+    pub(crate) complete: usize,
+    pub(crate) wall: Duration,
+    pub(crate) cpu: [f64; 3],
+}
+
+impl Cell {
+    /// Adds one [`segment`]'s result, its wall time and the CPU readings before and after it.
+    pub(crate) fn add(
+        &mut self,
+        (latencies, errors, complete): (Vec<Duration>, usize, usize),
+        wall: Duration,
+        cpu0: [f64; 3],
+        cpu1: [f64; 3],
+    ) {
+        self.latencies.extend(latencies);
+        self.errors += errors;
+        self.complete += complete;
+        self.wall += wall;
+        for (used, (a, b)) in self.cpu.iter_mut().zip(cpu0.iter().zip(cpu1)) {
+            *used += b - a;
+        }
+    }
+
+    /// Milliseconds of process `k`'s CPU per created pod.
+    pub(crate) fn per_pod(&self, k: usize) -> f64 {
+        self.cpu[k] * 1000.0 / self.latencies.len().max(1) as f64
+    }
+}
+
 /// Runs the control-plane benchmark and prints its table. `bin`: the kube-harden binary;
 /// `pods`: pods per segment (four segments per concurrency level, two per namespace).
 pub async fn run(bin: &Path, pods: usize) {

@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 
 use crate::client::{Proto, Target};
 use crate::controlplane::{
-    ControlPlane, connect_clients, create, pod, segment, webhook_configuration,
+    Cell, ControlPlane, connect_clients, create, pod, segment, webhook_configuration,
 };
 use crate::peers::fields;
 use crate::pki::Pki;
@@ -42,8 +42,8 @@ pub struct Options {
     pub profile_seconds: u64,
 }
 
-fn namespace(variant: Option<Variant>) -> String {
-    variant.map_or(PLAIN.to_owned(), |v| format!("shapes-{}", v.slug()))
+fn namespace(variant: Option<Variant>) -> &'static str {
+    variant.map_or(PLAIN, Variant::namespace)
 }
 
 /// The in-process webhook: answers by path, caches one answer per (variant, object).
@@ -111,21 +111,6 @@ fn as_expected(variant: Option<Variant>, created: &Value) -> bool {
     }
 }
 
-/// The figures of one configuration at one concurrency in one round.
-#[derive(Default, Clone)]
-struct Cell {
-    latencies: Vec<Duration>,
-    errors: usize,
-    complete: usize,
-    cpu: [f64; 2],
-}
-
-impl Cell {
-    fn per_pod(&self, k: usize) -> f64 {
-        self.cpu[k] * 1000.0 / self.latencies.len().max(1) as f64
-    }
-}
-
 /// One round at `clients_n` clients: every configuration forward, then backward.
 async fn round(
     api: &Target,
@@ -135,24 +120,24 @@ async fn round(
     clients_n: usize,
 ) -> Vec<Cell> {
     let clients = connect_clients(api, clients_n).await;
-    let cpu = || pids.map(|pid| proc::cpu_seconds(pid).unwrap_or(0.0));
+    let cpu = || {
+        let [a, b] = pids.map(|pid| proc::cpu_seconds(pid).unwrap_or(0.0));
+        [a, b, 0.0]
+    };
     for v in configs {
-        let ns: &'static str = namespace(*v).leak();
-        let _ = segment(&clients, ns, clients_n * 2 + 10, fields::complete).await;
+        let _ = segment(
+            &clients,
+            namespace(*v),
+            clients_n * 2 + 10,
+            fields::complete,
+        )
+        .await;
     }
     let mut cells = vec![Cell::default(); configs.len()];
     for i in (0..configs.len()).chain((0..configs.len()).rev()) {
-        let ns: &'static str = namespace(configs[i]).leak();
-        let cpu0 = cpu();
-        let (l, e, complete) = segment(&clients, ns, pods / 2, fields::complete).await;
-        let cpu1 = cpu();
-        let cell = &mut cells[i];
-        for k in 0..2 {
-            cell.cpu[k] += cpu1[k] - cpu0[k];
-        }
-        cell.latencies.extend(l);
-        cell.errors += e;
-        cell.complete += complete;
+        let (t0, cpu0) = (Instant::now(), cpu());
+        let result = segment(&clients, namespace(configs[i]), pods / 2, fields::complete).await;
+        cells[i].add(result, t0.elapsed(), cpu0, cpu());
     }
     for cell in &mut cells {
         cell.latencies.sort();
@@ -195,7 +180,7 @@ async fn window(
             )
             .await
     });
-    let ns: &'static str = namespace(variant).leak();
+    let ns = namespace(variant);
     let mut created = 0;
     while !fetch.is_finished() {
         created += segment(clients, ns, 5 * clients.len(), fields::complete)

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 use crate::client::{Conn, Proto};
 use crate::controlplane::{
-    ControlPlane, connect_clients, create, pod, segment, webhook_configuration,
+    Cell, ControlPlane, connect_clients, create, pod, segment, webhook_configuration,
 };
 use crate::pki::Pki;
 use crate::server::start_kube_harden;
@@ -125,16 +125,6 @@ impl Pids {
     }
 }
 
-/// The figures of one configuration at one concurrency.
-#[derive(Default)]
-struct Cell {
-    latencies: Vec<Duration>,
-    errors: usize,
-    complete: usize,
-    wall: Duration,
-    cpu: [f64; 3],
-}
-
 /// Stops Kyverno and Gatekeeper on drop (before the control plane: declared after it), also
 /// when the run panics.
 struct Peers(String);
@@ -177,16 +167,8 @@ async fn pass(api: &crate::client::Target, pids: &Pids, configs: &[&Config], pod
         for i in order {
             let c = configs[i];
             let (t0, cpu0) = (Instant::now(), pids.cpu(c.webhook));
-            let (l, e, complete) = segment(&clients, c.namespace, pods / 2, fields::complete).await;
-            let cpu1 = pids.cpu(c.webhook);
-            let cell = &mut cells[i];
-            cell.wall += t0.elapsed();
-            for k in 0..3 {
-                cell.cpu[k] += cpu1[k] - cpu0[k];
-            }
-            cell.latencies.extend(l);
-            cell.errors += e;
-            cell.complete += complete;
+            let result = segment(&clients, c.namespace, pods / 2, fields::complete).await;
+            cells[i].add(result, t0.elapsed(), cpu0, pids.cpu(c.webhook));
         }
         for cell in &mut cells {
             cell.latencies.sort();

@@ -59,6 +59,20 @@ impl Variant {
         }
     }
 
+    /// Its namespace in the bench: `shapes-<slug>`.
+    pub fn namespace(self) -> &'static str {
+        match self {
+            Variant::Noop => "shapes-noop",
+            Variant::KubeHarden => "shapes-kube-harden",
+            Variant::NoWarnings => "shapes-no-warnings",
+            Variant::NoAnnotation => "shapes-no-annotation",
+            Variant::Leaf => "shapes-leaf",
+            Variant::Fewest => "shapes-fewest",
+            Variant::FewestNoAnnotation => "shapes-fewest-no-annotation",
+            Variant::Tiny => "shapes-tiny",
+        }
+    }
+
     /// The variant served at `/<slug>`.
     pub fn from_path(path: &str) -> Option<Variant> {
         let slug = path.strip_prefix('/')?;

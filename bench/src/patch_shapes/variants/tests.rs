@@ -125,3 +125,12 @@ fn keys_are_escaped_and_the_annotation_is_dropped_alone() {
         vec![json!({"op": "add", "path": "/m/a~1b~0c", "value": 2})]
     );
 }
+
+#[test]
+fn each_variant_has_its_own_path_and_namespace() {
+    for v in Variant::ALL {
+        assert_eq!(Variant::from_path(&format!("/{}", v.slug())), Some(v));
+        assert_eq!(v.namespace(), format!("shapes-{}", v.slug()));
+    }
+    assert_eq!(Variant::from_path("/mutate"), None);
+}
