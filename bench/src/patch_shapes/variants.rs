@@ -128,10 +128,12 @@ pub fn answer(variant: Variant, uid: &str, object: &Value, kube_harden_answer: &
                 fewest_ops(object, &target)
             }
         }
+        // The bench pod has labels: one more is the smallest additive change.
         Variant::Tiny => {
             vec![json!({"op": "add", "path": "/metadata/labels/bench-tiny", "value": "1"})]
         }
-        Variant::Noop | Variant::KubeHarden => unreachable!("answered above"),
+        // Answered above.
+        Variant::Noop | Variant::KubeHarden => ops,
     };
     set_patch(response, &patch);
     review
