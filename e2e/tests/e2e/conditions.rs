@@ -15,7 +15,7 @@
 //!    unhardened), and one that adds a container hardens it.
 
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube_harden::admission::Mode;
 use kube_harden::harden::{HARDENED_ANNOTATION, Hardened, Policy, SKIP_ANNOTATION, harden_object};
@@ -108,32 +108,32 @@ fn record_create(
     apply(&sent, &second)
 }
 
-/// Dry-run creates `pod` in `ns` until `done` holds for the answer (a configuration just
-/// created takes a moment to reach the API server's webhook source); each answer kube-harden
-/// took part in (it marks what it hardens) is recorded in the ledger, as [`record_create`].
-async fn dry_run_until(
+/// Creates `pod` (under a generated name) in `ns` until `done` holds for the stored Pod: a
+/// configuration or a namespace label just written takes a moment to reach the API server's
+/// webhook source. Each Pod kube-harden took part in (it marks what it hardens) is recorded in
+/// the ledger, as [`record_create`]. Real creates, not dry runs: the webhook counts the changes
+/// of stored objects only, and the ledger the same.
+async fn create_until(
     h: &Harness,
     ns: &str,
     pod: &Value,
     reinvoked: bool,
     done: fn(&Value) -> bool,
 ) -> Result<()> {
-    let pods: Api<Pod> = Api::namespaced(h.client(), ns);
-    let typed: Pod = serde_json::from_value(pod.clone())?;
-    let dry_run = PostParams {
-        dry_run: true,
-        ..PostParams::default()
-    };
+    let mut pod = pod.clone();
+    let name = pod["metadata"]["name"].take();
+    pod["metadata"]["generateName"] = json!(format!("{}-", name.as_str().unwrap_or("probe")));
+    let pod = &pod;
     process::poll(
         "the test webhook configurations to take effect",
         Duration::from_secs(60),
         Duration::from_millis(200),
-        || async {
-            let answer = serde_json::to_value(pods.create(&dry_run, &typed).await?)?;
-            if marked(&answer) {
-                record_create(h, ns, pod, &answer, reinvoked)?;
+        || async move {
+            let stored = h.create(ns, pod).await?;
+            if marked(&stored) {
+                record_create(h, ns, pod, &stored, reinvoked)?;
             }
-            Ok(done(&answer).then_some(()))
+            Ok(done(&stored).then_some(()))
         },
     )
     .await
@@ -177,7 +177,7 @@ pub async fn skip_conditions_would_miss_reinvocation_and_updates(h: &Harness) ->
             .await?;
         // Both test configurations in effect: a legacy Pod in the candidate namespace comes back
         // hardened by the candidate webhook and with the sidecar.
-        dry_run_until(h, &skipping, &legacy_pod("probe"), false, |p| {
+        create_until(h, &skipping, &legacy_pod("probe"), false, |p| {
             marked(p) && has_sidecar(p)
         })
         .await?;
@@ -349,7 +349,7 @@ async fn updates_that_keep_the_template_still_harden(h: &Harness) -> Result<()> 
             &Patch::Merge(json!({"metadata": {"labels": {MODE_LABEL: "enforce"}}})),
         )
         .await?;
-    dry_run_until(h, &ns, &legacy_pod("probe"), false, marked).await?;
+    create_until(h, &ns, &legacy_pod("probe"), false, marked).await?;
 
     // An UPDATE that leaves the template as it was (a label on the Deployment): hardened now.
     let current = h.get(&ns, &deployment, "before-opt-in").await?;
