@@ -7,7 +7,7 @@ DEBUG_BIN := target/debug/kube-harden
 
 .PHONY: help build test test-targets unit lint standalone-check fmt fmt-check e2e controlplane psa-fixtures registry node node-e2e node-up node-down demo demo-once demo-offline e2e-kind clean
 .PHONY: docker-build image static-check manifests-check monitoring-check helm chart-check
-.PHONY: bench bench-peers peers fuzz fuzz-replay answers reliability soak yaml-oracle
+.PHONY: bench bench-peers conditions-cost peers fuzz fuzz-replay answers reliability soak yaml-oracle
 .PHONY: images images-check images-repro legacy-e2e
 
 help: ## List the targets
@@ -151,6 +151,10 @@ bench: controlplane ## Benchmarks (figures, not timed tests): rules (criterion),
 
 peers: ## Build Kyverno and Gatekeeper from their Go modules for bench-peers (cached by version; cold ~5-10 min)
 	bench/peers/build.sh
+
+conditions-cost: controlplane ## What a matchConditions skip would save the API server per Pod CREATE (figures; not in `make test`; docs/operations.md)
+	$(CARGO) build --release --locked --bin kube-harden
+	KUBE_HARDEN_BIN=target/release/kube-harden $(CARGO) test --locked -p kube-harden-e2e --test conditions_cost
 
 bench-peers: controlplane peers ## kube-harden beside Kyverno, Gatekeeper and MutatingAdmissionPolicy on one control plane: latency, CPU per pod, RSS, fields stored (figures; not in `make test`)
 	$(CARGO) build --release --locked -p kube-harden -p kube-harden-bench --bins
