@@ -6,10 +6,12 @@
 //!    hardened on reinvocation: in a Pod that already carries `kube-harden.io/hardened` (as the
 //!    Pods of a hardened template do), in one whose author wrote that annotation, and in one
 //!    whose `kube-harden.io/skip` the later webhook removes.
-//! 2. The evidence against the `kube-harden.io/hardened` candidate: the same enforce webhook
-//!    with that `matchConditions` skip is not called for those Pods in the first round, so the API
-//!    server never reinvokes it (k8s.io/apiserver's mutating dispatcher), and the sidecar, or the
-//!    whole Pod when its author wrote the annotation, is stored unhardened.
+//! 2. The evidence against the `kube-harden.io/hardened` candidate: a copy of the enforce webhook
+//!    with that `matchConditions` skip is not called for Pods carrying the annotation, and the
+//!    condition is evaluated again in the reinvocation round on what kube-harden's first call
+//!    (which adds the annotation) left, so it is never reinvoked (k8s.io/apiserver's mutating
+//!    dispatcher): the sidecar is stored unhardened in every Pod, and the whole Pod when its
+//!    author wrote the annotation.
 //! 3. Workload UPDATEs: one that leaves the pod template as it was still hardens a template
 //!    admitted before its namespace opted in (a "template unchanged" skip would leave it
 //!    unhardened), and one that adds a container hardens it.
