@@ -7,7 +7,7 @@ DEBUG_BIN := target/debug/kube-harden
 
 .PHONY: help build test test-targets unit lint standalone-check fmt fmt-check e2e controlplane psa-fixtures registry node node-e2e node-up node-down demo demo-once demo-offline e2e-kind clean
 .PHONY: docker-build image static-check manifests-check monitoring-check helm chart-check
-.PHONY: bench bench-peers bench-shapes peers fuzz fuzz-replay answers reliability soak yaml-oracle
+.PHONY: bench bench-peers bench-shapes conditions-cost peers fuzz fuzz-replay answers reliability soak yaml-oracle
 .PHONY: images images-check images-repro legacy-e2e
 
 help: ## List the targets
@@ -158,6 +158,10 @@ peers: ## Build Kyverno and Gatekeeper from their Go modules for bench-peers (ca
 bench-shapes: controlplane ## kube-apiserver's CPU per pod by the shape of the webhook's patch (variants of equal effect side by side) and its CPU profiles (figures; not in `make test`)
 	$(CARGO) build --release --locked -p kube-harden-bench --bins
 	target/release/kube-harden-bench patch-shapes --pods $(BENCH_SHAPES_PODS) --rounds $(BENCH_SHAPES_ROUNDS) --profile-seconds $(BENCH_SHAPES_PROFILE_SECONDS)
+
+conditions-cost: controlplane ## What a matchConditions skip would save the API server per Pod CREATE (figures; not in `make test`; docs/operations.md)
+	$(CARGO) build --release --locked --bin kube-harden
+	KUBE_HARDEN_BIN=target/release/kube-harden $(CARGO) test --locked -p kube-harden-e2e --test conditions_cost
 
 bench-peers: controlplane peers ## kube-harden beside Kyverno, Gatekeeper and MutatingAdmissionPolicy on one control plane: latency, CPU per pod, RSS, fields stored (figures; not in `make test`)
 	$(CARGO) build --release --locked -p kube-harden -p kube-harden-bench --bins

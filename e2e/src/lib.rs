@@ -16,6 +16,7 @@
 pub mod controlplane;
 pub mod host;
 pub mod incluster;
+pub mod injector;
 pub mod ledger;
 pub mod metrics;
 pub mod node;

@@ -7,6 +7,7 @@
 mod e2e {
     pub mod admission;
     pub mod audit;
+    pub mod conditions;
     pub mod configuration;
     pub mod demo;
     pub mod ephemeral;
@@ -62,6 +63,7 @@ fn main() -> ExitCode {
         e2e::optout::opt_outs_explicit_values_and_privileged_pods_hold,
         e2e::ephemeral::ephemeral_container_added_through_the_subresource_is_hardened,
         e2e::scan::scan_predicts_what_the_webhook_then_does,
+        e2e::conditions::skip_conditions_would_miss_reinvocation_and_updates,
         e2e::metrics::webhook_metrics_match_what_the_tests_did,
         e2e::failure::webhook_down_admits_unhardened_and_the_apiserver_counts_it,
         e2e::demo::demo_once_runs_through,

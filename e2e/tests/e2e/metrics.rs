@@ -4,6 +4,8 @@
 //! reviews must equal the number of calls the API server counted.
 
 use kube_harden_e2e::ledger::{CHANGES, REQUESTS};
+
+use super::conditions::CANDIDATE_WEBHOOK;
 use kube_harden_e2e::metrics::Samples;
 use kube_harden_e2e::{Harness, Result};
 
@@ -49,13 +51,14 @@ pub async fn webhook_metrics_match_what_the_tests_did(h: &Harness) -> Result<()>
 
     // The API server's own count of calls per webhook equals the webhook's count of reviews.
     let api_delta = apiserver.since(&baseline.apiserver);
-    for (webhook, mode) in [
-        ("enforce.kube-harden.io", "enforce"),
-        ("audit.kube-harden.io", "audit"),
+    // The conditions test's copy of the enforce webhook calls /mutate too.
+    for (webhook, also, mode) in [
+        ("enforce.kube-harden.io", CANDIDATE_WEBHOOK, "enforce"),
+        ("audit.kube-harden.io", "", "audit"),
     ] {
         let calls = api_delta
             .family("apiserver_admission_webhook_request_total")
-            .filter(|s| s.label("name") == webhook);
+            .filter(|s| s.label("name") == webhook || s.label("name") == also);
         let reviews = counted
             .family(REQUESTS)
             .filter(|s| s.label("mode") == mode)
