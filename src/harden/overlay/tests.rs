@@ -13,6 +13,16 @@ fn apply(mut doc: Value, ops: Vec<PatchOperation>) -> Value {
 
 use Step::{Index, Key};
 
+/// The operations' paths (every one an `add`).
+fn paths(ops: &[PatchOperation]) -> Vec<String> {
+    ops.iter()
+        .map(|op| match op {
+            PatchOperation::Add(op) => op.path.to_string(),
+            other => panic!("{other:?}"),
+        })
+        .collect()
+}
+
 fn field() -> String {
     "f".into()
 }
@@ -75,13 +85,7 @@ fn additions_rebuild_the_hardened_value() {
     let ops = overlay.into_ops();
     // In the order of a walk of the hardened value: the original's keys in its order, then
     // the added keys in the order they were added.
-    let paths: Vec<String> = ops
-        .iter()
-        .map(|op| match op {
-            PatchOperation::Add(op) => op.path.to_string(),
-            other => panic!("{other:?}"),
-        })
-        .collect();
+    let paths = paths(&ops);
     assert_eq!(
         paths,
         ["/a/list/1/y", "/a/list/2", "/a/c", "/n", "/k~1~0/e", "/new"]
@@ -108,14 +112,7 @@ fn operations_follow_the_originals_order_not_the_rules() {
     overlay
         .insert(&[Key("z")], [("x", json!(1))], field)
         .unwrap();
-    let paths: Vec<String> = overlay
-        .into_ops()
-        .iter()
-        .map(|op| match op {
-            PatchOperation::Add(op) => op.path.to_string(),
-            other => panic!("{other:?}"),
-        })
-        .collect();
+    let paths = paths(&overlay.into_ops());
     assert_eq!(
         paths,
         [
