@@ -272,6 +272,37 @@ fn nulls_count_as_missing() {
     assert_eq!(out["spec"]["volumes"][0]["name"], "kube-harden-tmp");
 }
 
+/// The operations come in the order of a walk of the hardened pod: a `null` is filled where it
+/// is, in the object's own key order, whatever order the rules decide in; new keys follow.
+#[test]
+fn operations_follow_the_objects_key_order() {
+    let input = pod(json!({"volumes": null, "securityContext": null,
+                           "containers": [{"name": "a", "image": "a", "resources": null,
+                                           "env": null, "securityContext": null}]}));
+    let (h, _) = run(&input);
+    let paths: Vec<String> = h
+        .patch
+        .0
+        .iter()
+        .map(|op| match op {
+            json_patch::PatchOperation::Add(op) => op.path.to_string(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "/spec/volumes",
+            "/spec/securityContext",
+            "/spec/containers/0/resources",
+            "/spec/containers/0/env",
+            "/spec/containers/0/securityContext",
+            "/spec/containers/0/volumeMounts",
+            "/metadata/annotations",
+        ]
+    );
+}
+
 #[test]
 fn unknown_fields_survive() {
     let input = pod(json!({"futurePodField": {"x": [1, 2]},
