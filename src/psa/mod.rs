@@ -6,8 +6,9 @@
 //! typed k8s-openapi structs, so it sees exactly what the author wrote. A missing key and an
 //! explicit `null` both mean "not set", as in Kubernetes.
 //!
-//! It runs on every review: [`crate::harden`] checks each hardened pod spec, and what still
-//! fails becomes an admission warning, a metric and `harden --findings` output. Its verdicts are
+//! It runs on every review: [`crate::harden`] checks each hardened pod spec (a [`PodSpec`]: the
+//! spec as written, read through the rules' additions, never copied), and what still fails
+//! becomes an admission warning, a metric and `harden --findings` output. Its verdicts are
 //! held to PSA's: the tests run it over PSA's own fixtures.
 //!
 //! ```text
