@@ -464,4 +464,4 @@ fn emit(node: Node, original: &Value, at: &mut PointerBuf, ops: &mut Vec<PatchOp
 }
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

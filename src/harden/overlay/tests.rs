@@ -14,7 +14,7 @@ fn apply(mut doc: Value, ops: Vec<PatchOperation>) -> Value {
 use Step::{Index, Key};
 
 /// The operations' paths (every one an `add`).
-fn paths(ops: &[PatchOperation]) -> Vec<String> {
+pub(crate) fn paths(ops: &[PatchOperation]) -> Vec<String> {
     ops.iter()
         .map(|op| match op {
             PatchOperation::Add(op) => op.path.to_string(),
