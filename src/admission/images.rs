@@ -5,9 +5,7 @@
 use serde_json::Value;
 
 use crate::harden::{ImageLookup, WorkloadKind};
-
-/// The container lists of a pod spec, in the order the kubelet starts them.
-const CONTAINER_LISTS: [&str; 3] = ["initContainers", "containers", "ephemeralContainers"];
+use crate::psa::CONTAINER_LISTS;
 
 /// Facts about images, for a review.
 pub trait ImageSource {

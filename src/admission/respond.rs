@@ -1,10 +1,10 @@
 //! The AdmissionResponse for each outcome: allowed with the patch and the warnings, admitted
 //! unchanged with a warning (fail-open), or `invalid`; serialised as Kubernetes reads it.
 
-use base64::prelude::{BASE64_STANDARD, Engine as _};
+use kube::core::Status;
 use kube::core::admission::AdmissionResponse;
 
-use super::wire::{ResponseOut, ReviewOut};
+use super::wire::{Base64, ResponseOut, ReviewOut};
 use super::{API_VERSION, Mode, Report, RequestOutcome, Reviewed};
 use crate::harden::{Hardened, SKIP_ANNOTATION};
 use crate::psa::Check;
@@ -82,61 +82,52 @@ pub(super) fn allowed(
     warnings: Vec<String>,
 ) -> Reviewed {
     report.outcome = outcome;
-    let mut response = base_response(&report.uid);
-    response.allowed = true;
-    if !warnings.is_empty() {
-        response.warnings = Some(warnings);
-    }
-    if let Some(patch) = patch {
-        response = match response.with_patch(patch) {
-            Ok(patched) => patched,
-            Err(e) => return fail_open(report, "serialize_patch", e.to_string()),
-        };
-    }
-    finish(report, response)
+    // The patch's JSON, written once; the response carries it as base64, encoded straight
+    // into the answer's bytes.
+    let patch = match patch.as_ref().map(serde_json::to_vec).transpose() {
+        Ok(patch) => patch,
+        Err(e) => return fail_open(report, "serialize_patch", e.to_string()),
+    };
+    let warnings = (!warnings.is_empty()).then_some(warnings.as_slice());
+    finish(report, true, &Status::default(), patch.as_deref(), warnings)
 }
 
 /// Admits unchanged with a warning: the rules could not read the object.
 pub(super) fn fail_open(mut report: Report, reason: &'static str, message: String) -> Reviewed {
     report.outcome = RequestOutcome::Error;
-    let mut response = base_response(&report.uid);
-    response.allowed = true;
-    response.warnings = Some(vec![format!(
+    let warnings = [format!(
         "kube-harden could not harden this object and admitted it unchanged: {message}"
-    )]);
+    )];
     report.error = Some((reason, message));
-    finish(report, response)
+    finish(report, true, &Status::default(), None, Some(&warnings))
 }
 
 /// An `invalid` response: the review itself cannot be used.
 pub(super) fn invalid(mut report: Report, reason: &'static str, message: String) -> Reviewed {
     report.outcome = RequestOutcome::Invalid;
-    let mut response = AdmissionResponse::invalid(&message);
-    response.uid.clone_from(&report.uid);
+    let response = AdmissionResponse::invalid(&message);
     report.error = Some((reason, message));
-    finish(report, response)
+    finish(report, response.allowed, &response.result, None, None)
 }
 
-/// An allowed response carrying the request's UID.
-fn base_response(uid: &str) -> AdmissionResponse {
-    let mut response = AdmissionResponse::invalid("");
-    response.uid = uid.to_owned();
-    response.allowed = true;
-    response.result = Default::default();
-    response
-}
-
-fn finish(report: Report, response: AdmissionResponse) -> Reviewed {
+/// The AdmissionReview carrying the request's UID, serialised once.
+fn finish(
+    report: Report,
+    allowed: bool,
+    status: &Status,
+    patch: Option<&[u8]>,
+    warnings: Option<&[String]>,
+) -> Reviewed {
     let out = ReviewOut {
         api_version: API_VERSION,
         kind: "AdmissionReview",
         response: ResponseOut {
-            uid: &response.uid,
-            allowed: response.allowed,
-            status: &response.result,
-            patch: response.patch.as_deref().map(|p| BASE64_STANDARD.encode(p)),
-            patch_type: response.patch.as_ref().map(|_| "JSONPatch"),
-            warnings: response.warnings.as_deref(),
+            uid: &report.uid,
+            allowed,
+            status,
+            patch: patch.map(Base64),
+            patch_type: patch.map(|_| "JSONPatch"),
+            warnings,
         },
     };
     match serde_json::to_vec(&out) {

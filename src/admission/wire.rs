@@ -104,11 +104,42 @@ pub(super) struct ResponseOut<'a> {
     pub(super) allowed: bool,
     pub(super) status: &'a kube::core::Status,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) patch: Option<String>,
+    pub(super) patch: Option<Base64<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) patch_type: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) warnings: Option<&'a [String]>,
+}
+
+/// Bytes serialised as a base64 string (standard alphabet, padded, as Go's `[]byte`), encoded
+/// into the serialiser's output in blocks: no base64 `String`.
+#[derive(Clone, Copy)]
+pub(super) struct Base64<'a>(pub(super) &'a [u8]);
+
+impl Serialize for Base64<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl std::fmt::Display for Base64<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use base64::prelude::{BASE64_STANDARD, Engine as _};
+        // 768 input bytes make 1,024 characters: whole blocks, so padding only at the end.
+        const INPUT: usize = 768;
+        let mut block = [0_u8; INPUT / 3 * 4];
+        for chunk in self.0.chunks(INPUT) {
+            let n = BASE64_STANDARD
+                .encode_slice(chunk, &mut block)
+                .map_err(|_| std::fmt::Error)?;
+            let text = block
+                .get(..n)
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .ok_or(std::fmt::Error)?;
+            f.write_str(text)?;
+        }
+        Ok(())
+    }
 }
 
 pub(super) fn operation_label(op: &Operation) -> &'static str {
@@ -117,5 +148,26 @@ pub(super) fn operation_label(op: &Operation) -> &'static str {
         Operation::Update => "UPDATE",
         Operation::Delete => "DELETE",
         Operation::Connect => "CONNECT",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::prelude::{BASE64_STANDARD, Engine as _};
+
+    use super::Base64;
+
+    #[test]
+    fn base64_in_blocks_is_the_standard_encoding() {
+        let bytes: Vec<u8> = (0..3000_u32).map(|i| (i * 7 % 256) as u8).collect();
+        for len in [0, 1, 2, 3, 4, 767, 768, 769, 1536, 1537, 3000] {
+            let slice = &bytes[..len];
+            let json = serde_json::to_string(&Base64(slice)).unwrap();
+            assert_eq!(
+                json,
+                format!("\"{}\"", BASE64_STANDARD.encode(slice)),
+                "{len}"
+            );
+        }
     }
 }

@@ -8,7 +8,8 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::json::Object;
+use super::HardenError;
+use super::overlay::{Overlay, Step};
 
 macro_rules! change_names {
     ($($(#[$doc:meta])* $variant:ident => $name:literal,)*) => {
@@ -215,7 +216,7 @@ pub(crate) fn decide(
 }
 
 /// The fields a rule pass adds to one object (a `securityContext`): collected while its fields
-/// are read, inserted once at the end.
+/// are read, added to the [`Overlay`] once at the end.
 #[derive(Debug, Default)]
 pub(crate) struct Additions(Vec<(&'static str, Value)>);
 
@@ -242,8 +243,14 @@ impl Additions {
         self.0.is_empty()
     }
 
-    /// Inserts the fields into `object`, in the order they were decided.
-    pub fn insert_into(self, object: &mut Object) {
-        object.extend(self.0.into_iter().map(|(k, v)| (k.to_owned(), v)));
+    /// Adds the fields to the object at `path` (made when missing), in the order they were
+    /// decided; `field` names it for errors.
+    pub fn insert_into(
+        self,
+        overlay: &mut Overlay<'_>,
+        path: &[Step<'_>],
+        field: impl Fn() -> String,
+    ) -> Result<(), HardenError> {
+        overlay.insert(path, self.0, field)
     }
 }

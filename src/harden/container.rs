@@ -13,6 +13,7 @@ use super::change::{Additions, Change, ChangeName, Outcome, SkipReason, decide};
 use super::identity::{self, Holder, Level, PodIdentity, Uids};
 use super::image::{self, ContainerImage, Identity};
 use super::json::{self, Object};
+use super::overlay::{Overlay, Step};
 use super::volumes::{self, TMP_PATH, VolumePlan};
 use super::{Context, HardenError, Scope, budget};
 
@@ -98,6 +99,11 @@ impl ContainerFacts {
         })
     }
 
+    /// Where the container is in the pod spec.
+    pub fn at(&self) -> [Step<'static>; 2] {
+        [Step::Key(self.list), Step::Index(self.index)]
+    }
+
     /// Dotted path of a field of the container's `securityContext`, for errors.
     fn sc_path(&self, field: &str) -> String {
         format!("spec.{}[{}].securityContext.{field}", self.list, self.name)
@@ -140,23 +146,27 @@ impl Env<'_> {
     }
 }
 
-/// Hardens one container in place.
+/// Hardens one container: its additions go to `overlay`.
 pub(crate) fn harden_container(
-    c: &mut Object,
+    c: &Object,
+    overlay: &mut Overlay<'_>,
     facts: &ContainerFacts,
     env: &Env<'_>,
     plan: &mut VolumePlan,
     changes: &mut Vec<Change>,
 ) -> Result<(), HardenError> {
-    harden_security_context(c, facts, env, changes)?;
-    harden_writable_mounts(c, facts, env, plan, changes)?;
-    super::resources::harden_resources(c, facts, env, changes)
+    let at = facts.at();
+    harden_security_context(c, at, overlay, facts, env, changes)?;
+    harden_writable_mounts(c, at, overlay, facts, env, plan, changes)?;
+    super::resources::harden_resources(c, at, overlay, facts, env, changes)
 }
 
 /// The container's `securityContext`: one function per change name, then the identity fields
 /// where they go on containers (`identity.rs`).
 fn harden_security_context(
-    c: &mut Object,
+    c: &Object,
+    [list, index]: [Step<'_>; 2],
+    overlay: &mut Overlay<'_>,
     facts: &ContainerFacts,
     env: &Env<'_>,
     changes: &mut Vec<Change>,
@@ -186,15 +196,21 @@ fn harden_security_context(
         identity::run_as_non_root(&holder, Uids::container(uid), &mut adds, changes)?;
     }
 
-    if adds.is_empty() && !drop_all {
-        return Ok(());
+    let sc = Step::Key("securityContext");
+    if !adds.is_empty() {
+        adds.insert_into(overlay, &[list, index, sc], sc_path)?;
     }
-    let sc = json::object_entry(c, "securityContext", sc_path)?;
-    adds.insert_into(sc);
     if drop_all {
-        let path = |field: &str| format!("{}.{field}", sc_path());
-        let caps = json::object_entry(sc, "capabilities", || path("capabilities"))?;
-        json::array_entry(caps, "drop", || path("capabilities.drop"))?.push("ALL".into());
+        let drop = [
+            list,
+            index,
+            sc,
+            Step::Key("capabilities"),
+            Step::Key("drop"),
+        ];
+        overlay.push(&drop, ["ALL".into()], || {
+            format!("{}.capabilities.drop", sc_path())
+        })?;
     }
     Ok(())
 }
@@ -272,7 +288,9 @@ fn read_only_root_filesystem(
 /// The /tmp mount, `TMPDIR`, the annotation's writable paths, and the image's VOLUMEs and
 /// `TMPDIR` directory (`image/`).
 fn harden_writable_mounts(
-    c: &mut Object,
+    c: &Object,
+    [list, index]: [Step<'_>; 2],
+    overlay: &mut Overlay<'_>,
     facts: &ContainerFacts,
     env: &Env<'_>,
     plan: &mut VolumePlan,
@@ -380,11 +398,12 @@ fn harden_writable_mounts(
 
     if applied {
         let value = image_tmpdir.unwrap_or(TMP_PATH);
-        json::array_entry(c, "env", || path("env"))?
-            .push(json!({"name": "TMPDIR", "value": value}));
+        let entry = json!({"name": "TMPDIR", "value": value});
+        overlay.push(&[list, index, Step::Key("env")], [entry], || path("env"))?;
     }
     if !new_mounts.is_empty() {
-        json::array_entry(c, "volumeMounts", || path("volumeMounts"))?.extend(new_mounts);
+        let mounts = [list, index, Step::Key("volumeMounts")];
+        overlay.push(&mounts, new_mounts, || path("volumeMounts"))?;
     }
     Ok(())
 }

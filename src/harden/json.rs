@@ -1,4 +1,4 @@
-//! Typed reads and writes on raw JSON maps, with errors that name the field.
+//! Typed reads of raw JSON maps (the rules write through `patch::Overlay`), with errors that name the field.
 //!
 //! The rules work on `serde_json` values rather than k8s-openapi structs so that fields newer than
 //! k8s-openapi survive. A missing key and an explicit `null` both mean "not set", as in Kubernetes.
@@ -30,20 +30,6 @@ pub(crate) fn object<'a>(
     }
 }
 
-/// `map[key]` as a mutable object, inserted when missing or null.
-pub(crate) fn object_entry<'a>(
-    map: &'a mut Object,
-    key: &str,
-    path: impl FnOnce() -> String,
-) -> Result<&'a mut Object, HardenError> {
-    let slot = map.entry(key).or_insert(Value::Null);
-    if slot.is_null() {
-        *slot = Value::Object(Map::new());
-    }
-    slot.as_object_mut()
-        .ok_or_else(|| wrong_type(path, "an object"))
-}
-
 /// `map[key]` as an array; `None` when missing or null.
 pub(crate) fn array<'a>(
     map: &'a Object,
@@ -55,20 +41,6 @@ pub(crate) fn array<'a>(
         Some(Value::Array(a)) => Ok(Some(a)),
         Some(_) => Err(wrong_type(path, "a list")),
     }
-}
-
-/// `map[key]` as a mutable array, inserted when missing or null.
-pub(crate) fn array_entry<'a>(
-    map: &'a mut Object,
-    key: &str,
-    path: impl FnOnce() -> String,
-) -> Result<&'a mut Vec<Value>, HardenError> {
-    let slot = map.entry(key).or_insert(Value::Null);
-    if slot.is_null() {
-        *slot = Value::Array(Vec::new());
-    }
-    slot.as_array_mut()
-        .ok_or_else(|| wrong_type(path, "a list"))
 }
 
 /// `map[key]` as a bool; `None` when missing or null.

@@ -11,10 +11,13 @@
 //!  object (serde_json::Value)
 //!     │ workload.rs: kind -> where the pod spec lives
 //!     ▼
-//!  pod spec (cloned) ──pod.rs / container.rs / volumes.rs──► hardened pod spec + Vec<Change>
-//!     │
-//!     ▼ patch.rs: additions only (never remove or replace)
-//!  json_patch::Patch + kube-harden.io/hardened annotation
+//!  pod spec (read, never copied) ──pod.rs / container.rs / volumes.rs──► Vec<Change>
+//!     │                              │ additions only (never remove or replace)
+//!     │                              ▼
+//!     │                            overlay.rs: the additions, read back as the hardened spec
+//!     │                              │ by findings/ and crate::psa, emitted as `add` operations
+//!     ▼                              ▼
+//!  json_patch::Patch + kube-harden.io/hardened annotation (patch.rs)
 //! ```
 //!
 //! Each change name has one function (pod.rs for the pod's `securityContext`, identity.rs for
@@ -38,6 +41,7 @@ mod hints;
 mod identity;
 pub mod image;
 mod json;
+mod overlay;
 mod patch;
 mod pod;
 mod policy;
@@ -306,21 +310,20 @@ fn harden_kind(
         .map(Vec::len)
         .sum();
     budget::check_pod(containers, ctx.writable_paths.len())?;
-    let mut spec = original_map.clone();
+    let mut overlay = overlay::Overlay::new(original_spec, patch::pointer(spec_path));
     let mut changes = Vec::new();
-    pod::harden_pod_spec(&mut spec, &ctx, &mut changes).map_err(|e| e.under(spec_path))?;
+    pod::harden_pod_spec(original_map, &mut overlay, &ctx, &mut changes)
+        .map_err(|e| e.under(spec_path))?;
 
-    let spec = Value::Object(spec);
-    let (findings, restricted) = match (scope, &spec) {
-        (Scope::Pod, Value::Object(map)) => {
+    let (findings, restricted) = match scope {
+        Scope::Pod => {
             let meta = template_meta.or_else(|| object.get("metadata"));
-            let restricted = crate::psa::check_restricted(meta, &spec);
-            (findings::find(map, kind), Some(restricted))
+            let (findings, restricted) = check_hardened(original_spec, &overlay, meta, kind);
+            (findings, Some(restricted))
         }
-        _ => (Vec::new(), None),
+        Scope::NewEphemeral(_) => (Vec::new(), None),
     };
-    let spec_pointer = patch::pointer(spec_path);
-    let mut ops = patch::additions(original_spec, &spec, &spec_pointer)?;
+    let mut ops = overlay.into_ops();
     let mut warnings = warnings.into_vec();
     warnings.extend(hints::hints(
         kind,
@@ -356,6 +359,44 @@ fn harden_kind(
     }
     hardened.patch = json_patch::Patch(ops);
     Ok(hardened)
+}
+
+/// The findings and the `restricted` Pod Security check of the hardened pod spec: `spec` as
+/// written read through the rules' additions (a copy of each `securityContext` they add to, no
+/// copy of the spec).
+fn check_hardened(
+    spec: &Value,
+    overlay: &overlay::Overlay<'_>,
+    meta: Option<&Value>,
+    kind: WorkloadKind,
+) -> (Vec<Finding>, Vec<crate::psa::Violation>) {
+    use overlay::Step::{Index, Key};
+    let mut view = crate::psa::PodSpec::of(spec);
+    let mut at = Vec::with_capacity(view.containers.len());
+    for c in &view.containers {
+        let index = match at.last() {
+            Some(&(list, index)) if list == c.list => index + 1,
+            _ => 0,
+        };
+        at.push((c.list, index));
+    }
+    let sc = Key("securityContext");
+    let pod_sc = overlay.get(&[sc]);
+    let scs: Vec<_> = at
+        .iter()
+        .map(|&(list, i)| overlay.get(&[Key(list), Index(i), sc]))
+        .collect();
+    view.security_context = pod_sc.as_deref();
+    view.added_volumes = overlay.appended(&[Key("volumes")]);
+    for ((c, &(list, i)), sc) in view.containers.iter_mut().zip(&at).zip(&scs) {
+        c.security_context = sc.as_deref();
+        c.added_env = overlay.appended(&[Key(list), Index(i), Key("env")]);
+        c.added_volume_mounts = overlay.appended(&[Key(list), Index(i), Key("volumeMounts")]);
+    }
+    (
+        findings::find(&view, kind),
+        crate::psa::check_pod(meta, &view),
+    )
 }
 
 /// The workload's own `kube-harden.io/skip` and `kube-harden.io/writable-paths` that its pod

@@ -9,16 +9,16 @@ use super::container::{self, ContainerFacts};
 use super::identity::{self, Holder, Level, PodIdentity, Uids};
 use super::image::{self, Identity, PodPlacement};
 use super::json::{self, Object};
+use super::overlay::{Overlay, Step};
 use super::volumes::VolumePlan;
 use super::{Context, HardenError, Scope};
 
-/// The container lists of a pod spec, in the order the kubelet starts them.
-pub(crate) const CONTAINER_LISTS: [&str; 3] =
-    ["initContainers", "containers", "ephemeralContainers"];
+pub(crate) use crate::psa::CONTAINER_LISTS;
 
-/// Hardens one pod spec in place and records every decision.
+/// Hardens one pod spec: its additions go to `overlay`, every decision to `changes`.
 pub(crate) fn harden_pod_spec(
-    spec: &mut Object,
+    spec: &Object,
+    overlay: &mut Overlay<'_>,
     ctx: &Context<'_>,
     changes: &mut Vec<Change>,
 ) -> Result<(), HardenError> {
@@ -37,7 +37,7 @@ pub(crate) fn harden_pod_spec(
     image::cap_volumes(&mut facts, ctx);
 
     let identity = if whole_pod {
-        harden_pod_security_context(spec, ctx, windows, any_exempt, &facts, changes)?
+        harden_pod_security_context(spec, overlay, ctx, windows, any_exempt, &facts, changes)?
     } else {
         PodIdentity::written(spec)?
     };
@@ -50,8 +50,7 @@ pub(crate) fn harden_pod_spec(
     let mut plan = VolumePlan::new(spec, ctx, whole_pod)?;
     let pod_resources = json::is_set(spec, "resources");
     for facts in facts.iter().filter(|f| f.in_scope) {
-        let list = json::array_entry(spec, facts.list, || format!("spec.{}", facts.list))?;
-        let Some(Value::Object(c)) = list.get_mut(facts.index) else {
+        let Some(Value::Object(c)) = spec.get(facts.list).and_then(|l| l.get(facts.index)) else {
             continue;
         };
         let env = container::Env {
@@ -60,9 +59,9 @@ pub(crate) fn harden_pod_spec(
             identity,
             pod_resources,
         };
-        container::harden_container(c, facts, &env, &mut plan, changes)?;
+        container::harden_container(c, overlay, facts, &env, &mut plan, changes)?;
     }
-    plan.add_volumes(spec, ctx)?;
+    plan.add_volumes(overlay, ctx)?;
     Ok(())
 }
 
@@ -134,7 +133,8 @@ fn container_facts(spec: &Object, ctx: &Context<'_>) -> Result<Vec<ContainerFact
 
 /// The pod-level rules. Returns the pod's identity for the container rules.
 fn harden_pod_security_context(
-    spec: &mut Object,
+    spec: &Object,
+    overlay: &mut Overlay<'_>,
     ctx: &Context<'_>,
     windows: bool,
     any_exempt: bool,
@@ -182,9 +182,9 @@ fn harden_pod_security_context(
     seccomp_profile(sc, ctx, windows, &mut adds, changes)?;
 
     if !adds.is_empty() {
-        adds.insert_into(json::object_entry(spec, "securityContext", || {
+        adds.insert_into(overlay, &[Step::Key("securityContext")], || {
             "spec.securityContext".into()
-        })?);
+        })?;
     }
     Ok(identity)
 }

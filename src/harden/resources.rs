@@ -12,13 +12,16 @@ use super::HardenError;
 use super::change::{Change, ChangeName, SkipReason, decide};
 use super::container::{ContainerFacts, Env};
 use super::json::{self, Object};
+use super::overlay::{Overlay, Step};
 use super::quantity::Quantity;
 
 /// Default requests and limits. Never a limit below an existing request; a container that sets
 /// only a limit gets no request (the API server defaults the request to the limit, and a smaller
 /// default would change its QoS class).
 pub(crate) fn harden_resources(
-    c: &mut Object,
+    c: &Object,
+    at: [Step<'_>; 2],
+    overlay: &mut Overlay<'_>,
     facts: &ContainerFacts,
     env: &Env<'_>,
     changes: &mut Vec<Change>,
@@ -40,8 +43,8 @@ pub(crate) fn harden_resources(
         .transpose()?
         .flatten();
 
-    let mut new_requests: Vec<(&str, Value)> = Vec::new();
-    let mut new_limits: Vec<(&str, Value)> = Vec::new();
+    let mut new_requests: Vec<(&'static str, Value)> = Vec::new();
+    let mut new_limits: Vec<(&'static str, Value)> = Vec::new();
     for (resource, request, limit, want_limit) in [
         (
             "cpu",
@@ -101,11 +104,15 @@ pub(crate) fn harden_resources(
         },
     );
     if change.is_applied() {
-        let resources = json::object_entry(c, "resources", || path(""))?;
         for (key, new) in [("requests", new_requests), ("limits", new_limits)] {
             if !new.is_empty() {
-                let map = json::object_entry(resources, key, || path(&format!(".{key}")))?;
-                map.extend(new.into_iter().map(|(k, v)| (k.to_owned(), v)));
+                let [list, index] = at;
+                let field = || path(&format!(".{key}"));
+                overlay.insert(
+                    &[list, index, Step::Key("resources"), Step::Key(key)],
+                    new,
+                    field,
+                )?;
             }
         }
     }

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use super::budget::{self, MAX_PATH_BYTES, MAX_WRITABLE_PATHS, Warnings};
 use super::json::{self, Object};
+use super::overlay::{Overlay, Step};
 use super::{Context, HardenError, WRITABLE_PATHS_ANNOTATION};
 
 /// The mount path of the temporary directory.
@@ -129,7 +130,11 @@ impl VolumePlan {
     }
 
     /// Adds the emptyDir volumes that containers now mount and the pod lacks.
-    pub fn add_volumes(self, spec: &mut Object, ctx: &Context<'_>) -> Result<(), HardenError> {
+    pub fn add_volumes(
+        self,
+        overlay: &mut Overlay<'_>,
+        ctx: &Context<'_>,
+    ) -> Result<(), HardenError> {
         let new: Vec<Value> = self
             .slots
             .into_iter()
@@ -138,7 +143,7 @@ impl VolumePlan {
             .map(|name| json!({"name": name, "emptyDir": {"sizeLimit": ctx.policy.tmp_size_limit}}))
             .collect();
         if !new.is_empty() {
-            json::array_entry(spec, "volumes", || "spec.volumes".into())?.extend(new);
+            overlay.push(&[Step::Key("volumes")], new, || "spec.volumes".into())?;
         }
         Ok(())
     }

@@ -6,8 +6,9 @@
 //! typed k8s-openapi structs, so it sees exactly what the author wrote. A missing key and an
 //! explicit `null` both mean "not set", as in Kubernetes.
 //!
-//! It runs on every review: [`crate::harden`] checks each hardened pod spec, and what still
-//! fails becomes an admission warning, a metric and `harden --findings` output. Its verdicts are
+//! It runs on every review: [`crate::harden`] checks each hardened pod spec (a [`PodSpec`]: the
+//! spec as written, read through the rules' additions, never copied), and what still fails
+//! becomes an admission warning, a metric and `harden --findings` output. Its verdicts are
 //! held to PSA's: the tests run it over PSA's own fixtures.
 //!
 //! ```text
@@ -44,7 +45,9 @@ use std::fmt;
 
 use serde_json::Value;
 
+pub(crate) use pod::CONTAINER_LISTS;
 use pod::Pod;
+pub use pod::{Container, PodSpec};
 
 /// One failed check.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,6 +171,12 @@ impl fmt::Display for Check {
 /// annotations) against `restricted`. Returns every failed check, in [`Check::ALL`] order; an
 /// empty list means the pod passes.
 pub fn check_restricted(metadata: Option<&Value>, spec: &Value) -> Vec<Violation> {
+    check_pod(metadata, &PodSpec::of(spec))
+}
+
+/// [`check_restricted`] on a [`PodSpec`]: the spec with the `securityContext`s and volumes to
+/// read in place of its own (kube-harden's hardened ones, read through its additions).
+pub fn check_pod(metadata: Option<&Value>, spec: &PodSpec<'_>) -> Vec<Violation> {
     let pod = Pod::new(metadata, spec);
     Check::ALL
         .iter()

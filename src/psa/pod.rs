@@ -2,18 +2,122 @@
 //! and the helpers the checks share: reading JSON paths as Kubernetes does (missing and `null`
 //! both mean "not set") and wording messages as PSA does.
 
+use std::ops::Deref;
+
 use serde_json::{Map, Value};
 
 /// The beta AppArmor annotation of a container: this prefix, then its name.
 pub(super) const APPARMOR_ANNOTATION_PREFIX: &str =
     "container.apparmor.security.beta.kubernetes.io/";
 
+/// A pod spec as the checks read it: the spec as written, and what to read in place of its
+/// own `securityContext`s and beside its volumes, container environments and mounts (for
+/// kube-harden, its additions: the hardened pod without a copy of the spec).
+#[derive(Debug, Clone)]
+pub struct PodSpec<'a> {
+    /// The pod spec (the value of a Pod's `spec`).
+    pub spec: &'a Value,
+    /// The pod's `securityContext`.
+    pub security_context: Option<&'a Value>,
+    /// Every container, in PSA's order: initContainers, containers, ephemeralContainers.
+    pub containers: Vec<Container<'a>>,
+    /// Volumes after the spec's own.
+    pub added_volumes: &'a [Value],
+}
+
+impl<'a> PodSpec<'a> {
+    /// The spec as written.
+    pub fn of(spec: &'a Value) -> Self {
+        PodSpec {
+            spec,
+            security_context: at(spec, &["securityContext"]),
+            containers: CONTAINER_LISTS
+                .into_iter()
+                .flat_map(|list| list_of(spec, list).map(move |c| Container::of(list, c)))
+                .collect(),
+            added_volumes: &[],
+        }
+    }
+
+    /// The volumes: the spec's, then the added ones.
+    pub fn volumes(&self) -> impl Iterator<Item = &'a Value> + use<'a> {
+        let spec = self.spec;
+        spec.get("volumes")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .chain(self.added_volumes)
+    }
+}
+
+/// One container of a [`PodSpec`]; reads as its value (`Deref`), except for the parts it holds.
+#[derive(Debug, Clone, Copy)]
+pub struct Container<'a> {
+    /// `initContainers`, `containers` or `ephemeralContainers`.
+    pub list: &'static str,
+    /// The container as written.
+    pub value: &'a Value,
+    /// Its `securityContext`.
+    pub security_context: Option<&'a Value>,
+    /// `env` entries after its own.
+    pub added_env: &'a [Value],
+    /// `volumeMounts` after its own.
+    pub added_volume_mounts: &'a [Value],
+}
+
+impl<'a> Container<'a> {
+    /// Container `value` of `list`, as written.
+    pub fn of(list: &'static str, value: &'a Value) -> Self {
+        Container {
+            list,
+            value,
+            security_context: at(value, &["securityContext"]),
+            added_env: &[],
+            added_volume_mounts: &[],
+        }
+    }
+
+    /// Its `env` entries: its own, then the added ones.
+    pub fn env(&self) -> impl Iterator<Item = &'a Value> + use<'a> {
+        list_of(self.value, "env").chain(self.added_env)
+    }
+
+    /// Its `volumeMounts`: its own, then the added ones.
+    pub fn volume_mounts(&self) -> impl Iterator<Item = &'a Value> + use<'a> {
+        list_of(self.value, "volumeMounts").chain(self.added_volume_mounts)
+    }
+}
+
+impl Deref for Container<'_> {
+    type Target = Value;
+
+    fn deref(&self) -> &Value {
+        self.value
+    }
+}
+
+/// The elements of `value[key]` when it is a list.
+fn list_of<'a>(value: &'a Value, key: &str) -> impl Iterator<Item = &'a Value> + use<'a> {
+    value
+        .get(key)
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+}
+
+/// The container lists of a pod spec, in PSA's order (the order the kubelet starts them).
+pub(crate) const CONTAINER_LISTS: [&str; 3] =
+    ["initContainers", "containers", "ephemeralContainers"];
+
 /// The pod under check, with what several checks need worked out once.
 pub(super) struct Pod<'a> {
     pub(super) annotations: Option<&'a Map<String, Value>>,
     pub(super) spec: &'a Value,
+    security_context: Option<&'a Value>,
     /// initContainers, containers, ephemeralContainers: PSA's visiting order.
-    pub(super) containers: Vec<&'a Value>,
+    pub(super) containers: &'a [Container<'a>],
+    pod: &'a PodSpec<'a>,
     /// `spec.os.name: windows`: exempt from the checks of Linux-only fields.
     pub(super) windows: bool,
     /// `spec.hostUsers: false`: exempt from `runAsNonRoot` and `runAsUser` (policy v1.35+).
@@ -22,18 +126,16 @@ pub(super) struct Pod<'a> {
 
 impl<'a> Pod<'a> {
     /// The pod of `metadata` (for its annotations) and `spec`.
-    pub(super) fn new(metadata: Option<&'a Value>, spec: &'a Value) -> Self {
-        let containers = ["initContainers", "containers", "ephemeralContainers"]
-            .iter()
-            .filter_map(|key| spec.get(key).and_then(Value::as_array))
-            .flatten()
-            .collect();
+    pub(super) fn new(metadata: Option<&'a Value>, pod: &'a PodSpec<'a>) -> Self {
+        let spec = pod.spec;
         Pod {
             annotations: metadata
                 .and_then(|m| m.get("annotations"))
                 .and_then(Value::as_object),
             spec,
-            containers,
+            security_context: pod.security_context,
+            containers: &pod.containers,
+            pod,
             windows: at(spec, &["os", "name"]).and_then(Value::as_str) == Some("windows"),
             user_namespace: at(spec, &["hostUsers"]).and_then(Value::as_bool) == Some(false),
         }
@@ -43,25 +145,24 @@ impl<'a> Pod<'a> {
 impl<'a> Pod<'a> {
     /// `spec.securityContext[path]`, set and not null.
     pub(super) fn pod_sc(&self, path: &[&str]) -> Option<&'a Value> {
-        at(self.spec, &["securityContext"]).and_then(|sc| at(sc, path))
+        self.security_context.and_then(|sc| at(sc, path))
     }
 
     /// The names of the containers for which `bad` holds.
-    pub(super) fn bad_containers(&self, mut bad: impl FnMut(&'a Value) -> bool) -> Vec<&'a str> {
+    pub(super) fn bad_containers(
+        &self,
+        mut bad: impl FnMut(&Container<'a>) -> bool,
+    ) -> Vec<&'a str> {
         self.containers
             .iter()
             .filter(|c| bad(c))
-            .map(|c| name(c))
+            .map(|c| name(c.value))
             .collect()
     }
 
-    /// `spec.volumes`.
-    pub(super) fn volumes(&self) -> impl Iterator<Item = &'a Value> {
-        let spec = self.spec;
-        spec.get("volumes")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
+    /// `spec.volumes`, then the added ones.
+    pub(super) fn volumes(&self) -> impl Iterator<Item = &'a Value> + use<'a> {
+        self.pod.volumes()
     }
 }
 
@@ -73,8 +174,8 @@ pub(super) fn at<'a>(value: &'a Value, path: &[&str]) -> Option<&'a Value> {
 }
 
 /// `container.securityContext[path]`, set and not null.
-pub(super) fn container_sc<'a>(container: &'a Value, path: &[&str]) -> Option<&'a Value> {
-    at(container, &["securityContext"]).and_then(|sc| at(sc, path))
+pub(super) fn container_sc<'a>(container: &Container<'a>, path: &[&str]) -> Option<&'a Value> {
+    container.security_context.and_then(|sc| at(sc, path))
 }
 
 /// A container's or volume's `name` (empty when missing).

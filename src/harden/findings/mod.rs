@@ -19,8 +19,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::WorkloadKind;
-use super::json::Object;
-use super::pod::CONTAINER_LISTS;
+use crate::psa::{Container, PodSpec};
 
 macro_rules! finding_names {
     ($($(#[$doc:meta])* $variant:ident => $name:literal,)*) => {
@@ -92,26 +91,27 @@ fn sc_of(sc: Option<&Value>) -> Option<&Value> {
 
 /// The findings of a (hardened) pod spec. `kind` decides whether probes are expected: Jobs and
 /// CronJobs run to completion and need none.
-pub fn find(spec: &Object, kind: WorkloadKind) -> Vec<Finding> {
+pub fn find(spec: &PodSpec<'_>, kind: WorkloadKind) -> Vec<Finding> {
     let mut out = Vec::new();
-    let mut push = |name: FindingName, c: &Value, reason: String| {
+    let mut push = |name: FindingName, c: &Container<'_>, reason: String| {
         out.push(Finding {
             name,
             container: Some(container_name(c)),
             reason,
         });
     };
-    let pod_sc = sc_of(spec.get("securityContext"));
+    let pod_sc = sc_of(spec.security_context);
     // First: the one finding that says the app will not start, so the cap on finding warnings
     // never hides it.
-    for (_, c) in containers(spec) {
+    for c in &spec.containers {
         if let Some(reason) = data_dir_is_mount_point(c, pod_sc) {
             push(FindingName::DataDirIsMountPoint, c, reason);
         }
     }
 
     let long_running = !matches!(kind, WorkloadKind::Job | WorkloadKind::CronJob);
-    for (list, c) in containers(spec) {
+    for c in &spec.containers {
+        let list = c.list;
         let sidecar = list == "initContainers"
             && c.get("restartPolicy").and_then(Value::as_str) == Some("Always");
         if long_running && (list == "containers" || sidecar) {
@@ -132,7 +132,7 @@ pub fn find(spec: &Object, kind: WorkloadKind) -> Vec<Finding> {
                 }
             }
         }
-        if sc_of(c.get("securityContext"))
+        if sc_of(c.security_context)
             .and_then(|s| s.get("readOnlyRootFilesystem"))
             .and_then(Value::as_bool)
             == Some(false)
@@ -166,8 +166,8 @@ const PGDATA_DEFAULT: &str = "/var/lib/postgresql/data";
 /// volume, and the container runs as a non-root UID of the pod spec. initdb must own and `chmod`
 /// the directory, and a volume's root belongs to root (`chmod: changing permissions of
 /// '/var/lib/postgresql/data': Operation not permitted`); a subdirectory it creates is its own.
-fn data_dir_is_mount_point(c: &Value, pod_sc: Option<&Value>) -> Option<String> {
-    let uid = sc_of(c.get("securityContext"))
+fn data_dir_is_mount_point(c: &Container<'_>, pod_sc: Option<&Value>) -> Option<String> {
+    let uid = sc_of(c.security_context)
         .and_then(|s| s.get("runAsUser"))
         .and_then(Value::as_i64)
         .or_else(|| {
@@ -177,10 +177,7 @@ fn data_dir_is_mount_point(c: &Value, pod_sc: Option<&Value>) -> Option<String> 
         })
         .filter(|uid| *uid != 0)?;
     let entry = c
-        .get("env")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
+        .env()
         .find(|e| e.get("name").and_then(Value::as_str) == Some(PGDATA));
     let data_dir = match entry {
         // `valueFrom`: the value is not known here.
@@ -190,10 +187,7 @@ fn data_dir_is_mount_point(c: &Value, pod_sc: Option<&Value>) -> Option<String> 
     };
     let data_dir = data_dir.trim_end_matches('/');
     let mounted = c
-        .get("volumeMounts")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
+        .volume_mounts()
         .filter_map(|m| m.get("mountPath").and_then(Value::as_str))
         .any(|p| !data_dir.is_empty() && p.trim_end_matches('/') == data_dir);
     mounted.then(|| {
@@ -201,17 +195,6 @@ fn data_dir_is_mount_point(c: &Value, pod_sc: Option<&Value>) -> Option<String> 
             "{PGDATA} {data_dir} is a volume's mount point: as UID {uid} initdb cannot chmod it; \
              set {PGDATA}={data_dir}/pgdata (a subdirectory)"
         )
-    })
-}
-
-/// Every container of a pod spec with the list it is in, in the order the kubelet starts them.
-fn containers(spec: &Object) -> impl Iterator<Item = (&'static str, &Value)> {
-    CONTAINER_LISTS.into_iter().flat_map(move |list| {
-        spec.get(list)
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .map(move |c| (list, c))
     })
 }
 

@@ -5,8 +5,7 @@ use super::*;
 use serde_json::json;
 
 fn names(spec: Value, kind: WorkloadKind) -> Vec<(FindingName, Option<String>)> {
-    let Value::Object(spec) = spec else { panic!() };
-    find(&spec, kind)
+    find(&PodSpec::of(&spec), kind)
         .into_iter()
         .map(|f| (f.name, f.container))
         .collect()
@@ -271,9 +270,8 @@ fn a_data_dir_at_a_mount_point_under_a_set_uid() {
         assert_eq!(found, expected, "{spec}");
     }
     let spec = json!({"securityContext": uid, "containers": [pg(Value::Null, data, json!({}))]});
-    let Value::Object(spec) = spec else { panic!() };
     assert_eq!(
-        find(&spec, WorkloadKind::Deployment)[0].reason,
+        find(&PodSpec::of(&spec), WorkloadKind::Deployment)[0].reason,
         "PGDATA /var/lib/postgresql/data is a volume's mount point: as UID 2866 initdb cannot \
          chmod it; set PGDATA=/var/lib/postgresql/data/pgdata (a subdirectory)"
     );

@@ -258,18 +258,33 @@ fn hardening_twice_changes_nothing() {
     }
 }
 
+/// A `null` is a missing field, filled where it is: the operations come in the order of a walk
+/// of the hardened pod (the object's own key order, whatever order the rules decide in; new keys
+/// follow).
 #[test]
 fn nulls_count_as_missing() {
-    let input = pod(json!({"securityContext": null, "volumes": null,
-                           "containers": [{"name": "a", "image": "a", "securityContext": null,
-                                           "env": null, "resources": null}]}));
-    let (_, out) = run(&input);
+    let input = pod(json!({"volumes": null, "securityContext": null,
+                           "containers": [{"name": "a", "image": "a", "resources": null,
+                                           "env": null, "securityContext": null}]}));
+    let (h, out) = run(&input);
     assert_eq!(out["spec"]["securityContext"]["runAsNonRoot"], true);
     assert_eq!(
         out["spec"]["containers"][0]["securityContext"]["readOnlyRootFilesystem"],
         true
     );
     assert_eq!(out["spec"]["volumes"][0]["name"], "kube-harden-tmp");
+    assert_eq!(
+        super::overlay::tests::paths(&h.patch.0),
+        [
+            "/spec/volumes",
+            "/spec/securityContext",
+            "/spec/containers/0/resources",
+            "/spec/containers/0/env",
+            "/spec/containers/0/securityContext",
+            "/spec/containers/0/volumeMounts",
+            "/metadata/annotations",
+        ]
+    );
 }
 
 #[test]

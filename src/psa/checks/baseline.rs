@@ -227,7 +227,7 @@ impl<'a> Pod<'a> {
             .containers
             .iter()
             .filter(|c| container_sc(c, &["seLinuxOptions"]).is_some_and(|o| !valid(o)))
-            .map(|c| name(c))
+            .map(|c| name(c.value))
             .collect();
         if !bad.is_empty() {
             setters.push(containers_phrase(&bad));
@@ -349,13 +349,13 @@ impl<'a> Pod<'a> {
         ];
         let mut hosts = BTreeSet::new();
         let mut bad = BTreeSet::new();
-        for container in &self.containers {
-            for handler in HANDLERS.iter().filter_map(|path| at(container, path)) {
+        for container in self.containers {
+            for handler in HANDLERS.iter().filter_map(|path| at(container.value, path)) {
                 for action in ["httpGet", "tcpSocket"] {
                     if let Some(host) = at(handler, &[action, "host"])
                         && host.as_str() != Some("")
                     {
-                        bad.insert(name(container));
+                        bad.insert(name(container.value));
                         hosts.insert(plain(host));
                     }
                 }

@@ -1,0 +1,467 @@
+//! The rules' additions to a pod spec, kept beside it (never a copy of it).
+//!
+//! The rules write into an [`Overlay`] as they decide: members added to an object, elements
+//! appended to a list, a `null` given a value. By construction nothing else can be written: a
+//! member the original already has is refused as
+//! [`HardenError::NotAdditive`](super::HardenError::NotAdditive), never patched. What reads the
+//! hardened spec (the Pod Security check, the findings) reads the original through it
+//! ([`Overlay::get`], [`Overlay::appended`]). [`Overlay::into_ops`] gives the RFC 6902 `add`
+//! operations in the order of a walk of the hardened spec: the original's members in its order
+//! (descending where something was added below), then the added members in the order they were
+//! added, list elements by index, appended elements last.
+
+use std::borrow::Cow;
+
+use json_patch::PatchOperation;
+use json_patch::jsonptr::PointerBuf;
+use serde_json::{Map, Value};
+
+use super::HardenError;
+use super::patch::add;
+
+/// One step of a path in the pod spec.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Step<'k> {
+    /// An object member.
+    Key(&'k str),
+    /// A list element.
+    Index(usize),
+}
+
+/// What is added at or below one value of the original.
+#[derive(Debug)]
+enum Node {
+    /// An object: its members something is added below, and the members added to it.
+    Object {
+        below: Vec<(String, Node)>,
+        added: Vec<(String, Value)>,
+    },
+    /// A list: its elements something is added below, and the elements appended to it.
+    Array {
+        below: Vec<(usize, Node)>,
+        appended: Vec<Value>,
+    },
+    /// A `null` of the original, given this value (still `null` while nothing is set in it).
+    Set(Value),
+}
+
+impl Node {
+    /// An empty node over `original` (an object or a list; a `null` becomes [`Node::Set`]).
+    fn over(original: &Value) -> Option<Self> {
+        match original {
+            Value::Object(_) => Some(Node::Object {
+                below: Vec::new(),
+                added: Vec::new(),
+            }),
+            Value::Array(_) => Some(Node::Array {
+                below: Vec::new(),
+                appended: Vec::new(),
+            }),
+            Value::Null => Some(Node::Set(Value::Null)),
+            _ => None,
+        }
+    }
+}
+
+/// Where a path leads: below a value of the original, or into a value the rules added.
+enum Slot<'n, 'o> {
+    Node(&'n mut Node, &'o Value),
+    New(&'n mut Value),
+}
+
+/// Why a path cannot be written.
+enum Refused {
+    /// A value on the way has a type that cannot hold what is added.
+    Type(&'static str),
+    /// The member is already set.
+    Set,
+}
+
+/// The additions to one pod spec: written by the rules, read back where they read the
+/// hardened spec ([`Overlay::get`], [`Overlay::appended`]), turned into patch operations by
+/// [`Overlay::into_ops`].
+#[derive(Debug)]
+pub(crate) struct Overlay<'o> {
+    original: &'o Value,
+    /// Where the pod spec is in the object (for the operations and errors).
+    base: PointerBuf,
+    root: Node,
+}
+
+impl<'o> Overlay<'o> {
+    /// No additions yet to `original` (the pod spec, at `base` in the object).
+    pub fn new(original: &'o Value, base: PointerBuf) -> Self {
+        let root = Node::over(original).unwrap_or(Node::Set(Value::Null));
+        Self {
+            original,
+            base,
+            root,
+        }
+    }
+
+    /// Adds the members `entries` to the object at `path`, created (with the objects on the way)
+    /// when missing or `null`. `field` names the path for a type error.
+    pub fn insert(
+        &mut self,
+        path: &[Step<'_>],
+        entries: impl IntoIterator<Item = (&'static str, Value)>,
+        field: impl Fn() -> String,
+    ) -> Result<(), HardenError> {
+        let base = &self.base;
+        let slot = slot(&mut self.root, self.original, path)
+            .map_err(|e| refused(e, &field, base, path))?;
+        let refused_at = |e, key| refused(e, &field, base, &[path, &[Step::Key(key)]].concat());
+        match slot {
+            Slot::Node(Node::Object { below, added }, Value::Object(map)) => {
+                for (key, value) in entries {
+                    match map.get(key) {
+                        Some(Value::Null) => match member(
+                            below,
+                            |k| k == key,
+                            || (key.to_owned(), Node::Set(Value::Null)),
+                        ) {
+                            Some(Node::Set(set @ Value::Null)) => *set = value,
+                            _ => return Err(refused_at(Refused::Set, key)),
+                        },
+                        Some(_) => return Err(refused_at(Refused::Set, key)),
+                        None if added.iter().any(|(k, _)| k == key) => {
+                            return Err(refused_at(Refused::Set, key));
+                        }
+                        None => added.push((key.to_owned(), value)),
+                    }
+                }
+                Ok(())
+            }
+            Slot::New(value) => {
+                if value.is_null() {
+                    *value = Value::Object(Map::new());
+                }
+                let Value::Object(map) = value else {
+                    return Err(refused_at(Refused::Type("an object"), ""));
+                };
+                for (key, value) in entries {
+                    if map.get(key).is_some_and(|v| !v.is_null()) {
+                        return Err(refused_at(Refused::Set, key));
+                    }
+                    map.insert(key.to_owned(), value);
+                }
+                Ok(())
+            }
+            Slot::Node(..) => Err(refused(Refused::Type("an object"), &field, base, path)),
+        }
+    }
+
+    /// Appends `values` to the list at `path`, created (with the objects on the way) when
+    /// missing or `null`. `field` names the path for a type error.
+    pub fn push(
+        &mut self,
+        path: &[Step<'_>],
+        values: impl IntoIterator<Item = Value>,
+        field: impl Fn() -> String,
+    ) -> Result<(), HardenError> {
+        let base = &self.base;
+        let type_error = || refused(Refused::Type("a list"), &field, base, path);
+        match slot(&mut self.root, self.original, path)
+            .map_err(|e| refused(e, &field, base, path))?
+        {
+            Slot::Node(Node::Array { appended, .. }, _) => appended.extend(values),
+            Slot::New(value) => {
+                if value.is_null() {
+                    *value = Value::Array(Vec::new());
+                }
+                value.as_array_mut().ok_or_else(type_error)?.extend(values);
+            }
+            Slot::Node(..) => return Err(type_error()),
+        }
+        Ok(())
+    }
+
+    /// The value at `path` in the hardened spec: the original's where nothing is added at or
+    /// below it, else the original's with the additions (a copy of that value only); `None`
+    /// when missing or `null`.
+    pub fn get(&self, path: &[Step<'_>]) -> Option<Cow<'_, Value>> {
+        match self.find(path) {
+            Found::Original(Some(original), Some(node)) => Some(Cow::Owned(node.applied(original))),
+            Found::Original(original, _) => original.map(Cow::Borrowed),
+            Found::Added(value) => Some(Cow::Borrowed(value)),
+        }
+        .filter(|v| !v.is_null())
+    }
+
+    /// The elements the list at `path` has in the hardened spec after the original's (all of
+    /// them when the rules added the list).
+    pub fn appended(&self, path: &[Step<'_>]) -> &[Value] {
+        match self.find(path) {
+            Found::Original(Some(Value::Array(_)), Some(Node::Array { appended, .. })) => appended,
+            Found::Added(Value::Array(list)) => list,
+            _ => &[],
+        }
+    }
+
+    /// What the hardened spec has at `path`.
+    fn find(&self, path: &[Step<'_>]) -> Found<'_, 'o> {
+        let mut original = Some(self.original);
+        let mut node = Some(&self.root);
+        for (i, step) in path.iter().enumerate() {
+            let next = original.and_then(|o| index(o, *step));
+            match node.and_then(|n| n.child(*step)) {
+                Some(Child::Node(n)) => (node, original) = (Some(n), next),
+                Some(Child::New(value)) => {
+                    let rest = path.get(i + 1..).unwrap_or_default();
+                    return match rest.iter().try_fold(value, |v, s| index(v, *s)) {
+                        Some(value) => Found::Added(value),
+                        None => Found::Original(None, None),
+                    };
+                }
+                None => (node, original) = (None, next),
+            }
+        }
+        Found::Original(original, node)
+    }
+
+    /// The `add` operations, with paths under the pod spec's.
+    pub fn into_ops(self) -> Vec<PatchOperation> {
+        let mut ops = Vec::new();
+        let mut at = self.base;
+        emit(self.root, self.original, &mut at, &mut ops);
+        ops
+    }
+}
+
+/// What the hardened spec has at a path.
+enum Found<'s, 'o> {
+    /// The original's value (if any) and the node over it (if anything is added below it).
+    Original(Option<&'o Value>, Option<&'s Node>),
+    /// A value the rules added.
+    Added(&'s Value),
+}
+
+/// `value[step]`.
+fn index<'v>(value: &'v Value, step: Step<'_>) -> Option<&'v Value> {
+    match step {
+        Step::Key(key) => value.get(key),
+        Step::Index(i) => value.get(i),
+    }
+}
+
+/// What a node holds for one step.
+enum Child<'n> {
+    /// A node over the original's value.
+    Node(&'n Node),
+    /// A value the rules added in place of a missing member or `null`.
+    New(&'n Value),
+}
+
+impl Node {
+    fn child(&self, step: Step<'_>) -> Option<Child<'_>> {
+        match (self, step) {
+            (Node::Object { below, added }, Step::Key(key)) => {
+                match below.iter().find(|(k, _)| k == key).map(|(_, n)| n) {
+                    Some(Node::Set(value)) => Some(Child::New(value)),
+                    Some(node) => Some(Child::Node(node)),
+                    None => added
+                        .iter()
+                        .find(|(k, _)| k == key)
+                        .map(|(_, v)| Child::New(v)),
+                }
+            }
+            (Node::Array { below, .. }, Step::Index(i)) => {
+                match below.iter().find(|(j, _)| *j == i).map(|(_, n)| n) {
+                    Some(Node::Set(value)) => Some(Child::New(value)),
+                    Some(node) => Some(Child::Node(node)),
+                    None => None,
+                }
+            }
+            (Node::Set(value), step) => index(value, step).map(Child::New),
+            _ => None,
+        }
+    }
+
+    /// `original` with the additions of this node.
+    fn applied(&self, original: &Value) -> Value {
+        let mut value = original.clone();
+        self.apply(&mut value);
+        value
+    }
+
+    fn apply(&self, value: &mut Value) {
+        match (self, value) {
+            (Node::Object { below, added }, Value::Object(map)) => {
+                for (key, node) in below {
+                    if let Some(v) = map.get_mut(key) {
+                        node.apply(v);
+                    }
+                }
+                map.extend(added.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+            (Node::Array { below, appended }, Value::Array(list)) => {
+                for (i, node) in below {
+                    if let Some(v) = list.get_mut(*i) {
+                        node.apply(v);
+                    }
+                }
+                list.extend(appended.iter().cloned());
+            }
+            (Node::Set(new), value) if !new.is_null() => *value = new.clone(),
+            _ => {}
+        }
+    }
+}
+/// The slot at `path` below `root` (over `original`), made on the way.
+fn slot<'n, 'o>(
+    root: &'n mut Node,
+    original: &'o Value,
+    path: &[Step<'_>],
+) -> Result<Slot<'n, 'o>, Refused> {
+    let mut slot = match root {
+        Node::Set(value) => Slot::New(value),
+        node => Slot::Node(node, original),
+    };
+    for step in path {
+        slot = descend(slot, *step)?;
+    }
+    Ok(slot)
+}
+
+/// The value of the first entry of `list` that `is`, made by `make` if there is none.
+fn member<K, V>(
+    list: &mut Vec<(K, V)>,
+    is: impl Fn(&K) -> bool,
+    make: impl FnOnce() -> (K, V),
+) -> Option<&mut V> {
+    match list.iter().position(|(k, _)| is(k)) {
+        Some(i) => list.get_mut(i),
+        None => {
+            list.push(make());
+            list.last_mut()
+        }
+    }
+    .map(|(_, v)| v)
+}
+
+/// One step further down; missing objects and `null`s on the way become values the rules add.
+fn descend<'n, 'o>(slot: Slot<'n, 'o>, step: Step<'_>) -> Result<Slot<'n, 'o>, Refused> {
+    match slot {
+        Slot::Node(Node::Object { below, added }, Value::Object(map)) => {
+            let Step::Key(key) = step else {
+                return Err(Refused::Type("a list"));
+            };
+            match map.get(key) {
+                Some(original) => {
+                    let node = Node::over(original).ok_or(Refused::Type("an object"))?;
+                    match member(below, |k| k == key, || (key.to_owned(), node)) {
+                        Some(Node::Set(value)) => Ok(Slot::New(value)),
+                        Some(node) => Ok(Slot::Node(node, original)),
+                        None => Err(Refused::Type("an object")),
+                    }
+                }
+                None => member(added, |k| k == key, || (key.to_owned(), Value::Null))
+                    .map(Slot::New)
+                    .ok_or(Refused::Type("an object")),
+            }
+        }
+        Slot::Node(Node::Array { below, .. }, Value::Array(list)) => {
+            let Step::Index(i) = step else {
+                return Err(Refused::Type("an object"));
+            };
+            let original = list.get(i).ok_or(Refused::Type("a longer list"))?;
+            let node = Node::over(original).ok_or(Refused::Type("an object"))?;
+            match member(below, |j| *j == i, || (i, node)) {
+                Some(Node::Set(value)) => Ok(Slot::New(value)),
+                Some(node) => Ok(Slot::Node(node, original)),
+                None => Err(Refused::Type("an object")),
+            }
+        }
+        Slot::New(value) => match step {
+            Step::Key(key) => {
+                if value.is_null() {
+                    *value = Value::Object(Map::new());
+                }
+                let map = value.as_object_mut().ok_or(Refused::Type("an object"))?;
+                Ok(Slot::New(map.entry(key).or_insert(Value::Null)))
+            }
+            Step::Index(i) => value
+                .get_mut(i)
+                .map(Slot::New)
+                .ok_or(Refused::Type("a longer list")),
+        },
+        Slot::Node(..) => Err(Refused::Type("an object")),
+    }
+}
+
+/// The error for a path that cannot be written.
+fn refused(
+    e: Refused,
+    field: impl Fn() -> String,
+    base: &PointerBuf,
+    path: &[Step<'_>],
+) -> HardenError {
+    match e {
+        Refused::Type(expected) => HardenError::WrongType {
+            path: field(),
+            expected,
+        },
+        Refused::Set => {
+            let mut pointer = base.clone();
+            for step in path {
+                match step {
+                    Step::Key(key) => pointer.push_back(*key),
+                    Step::Index(i) => pointer.push_back(i.to_string()),
+                }
+            }
+            HardenError::NotAdditive {
+                path: pointer.to_string(),
+            }
+        }
+    }
+}
+
+/// The operations of `node` over `original` at `at`, in the order of a walk of the hardened
+/// value.
+fn emit(node: Node, original: &Value, at: &mut PointerBuf, ops: &mut Vec<PatchOperation>) {
+    match (node, original) {
+        (Node::Object { mut below, added }, Value::Object(map)) => {
+            for (key, value) in map {
+                if below.is_empty() {
+                    break;
+                }
+                if let Some(i) = below.iter().position(|(k, _)| k == key) {
+                    let (_, child) = below.swap_remove(i);
+                    at.push_back(key.as_str());
+                    emit(child, value, at, ops);
+                    at.pop_back();
+                }
+            }
+            for (key, value) in added {
+                ops.push(add(at.with_trailing_token(key.as_str()), value));
+            }
+        }
+        (
+            Node::Array {
+                mut below,
+                appended,
+            },
+            Value::Array(list),
+        ) => {
+            below.sort_unstable_by_key(|(i, _)| *i);
+            for (i, child) in below {
+                if let Some(value) = list.get(i) {
+                    at.push_back(i.to_string());
+                    emit(child, value, at, ops);
+                    at.pop_back();
+                }
+            }
+            for (i, value) in appended.into_iter().enumerate() {
+                ops.push(add(
+                    at.with_trailing_token((list.len() + i).to_string()),
+                    value,
+                ));
+            }
+        }
+        (Node::Set(value), _) if !value.is_null() => ops.push(add(at.clone(), value)),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests;
