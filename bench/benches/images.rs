@@ -20,7 +20,8 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use kube_harden::admission::{ImageSource, Mode, review, review_with_images};
 use kube_harden::harden::{ImageLookup, Policy};
-use kube_harden::registry::{RegistryMetrics, Resolver, Settings};
+use kube_harden::metrics::RegistryMetrics;
+use kube_harden::registry::{Resolver, Settings};
 use kube_harden_bench::fixture;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -214,7 +215,7 @@ fn main() {
         let resolver = runtime.block_on(async {
             let resolver = Resolver::new(
                 settings(Duration::from_secs(5)),
-                RegistryMetrics::unregistered(),
+                RegistryMetrics::throwaway(),
             )
             .unwrap();
             let images: Vec<String> = (0..16).map(|i| format!("{host}/{family}{i}:1")).collect();
@@ -273,7 +274,7 @@ fn main() {
     let template = fixture("review-pod-create.json");
     let resolver = Resolver::new(
         settings(Duration::from_secs(1)),
-        RegistryMetrics::unregistered(),
+        RegistryMetrics::throwaway(),
     )
     .unwrap();
     let n = 400;

@@ -7,7 +7,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use kube_harden::registry::{Credentials, RegistryMetrics, Resolver, Settings};
+use kube_harden::metrics::RegistryMetrics;
+use kube_harden::registry::{Credentials, Resolver, Settings};
 use kube_harden_e2e::registry::{Options, Registry, sha256_digest as sha256};
 use serde_json::json;
 
@@ -70,7 +71,7 @@ fn resolver(registry: &Registry, credentials: Credentials) -> Resolver {
         credentials,
         ..Settings::default()
     };
-    Resolver::new(settings, RegistryMetrics::unregistered()).unwrap()
+    Resolver::new(settings, RegistryMetrics::throwaway()).unwrap()
 }
 
 fn start(dir: &Path, auth: bool) -> Registry {

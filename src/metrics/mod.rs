@@ -8,7 +8,8 @@
 //! Every metric is documented in docs/metrics.md. Exposition format:
 //! <https://prometheus.io/docs/instrumenting/exposition_formats/>.
 //!
-//! Each family's labels are a type (`family`): `requests.with(&RequestLabels { .. })`.
+//! Each family's labels are a type (`family`): `requests.with(&RequestLabels { .. })`. The
+//! registry client's families (`--resolve-images`) are in `registry`.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -21,10 +22,11 @@ use prometheus::{
 };
 
 use crate::admission::{Mode, Report, change_label};
-use crate::registry::RegistryMetrics;
 use family::{Family, LabelSet, label_set};
+pub use registry::RegistryMetrics;
 
 mod family;
+mod registry;
 #[cfg(test)]
 mod tests;
 
@@ -96,12 +98,13 @@ label_set!(
     ByMode(ModeLabels; 1) { mode }
 );
 label_set!(
-    /// `kube_harden_errors_total`
+    /// `kube_harden_errors_total`, `kube_harden_image_fetch_errors_total`,
+    /// `kube_harden_image_fallbacks_total`
     ByReason(ReasonLabels; 1) { reason }
 );
 label_set!(
     /// `kube_harden_tls_reloads_total`, `kube_harden_cert_checks_total`,
-    /// `kube_harden_ca_bundle_updates_total`
+    /// `kube_harden_ca_bundle_updates_total`, `kube_harden_image_cache_lookups_total`
     ByResult(ResultLabels; 1) { result }
 );
 label_set!(

@@ -50,6 +50,17 @@ fn each_family_is_exposed_with_its_labels_in_place() {
     metrics.cert_check(true);
     metrics.cert_renewal("serving", WriteResult::Conflict);
     metrics.ca_bundle_update(WriteResult::Failure);
+    let images = metrics.registry();
+    images.lookup(true);
+    images.lookup(true);
+    images.lookup(false);
+    images.fetched(
+        Duration::from_millis(7),
+        Some(crate::registry::Reason::NotFound),
+    );
+    images.fetched(Duration::from_millis(40), None);
+    images.fallback(crate::registry::Reason::Timeout);
+    images.cache_size(2, 1234);
     let text = String::from_utf8(metrics.encode()).unwrap();
     for line in [
         r#"kube_harden_admission_requests_total{kind="Pod",mode="audit",operation="CREATE",outcome="would_patch"} 1"#,
@@ -62,6 +73,17 @@ fn each_family_is_exposed_with_its_labels_in_place() {
         r#"kube_harden_cert_renewals_total{kind="serving",result="conflict"} 1"#,
         r#"kube_harden_ca_bundle_updates_total{result="failure"} 1"#,
         r#"kube_harden_restricted_compliant_total{compliant="true",kind="Pod",namespace="team-a"} 1"#,
+        r#"kube_harden_image_cache_lookups_total{result="hit"} 2"#,
+        r#"kube_harden_image_cache_lookups_total{result="miss"} 1"#,
+        r#"kube_harden_image_fetch_duration_seconds_bucket{le="0.005"} 0"#,
+        r#"kube_harden_image_fetch_duration_seconds_bucket{le="0.01"} 1"#,
+        r#"kube_harden_image_fetch_duration_seconds_bucket{le="0.05"} 2"#,
+        r#"kube_harden_image_fetch_duration_seconds_bucket{le="30"} 2"#,
+        r#"kube_harden_image_fetch_duration_seconds_count 2"#,
+        r#"kube_harden_image_fetch_errors_total{reason="not_found"} 1"#,
+        r#"kube_harden_image_fallbacks_total{reason="timeout"} 1"#,
+        r#"kube_harden_image_cache_entries 2"#,
+        r#"kube_harden_image_cache_bytes 1234"#,
         &format!(
             r#"kube_harden_build_info{{version="{}"}} 1"#,
             crate::VERSION

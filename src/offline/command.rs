@@ -5,9 +5,10 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::config::{HardenArgs, RegistryArgs};
+use crate::config::HardenArgs;
 use crate::error::{Error, Result};
-use crate::{harden, registry};
+use crate::harden;
+use crate::registry::offline::{resolve, resolver};
 
 /// Runs `kube-harden harden` with `args`.
 pub fn run(args: &HardenArgs) -> Result<ExitCode> {
@@ -64,28 +65,4 @@ pub fn run(args: &HardenArgs) -> Result<ExitCode> {
         return Ok(ExitCode::from(2));
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// `--resolve-images` for `harden` and `scan`: credentials from the user's docker config unless
-/// `--registry-credentials` names a file.
-pub(crate) fn resolver(args: &RegistryArgs) -> Result<Option<registry::Resolver>> {
-    args.settings(true)?
-        .map(|settings| {
-            registry::Resolver::new(settings, registry::RegistryMetrics::unregistered())
-        })
-        .transpose()
-        .map_err(Error::Config)
-}
-
-/// Resolves `images` within the budget; each image hardened without its configuration gets a
-/// line on stderr.
-pub(crate) async fn resolve(
-    resolver: &registry::Resolver,
-    images: Vec<String>,
-) -> harden::ImageLookup {
-    let resolved = resolver.resolve(&images).await;
-    for warning in &resolved.warnings {
-        eprintln!("kube-harden: {warning}");
-    }
-    resolved.lookup
 }

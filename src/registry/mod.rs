@@ -19,7 +19,7 @@ mod cache;
 mod credentials;
 mod facts;
 mod fetch;
-mod metrics;
+pub(crate) mod offline;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -34,9 +34,9 @@ pub use cache::Limits;
 pub use credentials::Credentials;
 pub use facts::{Platform, parse_config};
 pub use fetch::{FetchError, MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES, Reason};
-pub use metrics::RegistryMetrics;
 
 use crate::harden::{ImageFacts, ImageLookup};
+use crate::metrics::RegistryMetrics;
 use cache::{Cache, Cached};
 
 /// The resolver's settings (from the `--registry-*` flags).

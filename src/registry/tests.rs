@@ -8,7 +8,7 @@ fn resolver(budget: Duration) -> Resolver {
         insecure: vec!["127.0.0.1:1".into()],
         ..Settings::default()
     };
-    Resolver::new(settings, RegistryMetrics::unregistered()).unwrap()
+    Resolver::new(settings, RegistryMetrics::throwaway()).unwrap()
 }
 
 #[tokio::test]
@@ -62,7 +62,7 @@ async fn the_same_image_is_fetched_once_and_the_busy_cap_holds() {
         insecure: vec!["127.0.0.1:1".into()],
         ..Settings::default()
     };
-    let resolver = Resolver::new(settings, RegistryMetrics::unregistered()).unwrap();
+    let resolver = Resolver::new(settings, RegistryMetrics::throwaway()).unwrap();
     let a = resolver.start("127.0.0.1:1/a:1").unwrap();
     let a2 = resolver.start("127.0.0.1:1/a:1").unwrap();
     assert!(a.same_channel(&a2), "a second lookup joins the first fetch");

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use crate::config::{ScanArgs, ScanOutput};
 use crate::error::{Error, Result};
-use crate::offline::command::{resolve, resolver};
+use crate::registry::offline::{resolve, resolver};
 use crate::{harden, kube_client};
 
 /// Runs `kube-harden scan` with `args`.

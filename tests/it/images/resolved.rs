@@ -7,7 +7,8 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use hyper::StatusCode;
-use kube_harden::registry::{RegistryMetrics, Resolver};
+use kube_harden::metrics::RegistryMetrics;
+use kube_harden::registry::Resolver;
 use serde_json::{Value, json};
 
 use super::super::support::*;
@@ -19,7 +20,7 @@ use super::{Behaviour, Image, Registry, ample, pod};
 async fn good_registry_facts_are_read_and_cached() {
     let registry = Registry::start(Behaviour::Good).await;
     let host = registry.addr.to_string();
-    let resolver = Resolver::new(ample(&host), RegistryMetrics::unregistered()).unwrap();
+    let resolver = Resolver::new(ample(&host), RegistryMetrics::throwaway()).unwrap();
     let image = format!("{host}/app:1");
     let started = Instant::now();
     let resolved = resolver.resolve(std::slice::from_ref(&image)).await;
@@ -42,7 +43,7 @@ async fn good_registry_facts_are_read_and_cached() {
 async fn concurrent_lookups_of_one_image_are_one_fetch() {
     let registry = Registry::start(Behaviour::Good).await;
     let host = registry.addr.to_string();
-    let resolver = Resolver::new(ample(&host), RegistryMetrics::unregistered()).unwrap();
+    let resolver = Resolver::new(ample(&host), RegistryMetrics::throwaway()).unwrap();
     let image = vec![format!("{host}/app:1")];
     let lookups = (0..20).map(|_| resolver.resolve(&image));
     let all = futures_util::future::join_all(lookups).await;
@@ -131,7 +132,7 @@ async fn a_stale_tag_is_checked_with_a_head() {
     let host = registry.addr.to_string();
     let mut stale = ample(&host);
     stale.limits.tag_ttl = Duration::ZERO;
-    let resolver = Resolver::new(stale, RegistryMetrics::unregistered()).unwrap();
+    let resolver = Resolver::new(stale, RegistryMetrics::throwaway()).unwrap();
     let image = vec![format!("{host}/app:1")];
     let first = resolver.resolve(&image).await;
     let full = registry.requests.load(Ordering::Relaxed);
