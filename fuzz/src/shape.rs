@@ -6,8 +6,8 @@
 //! that object. Two answers whose normalised patches are equal give the same document, and differ
 //! at most in the operations that write an empty object of the original.
 
-use json_patch::jsonptr::{Pointer, PointerBuf};
 use json_patch::Patch;
+use json_patch::jsonptr::{Pointer, PointerBuf};
 use serde_json::{Value, json};
 
 /// `patch` over `original`: the document it gives and its operations, with those at or below an

@@ -6,7 +6,7 @@
 //! ```text
 //! answers write <repo> <out>      one line per input: "<input>\t<sha-256 of its answers>"
 //! answers compare <base> <new>    how many inputs, how many differ (exit 1 when any does)
-//! answers show <repo> <input>     the answers to one input, in full
+//! answers show <repo> <input>     the answers to one input, in full (show-shape: normalised)
 //! answers shape <repo> <out>      as `write`, each patch normalised (`kube_harden_fuzz::shape`):
 //!                                 equal digests = same documents, patches differing at most in
 //!                                 how they write the original's empty objects
@@ -51,9 +51,10 @@ fn main() -> ExitCode {
         ["write", repo, out] => write(Path::new(repo), Path::new(out), Answers::AsSent),
         ["shape", repo, out] => write(Path::new(repo), Path::new(out), Answers::Normalised),
         ["compare", base, new] => compare(Path::new(base), Path::new(new)),
-        ["show", repo, input] => show(Path::new(repo), input),
+        ["show", repo, input] => show(Path::new(repo), input, Answers::AsSent),
+        ["show-shape", repo, input] => show(Path::new(repo), input, Answers::Normalised),
         ["replay", repo] => replay(Path::new(repo)),
-        _ => Err("usage: answers write|shape <repo> <out> | compare <base> <new> | show <repo> <input> | replay <repo>".into()),
+        _ => Err("usage: answers write|shape <repo> <out> | compare <base> <new> | show|show-shape <repo> <input> | replay <repo>".into()),
     };
     match result {
         Ok(code) => code,
@@ -192,9 +193,19 @@ fn normalised_review(body: &[u8], answer: &[u8]) -> String {
     let Some(patch) = answer.pointer_mut("/response/patch") else {
         return answer.to_string();
     };
-    let object = serde_json::from_slice::<Value>(body)
+    /// The review's object, the rest skipped without being read (as the handler does: the
+    /// fuzz corpus has bodies whose other strings are not UTF-8).
+    #[derive(serde::Deserialize)]
+    struct Review {
+        request: Option<Request>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Request {
+        object: Option<Value>,
+    }
+    let object = serde_json::from_slice::<Review>(body)
         .ok()
-        .and_then(|v| v.pointer("/request/object").cloned())
+        .and_then(|r| r.request?.object)
         .unwrap_or(Value::Null);
     let decoded = patch
         .as_str()
@@ -322,10 +333,10 @@ fn compare(base: &Path, new: &Path) -> Result<ExitCode, String> {
     })
 }
 
-fn show(repo: &Path, input: &str) -> Result<ExitCode, String> {
+fn show(repo: &Path, input: &str, how: Answers) -> Result<ExitCode, String> {
     let path: PathBuf = repo.join(input);
     let data = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    print!("{}", answers(&data, source_of(input), Answers::AsSent));
+    print!("{}", answers(&data, source_of(input), how));
     Ok(ExitCode::SUCCESS)
 }
 
