@@ -432,10 +432,10 @@ fn emit(
 ) {
     match (node, original) {
         // Nothing can be below a member of an empty object: what is written there is `added`.
-        (Node::Object { added, .. }, Value::Object(map)) if whole && map.is_empty() => {
-            if !added.is_empty() {
-                ops.push(add(at.clone(), Value::Object(added.into_iter().collect())));
-            }
+        (Node::Object { added, .. }, Value::Object(map))
+            if whole && map.is_empty() && !added.is_empty() =>
+        {
+            ops.push(add(at.clone(), Value::Object(added.into_iter().collect())));
         }
         (Node::Object { mut below, added }, Value::Object(map)) => {
             for (key, value) in map {

@@ -80,9 +80,30 @@ fn only_kube_harden_keeps_the_warnings_and_noop_has_no_patch() {
 fn op_counts_order_the_shapes() {
     assert_eq!(ops(Variant::Tiny), 1);
     let (leaf, fewest) = (ops(Variant::Leaf), ops(Variant::Fewest));
-    assert!(fewest < ops(Variant::KubeHarden), "{fewest}");
+    // kube-harden's own patch is the fewest shape: one `add` of each empty object it fills.
+    assert_eq!(fewest, ops(Variant::KubeHarden));
     assert!(fewest < leaf, "{fewest} vs {leaf}");
     assert_eq!(ops(Variant::FewestNoAnnotation), fewest - 1);
+}
+
+#[test]
+fn kube_hardens_patch_is_the_fewest_shape() {
+    let patch = |variant| {
+        let (_, review) = stored(variant);
+        patch_of(review["response"].as_object().expect("response"))
+    };
+    let fewest = patch(Variant::Fewest);
+    let mut kube_harden = patch(Variant::KubeHarden);
+    let mut sorted = fewest.clone();
+    for ops in [&mut kube_harden, &mut sorted] {
+        ops.sort_by_key(Value::to_string);
+    }
+    assert_eq!(kube_harden, sorted);
+    assert!(
+        fewest
+            .iter()
+            .any(|op| op["path"] == "/spec/securityContext")
+    );
 }
 
 #[test]
