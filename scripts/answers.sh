@@ -5,8 +5,10 @@
 # temporary git worktree, with the working tree's fuzz/ and podgen/ copied over it, so both sides decode the
 # corpus the same way) and against the working tree. Each writes one digest per input of the fuzz
 # corpus and the fixtures (read from the working tree); the two files are compared: how many
-# inputs, how many differ, the first that do. `target/debug/answers show . <input>` prints one
-# input's answers in full (target/answers/answers-base show for BASE's). Both builds share target/ (only kube-harden and the tool recompile).
+# inputs, how many differ, the first that do; then the same with each patch normalised
+# (`answers shape`: the document it gives, the operations that write an empty object of the
+# original as one marker), so that a change of patch shape shows it gives the same documents.
+# `target/debug/answers show . <input>` prints one input's answers in full (target/answers/answers-base show for BASE's). Both builds share target/ (only kube-harden and the tool recompile).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 base="${BASE:?usage: make answers BASE=<commit>}"
@@ -41,4 +43,12 @@ echo "answers: building the tool against the working tree" >&2
 
 "$out/answers-base" write "$root" "$out/base.txt"
 "$target/debug/answers" write "$root" "$out/new.txt"
-"$target/debug/answers" compare "$out/base.txt" "$out/new.txt"
+status=0
+"$target/debug/answers" compare "$out/base.txt" "$out/new.txt" || status=$?
+# The same with each patch normalised (fuzz/src/shape.rs): where the answers differ, do they
+# differ only in how the patches write the original's empty objects, giving the same documents?
+"$out/answers-base" shape "$root" "$out/base-shape.txt"
+"$target/debug/answers" shape "$root" "$out/new-shape.txt"
+echo -n "patch shape normalised: " >&2
+"$target/debug/answers" compare "$out/base-shape.txt" "$out/new-shape.txt" || status=$?
+exit "$status"

@@ -15,6 +15,7 @@ use kube_harden::harden::Policy;
 use serde_json::Value;
 
 pub mod review;
+pub mod shape;
 
 pub use kube_harden_podgen::{Field, Json, PodSpec, ToJson, json, pod};
 pub use review::Input;

@@ -8,7 +8,8 @@
 //! ([`Overlay::get`], [`Overlay::appended`]). [`Overlay::into_ops`] gives the RFC 6902 `add`
 //! operations in the order of a walk of the hardened spec: the original's members in its order
 //! (descending where something was added below), then the added members in the order they were
-//! added, list elements by index, appended elements last.
+//! added, list elements by index, appended elements last; an empty object of the original
+//! that receives members is one `add` of the object with them (unless it is a list element).
 
 use std::borrow::Cow;
 
@@ -223,7 +224,8 @@ impl<'o> Overlay<'o> {
     pub fn into_ops(self) -> Vec<PatchOperation> {
         let mut ops = Vec::new();
         let mut at = self.base;
-        emit(self.root, self.original, &mut at, &mut ops);
+        // The pod spec is an object's member wherever it is (`spec`, `template.spec`).
+        emit(self.root, self.original, true, &mut at, &mut ops);
         ops
     }
 }
@@ -417,9 +419,24 @@ fn refused(
 }
 
 /// The operations of `node` over `original` at `at`, in the order of a walk of the hardened
-/// value.
-fn emit(node: Node, original: &Value, at: &mut PointerBuf, ops: &mut Vec<PatchOperation>) {
+/// value. An empty object of the original that receives members, where `whole` (an object's
+/// member, not a list element: an `add` at an index inserts), is written as one `add` of the
+/// object with them (fewer operations for the API server to apply; on `{}` that is still an
+/// addition: nothing the original has is changed or removed).
+fn emit(
+    node: Node,
+    original: &Value,
+    whole: bool,
+    at: &mut PointerBuf,
+    ops: &mut Vec<PatchOperation>,
+) {
     match (node, original) {
+        // Nothing can be below a member of an empty object: what is written there is `added`.
+        (Node::Object { added, .. }, Value::Object(map))
+            if whole && map.is_empty() && !added.is_empty() =>
+        {
+            ops.push(add(at.clone(), Value::Object(added.into_iter().collect())));
+        }
         (Node::Object { mut below, added }, Value::Object(map)) => {
             for (key, value) in map {
                 if below.is_empty() {
@@ -428,7 +445,7 @@ fn emit(node: Node, original: &Value, at: &mut PointerBuf, ops: &mut Vec<PatchOp
                 if let Some(i) = below.iter().position(|(k, _)| k == key) {
                     let (_, child) = below.swap_remove(i);
                     at.push_back(key.as_str());
-                    emit(child, value, at, ops);
+                    emit(child, value, true, at, ops);
                     at.pop_back();
                 }
             }
@@ -447,7 +464,7 @@ fn emit(node: Node, original: &Value, at: &mut PointerBuf, ops: &mut Vec<PatchOp
             for (i, child) in below {
                 if let Some(value) = list.get(i) {
                     at.push_back(i.to_string());
-                    emit(child, value, at, ops);
+                    emit(child, value, false, at, ops);
                     at.pop_back();
                 }
             }

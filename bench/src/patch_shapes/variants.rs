@@ -17,6 +17,10 @@ pub enum Variant {
     Noop,
     /// kube-harden's answer, byte for byte (patch, annotation, warnings).
     KubeHarden,
+    /// kube-harden's answer with its patch in the shape before empty objects were added whole
+    /// (main before the "fewest" change): one `add` per member into each empty object the
+    /// object has (`spec.securityContext: {}`, `resources: {}`); warnings and annotation kept.
+    PerMember,
     /// kube-harden's answer without its warnings.
     NoWarnings,
     /// kube-harden's patch without the `kube-harden.io/hardened` annotation, no warnings.
@@ -34,9 +38,10 @@ pub enum Variant {
 
 impl Variant {
     /// Every variant that answers with a webhook, in the order of the tables.
-    pub const ALL: [Variant; 8] = [
+    pub const ALL: [Variant; 9] = [
         Variant::Noop,
         Variant::KubeHarden,
+        Variant::PerMember,
         Variant::NoWarnings,
         Variant::NoAnnotation,
         Variant::Leaf,
@@ -50,6 +55,7 @@ impl Variant {
         match self {
             Variant::Noop => "noop",
             Variant::KubeHarden => "kube-harden",
+            Variant::PerMember => "per-member",
             Variant::NoWarnings => "no-warnings",
             Variant::NoAnnotation => "no-annotation",
             Variant::Leaf => "leaf",
@@ -64,6 +70,7 @@ impl Variant {
         match self {
             Variant::Noop => "shapes-noop",
             Variant::KubeHarden => "shapes-kube-harden",
+            Variant::PerMember => "shapes-per-member",
             Variant::NoWarnings => "shapes-no-warnings",
             Variant::NoAnnotation => "shapes-no-annotation",
             Variant::Leaf => "shapes-leaf",
@@ -88,7 +95,11 @@ impl Variant {
     pub fn annotated(self) -> bool {
         matches!(
             self,
-            Variant::KubeHarden | Variant::NoWarnings | Variant::Leaf | Variant::Fewest
+            Variant::KubeHarden
+                | Variant::PerMember
+                | Variant::NoWarnings
+                | Variant::Leaf
+                | Variant::Fewest
         )
     }
 }
@@ -107,6 +118,11 @@ pub fn answer(variant: Variant, uid: &str, object: &Value, kube_harden_answer: &
     let Some(response) = review.get_mut("response").and_then(Value::as_object_mut) else {
         return review;
     };
+    if variant == Variant::PerMember {
+        let ops = per_member_ops(object, &patch_of(response));
+        set_patch(response, &ops);
+        return review;
+    }
     response.remove("warnings");
     let ops = patch_of(response);
     let patch = match variant {
@@ -133,7 +149,7 @@ pub fn answer(variant: Variant, uid: &str, object: &Value, kube_harden_answer: &
             vec![json!({"op": "add", "path": "/metadata/labels/bench-tiny", "value": "1"})]
         }
         // Answered above.
-        Variant::Noop | Variant::KubeHarden => ops,
+        Variant::Noop | Variant::KubeHarden | Variant::PerMember => ops,
     };
     set_patch(response, &patch);
     review
@@ -183,6 +199,28 @@ pub fn without_annotation(ops: &[Value]) -> Vec<Value> {
             continue;
         }
         out.push(op.clone());
+    }
+    out
+}
+
+/// `ops` with each `add` of a whole object over an empty object of `object` written as one
+/// `add` per member (the shape kube-harden sent before it added empty objects whole).
+pub fn per_member_ops(object: &Value, ops: &[Value]) -> Vec<Value> {
+    let mut out = Vec::new();
+    for op in ops {
+        let path = op.get("path").and_then(Value::as_str).unwrap_or("");
+        let over_empty = object
+            .pointer(path)
+            .and_then(Value::as_object)
+            .is_some_and(Map::is_empty);
+        match op.get("value").and_then(Value::as_object) {
+            Some(members) if over_empty => out.extend(
+                members
+                    .iter()
+                    .map(|(k, v)| add(&format!("{path}/{}", token(k)), v.clone())),
+            ),
+            _ => out.push(op.clone()),
+        }
     }
     out
 }

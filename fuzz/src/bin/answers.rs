@@ -6,7 +6,10 @@
 //! ```text
 //! answers write <repo> <out>      one line per input: "<input>\t<sha-256 of its answers>"
 //! answers compare <base> <new>    how many inputs, how many differ (exit 1 when any does)
-//! answers show <repo> <input>     the answers to one input, in full
+//! answers show <repo> <input>     the answers to one input, in full (show-shape: normalised)
+//! answers shape <repo> <out>      as `write`, each patch normalised (`kube_harden_fuzz::shape`):
+//!                                 equal digests = same documents, patches differing at most in
+//!                                 how they write the original's empty objects
 //! answers replay <repo>           the fuzz targets' checks on every corpus input (exit 1 on a failure)
 //! ```
 //!
@@ -24,10 +27,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use arbitrary::{Arbitrary, Unstructured};
+use base64::prelude::{BASE64_STANDARD, Engine as _};
 use kube_harden::admission::{Mode, review};
 use kube_harden::harden::Policy;
 use kube_harden::offline::{self, OutputFormat};
 use kube_harden_fuzz::Input;
+use kube_harden_fuzz::shape::normalised;
 use serde_json::Value;
 
 /// How many differing inputs `compare` names.
@@ -43,11 +48,13 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let result = match args.as_slice() {
-        ["write", repo, out] => write(Path::new(repo), Path::new(out)),
+        ["write", repo, out] => write(Path::new(repo), Path::new(out), Answers::AsSent),
+        ["shape", repo, out] => write(Path::new(repo), Path::new(out), Answers::Normalised),
         ["compare", base, new] => compare(Path::new(base), Path::new(new)),
-        ["show", repo, input] => show(Path::new(repo), input),
+        ["show", repo, input] => show(Path::new(repo), input, Answers::AsSent),
+        ["show-shape", repo, input] => show(Path::new(repo), input, Answers::Normalised),
         ["replay", repo] => replay(Path::new(repo)),
-        _ => Err("usage: answers write <repo> <out> | compare <base> <new> | show <repo> <input> | replay <repo>".into()),
+        _ => Err("usage: answers write|shape <repo> <out> | compare <base> <new> | show|show-shape <repo> <input> | replay <repo>".into()),
     };
     match result {
         Ok(code) => code,
@@ -110,15 +117,25 @@ fn source_of(input: &str) -> Source {
     }
 }
 
+/// How the answers' patches are written.
+#[derive(Clone, Copy, PartialEq)]
+enum Answers {
+    /// As kube-harden sends or prints them.
+    AsSent,
+    /// Normalised ([`normalised`]): the document each gives, the operations that write an empty
+    /// object of the original as one marker.
+    Normalised,
+}
+
 /// Everything kube-harden answers to `data`, as text.
-fn answers(data: &[u8], source: Source) -> String {
+fn answers(data: &[u8], source: Source, how: Answers) -> String {
     let mut out = String::new();
     match source {
         Source::Bytes => {
             for mode in [Mode::Enforce, Mode::Audit] {
-                reviewed(&mut out, data, mode, &Policy::default());
+                reviewed(&mut out, data, mode, &Policy::default(), how);
             }
-            offline_answers(&mut out, data);
+            offline_answers(&mut out, data, how);
         }
         Source::Structured => {
             let Ok(input) = Input::arbitrary_take_rest(Unstructured::new(data)) else {
@@ -127,25 +144,29 @@ fn answers(data: &[u8], source: Source) -> String {
             };
             let (body, object) = input.review();
             let body = serde_json::to_vec(&body).unwrap_or_default();
-            reviewed(&mut out, &body, input.mode(), &input.policy());
-            offline_answers(&mut out, &serde_json::to_vec(&object).unwrap_or_default());
+            reviewed(&mut out, &body, input.mode(), &input.policy(), how);
+            offline_answers(
+                &mut out,
+                &serde_json::to_vec(&object).unwrap_or_default(),
+                how,
+            );
         }
         Source::Fixture => {
             let is_review = serde_json::from_slice::<Value>(data)
                 .is_ok_and(|v| v.get("kind").and_then(Value::as_str) == Some("AdmissionReview"));
             if is_review {
                 for mode in [Mode::Enforce, Mode::Audit] {
-                    reviewed(&mut out, data, mode, &Policy::default());
+                    reviewed(&mut out, data, mode, &Policy::default(), how);
                 }
             }
-            offline_answers(&mut out, data);
+            offline_answers(&mut out, data, how);
         }
     }
     out
 }
 
 /// The handler's answer to `body`.
-fn reviewed(out: &mut String, body: &[u8], mode: Mode, policy: &Policy) {
+fn reviewed(out: &mut String, body: &[u8], mode: Mode, policy: &Policy, how: Answers) {
     let r = review(body, mode, policy);
     let error = r.report.error.as_ref().map_or("-", |(label, _)| label);
     let _ = writeln!(
@@ -155,12 +176,51 @@ fn reviewed(out: &mut String, body: &[u8], mode: Mode, policy: &Policy) {
         r.status,
         r.report.outcome.as_str()
     );
-    out.push_str(&String::from_utf8_lossy(&r.body));
+    match how {
+        Answers::AsSent => out.push_str(&String::from_utf8_lossy(&r.body)),
+        Answers::Normalised => out.push_str(&normalised_review(body, &r.body)),
+    }
     out.push('\n');
 }
 
+/// The answer `answer` to the review `body` with its patch (if any) normalised against the
+/// review's object; the answer as sent when it is not JSON or its patch cannot be read.
+fn normalised_review(body: &[u8], answer: &[u8]) -> String {
+    let as_sent = || String::from_utf8_lossy(answer).into_owned();
+    let Ok(mut answer) = serde_json::from_slice::<Value>(answer) else {
+        return as_sent();
+    };
+    let Some(patch) = answer.pointer_mut("/response/patch") else {
+        return answer.to_string();
+    };
+    /// The review's object, the rest skipped without being read (as the handler does: the
+    /// fuzz corpus has bodies whose other strings are not UTF-8).
+    #[derive(serde::Deserialize)]
+    struct Review {
+        request: Option<Request>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Request {
+        object: Option<Value>,
+    }
+    let object = serde_json::from_slice::<Review>(body)
+        .ok()
+        .and_then(|r| r.request?.object)
+        .unwrap_or(Value::Null);
+    let decoded = patch
+        .as_str()
+        .and_then(|p| BASE64_STANDARD.decode(p).ok())
+        .and_then(|p| serde_json::from_slice::<json_patch::Patch>(&p).ok());
+    *patch = match decoded.map(|p| normalised(&object, &p)) {
+        Some(Ok(value)) => value,
+        Some(Err(e)) => Value::String(e),
+        None => Value::String("not a base64 RFC 6902 patch".into()),
+    };
+    answer.to_string()
+}
+
 /// What `kube-harden harden` prints for `data` (with every report flag).
-fn offline_answers(out: &mut String, data: &[u8]) {
+fn offline_answers(out: &mut String, data: &[u8], how: Answers) {
     let Ok(text) = std::str::from_utf8(data) else {
         out.push_str("== offline: not UTF-8\n");
         return;
@@ -173,6 +233,16 @@ fn offline_answers(out: &mut String, data: &[u8]) {
         ("patch", OutputFormat::Patch),
     ] {
         let _ = writeln!(out, "== offline {name}");
+        if how == Answers::Normalised && matches!(format, OutputFormat::Patch) {
+            for doc in documents {
+                match normalised(&doc.original, &doc.patch) {
+                    Ok(value) => out.push_str(&value.to_string()),
+                    Err(e) => out.push_str(&e),
+                }
+                out.push('\n');
+            }
+            continue;
+        }
         match offline::render(documents, format) {
             Ok(text) => out.push_str(&text),
             Err(e) => {
@@ -201,12 +271,16 @@ fn sha256_hex(text: &str) -> String {
     })
 }
 
-fn write(repo: &Path, out: &Path) -> Result<ExitCode, String> {
+fn write(repo: &Path, out: &Path, how: Answers) -> Result<ExitCode, String> {
     let mut lines = String::new();
     let all = inputs(repo)?;
     for (input, source) in &all {
         let data = std::fs::read(repo.join(input)).map_err(|e| format!("{input}: {e}"))?;
-        let _ = writeln!(lines, "{input}\t{}", sha256_hex(&answers(&data, *source)));
+        let _ = writeln!(
+            lines,
+            "{input}\t{}",
+            sha256_hex(&answers(&data, *source, how))
+        );
     }
     std::fs::write(out, lines).map_err(|e| format!("{}: {e}", out.display()))?;
     eprintln!("answers: {} inputs -> {}", all.len(), out.display());
@@ -259,10 +333,10 @@ fn compare(base: &Path, new: &Path) -> Result<ExitCode, String> {
     })
 }
 
-fn show(repo: &Path, input: &str) -> Result<ExitCode, String> {
+fn show(repo: &Path, input: &str, how: Answers) -> Result<ExitCode, String> {
     let path: PathBuf = repo.join(input);
     let data = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    print!("{}", answers(&data, source_of(input)));
+    print!("{}", answers(&data, source_of(input), how));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -88,14 +88,14 @@ fn additions_rebuild_the_hardened_value() {
     let paths = paths(&ops);
     assert_eq!(
         paths,
-        ["/a/list/1/y", "/a/list/2", "/a/c", "/n", "/k~1~0/e", "/new"]
+        ["/a/list/1/y", "/a/list/2", "/a/c", "/n", "/k~1~0", "/new"]
     );
     assert_eq!(apply(original, ops), hardened);
 }
 
 #[test]
 fn operations_follow_the_originals_order_not_the_rules() {
-    let original = json!({"z": {}, "a": {}, "m": [{}, {}]});
+    let original = json!({"z": {"o": 0}, "a": {"o": 0}, "m": [{"o": 0}, {"o": 0}]});
     let mut overlay = Overlay::new(&original, pointer(&["spec", "template"]));
     overlay
         .insert(&[Key("m"), Index(1)], [("x", json!(1))], field)
@@ -122,6 +122,61 @@ fn operations_follow_the_originals_order_not_the_rules() {
             "/spec/template/m/1/x",
             "/spec/template/added"
         ]
+    );
+}
+
+/// An empty object of the original that receives members is one `add` of the object with them,
+/// where its members' operations were, its members in the order they were added; a non-empty
+/// object (and an empty list element) keeps one `add` per member, an empty object that receives
+/// nothing no operation.
+#[test]
+fn an_empty_object_is_added_whole() {
+    let original = json!({"full": {"o": 0, "empty": {}}, "e": {}, "untouched": {}, "l": [{}]});
+    let mut overlay = Overlay::new(&original, pointer(&["spec"]));
+    overlay
+        .insert(
+            &[Key("full"), Key("empty")],
+            [("b", json!(1)), ("a", json!(2))],
+            field,
+        )
+        .unwrap();
+    overlay
+        .insert(&[Key("full")], [("n", json!(3))], field)
+        .unwrap();
+    overlay
+        .insert(&[Key("e"), Key("inner")], [("x", json!(1))], field)
+        .unwrap();
+    overlay
+        .push(&[Key("e"), Key("list")], [json!(1)], field)
+        .unwrap();
+    overlay
+        .insert(&[Key("e")], [("after", json!(true))], field)
+        .unwrap();
+    overlay
+        .insert(&[Key("l"), Index(0)], [("k", json!("v"))], field)
+        .unwrap();
+    let ops = overlay.into_ops();
+    let added: Vec<(String, String)> = ops
+        .iter()
+        .map(|op| match op {
+            PatchOperation::Add(op) => (op.path.to_string(), op.value.to_string()),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let expected = [
+        ("/spec/full/empty", r#"{"b":1,"a":2}"#),
+        ("/spec/full/n", "3"),
+        ("/spec/e", r#"{"inner":{"x":1},"list":[1],"after":true}"#),
+        // A list element is not added whole: an `add` at an index would insert.
+        ("/spec/l/0/k", r#""v""#),
+    ]
+    .map(|(p, v)| (p.to_owned(), v.to_owned()));
+    assert_eq!(added, expected);
+    assert_eq!(
+        apply(json!({"spec": original}), ops),
+        json!({"spec": {"full": {"o": 0, "empty": {"b": 1, "a": 2}, "n": 3},
+                        "e": {"inner": {"x": 1}, "list": [1], "after": true},
+                        "untouched": {}, "l": [{"k": "v"}]}})
     );
 }
 

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use super::*;
 
+mod empty_objects;
 mod identity;
 mod opt_outs;
 mod volumes;

@@ -47,7 +47,12 @@ fn ops(variant: Variant) -> usize {
 fn equal_effect_variants_store_kube_hardens_pod() {
     let (reference, _) = stored(Variant::KubeHarden);
     assert!(crate::peers::fields::complete(&reference));
-    for variant in [Variant::NoWarnings, Variant::Leaf, Variant::Fewest] {
+    for variant in [
+        Variant::PerMember,
+        Variant::NoWarnings,
+        Variant::Leaf,
+        Variant::Fewest,
+    ] {
         assert_eq!(stored(variant).0, reference, "{variant:?}");
     }
     let mut unannotated = reference.clone();
@@ -80,9 +85,52 @@ fn only_kube_harden_keeps_the_warnings_and_noop_has_no_patch() {
 fn op_counts_order_the_shapes() {
     assert_eq!(ops(Variant::Tiny), 1);
     let (leaf, fewest) = (ops(Variant::Leaf), ops(Variant::Fewest));
-    assert!(fewest < ops(Variant::KubeHarden), "{fewest}");
+    // kube-harden's own patch is the fewest shape: one `add` of each empty object it fills.
+    assert_eq!(fewest, ops(Variant::KubeHarden));
     assert!(fewest < leaf, "{fewest} vs {leaf}");
     assert_eq!(ops(Variant::FewestNoAnnotation), fewest - 1);
+}
+
+#[test]
+fn kube_hardens_patch_is_the_fewest_shape() {
+    let patch = |variant| {
+        let (_, review) = stored(variant);
+        patch_of(review["response"].as_object().expect("response"))
+    };
+    let fewest = patch(Variant::Fewest);
+    let mut kube_harden = patch(Variant::KubeHarden);
+    let mut sorted = fewest.clone();
+    for ops in [&mut kube_harden, &mut sorted] {
+        ops.sort_by_key(Value::to_string);
+    }
+    assert_eq!(kube_harden, sorted);
+    assert!(
+        fewest
+            .iter()
+            .any(|op| op["path"] == "/spec/securityContext")
+    );
+}
+
+/// The per-member variant is kube-harden's earlier answer: warnings kept, one `add` per member
+/// into the pod's `securityContext: {}` and the container's `resources: {}`.
+#[test]
+fn per_member_writes_into_the_empty_objects() {
+    let (_, review) = stored(Variant::PerMember);
+    assert!(review["response"]["warnings"].is_array());
+    let patch = patch_of(review["response"].as_object().expect("response"));
+    let paths: Vec<&str> = patch.iter().filter_map(|op| op["path"].as_str()).collect();
+    for path in [
+        "/spec/securityContext/runAsUser",
+        "/spec/securityContext/seccompProfile",
+        "/spec/containers/0/resources/requests",
+        "/spec/containers/0/resources/limits",
+        "/spec/containers/0/securityContext",
+    ] {
+        assert!(paths.contains(&path), "{path}: {paths:?}");
+    }
+    assert!(!paths.contains(&"/spec/securityContext"), "{paths:?}");
+    // Six pod-level fields for one `add`, requests and limits for one.
+    assert_eq!(patch.len(), ops(Variant::KubeHarden) + 5 + 1);
 }
 
 #[test]
