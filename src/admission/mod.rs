@@ -162,7 +162,14 @@ pub fn review_with_images(
     images: &mut dyn ImageSource,
 ) -> Reviewed {
     let mut report = Report::empty(RequestOutcome::Invalid);
-    let parsed: ReviewIn = match serde_json::from_slice(body) {
+    // One UTF-8 check of the whole body rather than one per string the parser keeps (`from_str`
+    // skips them); a body that is not UTF-8 is read as bytes, exactly as before (the parser only
+    // checks the strings it reads, so such a body may still be a valid review).
+    let parsed = match std::str::from_utf8(body) {
+        Ok(text) => serde_json::from_str::<ReviewIn>(text),
+        Err(_) => serde_json::from_slice::<ReviewIn>(body),
+    };
+    let parsed: ReviewIn = match parsed {
         Ok(parsed) => parsed,
         Err(e) if e.is_data() => {
             return invalid(

@@ -247,3 +247,38 @@ fn change_labels_say_would_apply_in_audit() {
         Outcome::Applied.label()
     );
 }
+
+/// A body that is not UTF-8 is read as bytes, as the parser always read it: invalid UTF-8 in a
+/// member the parser skips (here `request.userInfo`) still makes a valid review, answered as if it
+/// were valid; in a string of the object it is the parser's own error, with its position.
+#[test]
+fn bodies_that_are_not_utf8() {
+    let with_user = |user: &[u8]| {
+        let body = request("", "Pod", "CREATE", Some(pod()));
+        let at = body.windows(7).position(|w| w == b"\"admin\"").unwrap() + 1;
+        [&body[..at], user, &body[at + 5..]].concat()
+    };
+    let valid = review(&with_user(b"ok"), Mode::Enforce, &Policy::default());
+    let invalid = review(&with_user(&[0xff, 0xfe]), Mode::Enforce, &Policy::default());
+    assert_eq!(valid.status, 200);
+    assert_eq!(invalid.status, valid.status);
+    assert_eq!(invalid.body, valid.body);
+    assert_eq!(invalid.report.outcome, RequestOutcome::Patched);
+
+    let mut object = pod();
+    object["spec"]["containers"][0]["image"] = json!("@");
+    let body = request("", "Pod", "CREATE", Some(object));
+    let at = body.iter().position(|b| *b == b'@').unwrap();
+    let body = [&body[..at], &[0xff], &body[at + 1..]].concat();
+    let reviewed = review(&body, Mode::Enforce, &Policy::default());
+    let expected = serde_json::from_slice::<ReviewIn>(&body).err().unwrap();
+    assert!(
+        expected.to_string().contains("invalid unicode"),
+        "{expected}"
+    );
+    assert_eq!(reviewed.status, 400);
+    assert_eq!(
+        String::from_utf8_lossy(&reviewed.body),
+        format!("request body is not JSON: {expected}")
+    );
+}

@@ -303,9 +303,8 @@ fn harden_writable_mounts(
             mounts
                 .iter()
                 .filter_map(|m| {
-                    let target = m.get("mountPath").and_then(Value::as_str)?;
-                    let own = m
-                        .get("name")
+                    let target = json::member(m, "mountPath").and_then(Value::as_str)?;
+                    let own = json::member(m, "name")
                         .and_then(Value::as_str)
                         .is_some_and(image::is_own_volume);
                     Some((volumes::normalize(target).to_owned(), own))
@@ -341,7 +340,7 @@ fn harden_writable_mounts(
     let env_list = json::array(c, "env", || path("env"))?;
     let tmpdir = env_list.and_then(|list| {
         list.iter()
-            .find(|e| e.get("name").and_then(Value::as_str) == Some("TMPDIR"))
+            .find(|e| json::member(e, "name").and_then(Value::as_str) == Some("TMPDIR"))
     });
     // The image's VOLUMEs and TMPDIR directory, where the root filesystem is read-only.
     let image_tmpdir = match &facts.image {
@@ -349,7 +348,7 @@ fn harden_writable_mounts(
         Some(img) => {
             let mut mounts = existing.clone();
             mounts.extend(new_mounts.iter().filter_map(|m| {
-                let target = m.get("mountPath").and_then(Value::as_str)?;
+                let target = json::member(m, "mountPath").and_then(Value::as_str)?;
                 Some((target.to_owned(), true))
             }));
             let gates = image::PathGates {
@@ -376,7 +375,7 @@ fn harden_writable_mounts(
     // TMPDIR=/tmp, where the container has a /tmp mount and does not set TMPDIR. With envFrom
     // the variable may come from a ConfigMap or Secret, and an `env` entry would override it.
     let written = tmpdir.map(|entry| {
-        let value = entry.get("value").and_then(Value::as_str);
+        let value = json::member(entry, "value").and_then(Value::as_str);
         value == Some(TMP_PATH) || (value.is_some() && value == image_own_tmpdir)
     });
     let mut change = decide(ChangeName::TmpdirEnv, name, written, || {

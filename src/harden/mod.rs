@@ -40,7 +40,7 @@ pub mod findings;
 mod hints;
 mod identity;
 pub mod image;
-mod json;
+pub(crate) mod json;
 mod overlay;
 mod patch;
 mod pod;

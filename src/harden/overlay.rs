@@ -18,6 +18,7 @@ use json_patch::jsonptr::PointerBuf;
 use serde_json::{Map, Value};
 
 use super::HardenError;
+use super::json;
 use super::patch::add;
 
 /// One step of a path in the pod spec.
@@ -115,7 +116,7 @@ impl<'o> Overlay<'o> {
         match slot {
             Slot::Node(Node::Object { below, added }, Value::Object(map)) => {
                 for (key, value) in entries {
-                    match map.get(key) {
+                    match json::get(map, key) {
                         Some(Value::Null) => match member(
                             below,
                             |k| k == key,
@@ -141,7 +142,7 @@ impl<'o> Overlay<'o> {
                     return Err(refused_at(Refused::Type("an object"), ""));
                 };
                 for (key, value) in entries {
-                    if map.get(key).is_some_and(|v| !v.is_null()) {
+                    if json::get(map, key).is_some_and(|v| !v.is_null()) {
                         return Err(refused_at(Refused::Set, key));
                     }
                     map.insert(key.to_owned(), value);
@@ -241,7 +242,7 @@ enum Found<'s, 'o> {
 /// `value[step]`.
 fn index<'v>(value: &'v Value, step: Step<'_>) -> Option<&'v Value> {
     match step {
-        Step::Key(key) => value.get(key),
+        Step::Key(key) => json::member(value, key),
         Step::Index(i) => value.get(i),
     }
 }
@@ -348,7 +349,7 @@ fn descend<'n, 'o>(slot: Slot<'n, 'o>, step: Step<'_>) -> Result<Slot<'n, 'o>, R
             let Step::Key(key) = step else {
                 return Err(Refused::Type("a list"));
             };
-            match map.get(key) {
+            match json::get(map, key) {
                 Some(original) => {
                     let node = Node::over(original).ok_or(Refused::Type("an object"))?;
                     match member(below, |k| k == key, || (key.to_owned(), node)) {

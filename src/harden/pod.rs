@@ -75,24 +75,27 @@ fn is_windows(spec: &Object) -> Result<bool, HardenError> {
         return Ok(true);
     }
     let selector = json::object(spec, "nodeSelector", || "spec.nodeSelector".into())?
-        .and_then(|s| s.get("kubernetes.io/os"))
+        .and_then(|s| json::get(s, "kubernetes.io/os"))
         .and_then(Value::as_str);
     if selector == Some("windows") {
         return Ok(true);
     }
     let host_process = |sc: Option<&Value>| {
-        sc.and_then(|sc| sc.get("windowsOptions"))
-            .and_then(|w| w.get("hostProcess"))
+        sc.and_then(|sc| json::member(sc, "windowsOptions"))
+            .and_then(|w| json::member(w, "hostProcess"))
             .and_then(Value::as_bool)
             == Some(true)
     };
-    if host_process(spec.get("securityContext")) {
+    if host_process(json::get(spec, "securityContext")) {
         return Ok(true);
     }
     Ok(CONTAINER_LISTS.iter().any(|list| {
-        spec.get(*list)
+        json::get(spec, list)
             .and_then(Value::as_array)
-            .is_some_and(|cs| cs.iter().any(|c| host_process(c.get("securityContext"))))
+            .is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| host_process(json::member(c, "securityContext")))
+            })
     }))
 }
 

@@ -59,12 +59,12 @@ impl VolumePlan {
         let names = FreeNames::new(
             volumes
                 .iter()
-                .filter_map(|v| v.get("name").and_then(Value::as_str)),
+                .filter_map(|v| json::member(v, "name").and_then(Value::as_str)),
         );
         let empty_dirs = volumes
             .iter()
-            .filter(|v| v.get("emptyDir").is_some())
-            .filter_map(|v| v.get("name").and_then(Value::as_str))
+            .filter(|v| json::member(v, "emptyDir").is_some())
+            .filter_map(|v| json::member(v, "name").and_then(Value::as_str))
             .map(str::to_owned)
             .collect();
         let mut plan = Self {

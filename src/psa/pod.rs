@@ -6,6 +6,8 @@ use std::ops::Deref;
 
 use serde_json::{Map, Value};
 
+use crate::harden::json;
+
 /// The beta AppArmor annotation of a container: this prefix, then its name.
 pub(super) const APPARMOR_ANNOTATION_PREFIX: &str =
     "container.apparmor.security.beta.kubernetes.io/";
@@ -42,7 +44,7 @@ impl<'a> PodSpec<'a> {
     /// The volumes: the spec's, then the added ones.
     pub fn volumes(&self) -> impl Iterator<Item = &'a Value> + use<'a> {
         let spec = self.spec;
-        spec.get("volumes")
+        json::member(spec, "volumes")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
@@ -98,8 +100,7 @@ impl Deref for Container<'_> {
 
 /// The elements of `value[key]` when it is a list.
 fn list_of<'a>(value: &'a Value, key: &str) -> impl Iterator<Item = &'a Value> + use<'a> {
-    value
-        .get(key)
+    json::member(value, key)
         .and_then(Value::as_array)
         .map(Vec::as_slice)
         .unwrap_or_default()
@@ -130,7 +131,7 @@ impl<'a> Pod<'a> {
         let spec = pod.spec;
         Pod {
             annotations: metadata
-                .and_then(|m| m.get("annotations"))
+                .and_then(|m| json::member(m, "annotations"))
                 .and_then(Value::as_object),
             spec,
             security_context: pod.security_context,
@@ -169,7 +170,7 @@ impl<'a> Pod<'a> {
 /// The value at `path` under `value`, through objects only; `None` when missing or null.
 pub(super) fn at<'a>(value: &'a Value, path: &[&str]) -> Option<&'a Value> {
     path.iter()
-        .try_fold(value, |v, key| v.get(key))
+        .try_fold(value, |v, key| json::member(v, key))
         .filter(|v| !v.is_null())
 }
 
@@ -180,8 +181,7 @@ pub(super) fn container_sc<'a>(container: &Container<'a>, path: &[&str]) -> Opti
 
 /// A container's or volume's `name` (empty when missing).
 pub(super) fn name(value: &Value) -> &str {
-    value
-        .get("name")
+    json::member(value, "name")
         .and_then(Value::as_str)
         .unwrap_or_default()
 }

@@ -19,6 +19,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::WorkloadKind;
+use crate::harden::json;
 use crate::psa::{Container, PodSpec};
 
 macro_rules! finding_names {
@@ -113,7 +114,7 @@ pub fn find(spec: &PodSpec<'_>, kind: WorkloadKind) -> Vec<Finding> {
     for c in &spec.containers {
         let list = c.list;
         let sidecar = list == "initContainers"
-            && c.get("restartPolicy").and_then(Value::as_str) == Some("Always");
+            && json::member(c, "restartPolicy").and_then(Value::as_str) == Some("Always");
         if long_running && (list == "containers" || sidecar) {
             for (probe, finding, why) in [
                 (
@@ -127,13 +128,13 @@ pub fn find(spec: &PodSpec<'_>, kind: WorkloadKind) -> Vec<Finding> {
                     "traffic reaches it before it can serve",
                 ),
             ] {
-                if c.get(probe).is_none_or(Value::is_null) {
+                if json::member(c, probe).is_none_or(Value::is_null) {
                     push(finding, c, format!("no {probe}: {why}"));
                 }
             }
         }
         if sc_of(c.security_context)
-            .and_then(|s| s.get("readOnlyRootFilesystem"))
+            .and_then(|s| json::member(s, "readOnlyRootFilesystem"))
             .and_then(Value::as_bool)
             == Some(false)
         {
@@ -143,7 +144,7 @@ pub fn find(spec: &PodSpec<'_>, kind: WorkloadKind) -> Vec<Finding> {
                 "readOnlyRootFilesystem is false: an intruder can change the image's files".into(),
             );
         }
-        if let Some(image) = c.get("image").and_then(Value::as_str)
+        if let Some(image) = json::member(c, "image").and_then(Value::as_str)
             && unpinned_image(image)
         {
             push(
@@ -168,27 +169,27 @@ const PGDATA_DEFAULT: &str = "/var/lib/postgresql/data";
 /// '/var/lib/postgresql/data': Operation not permitted`); a subdirectory it creates is its own.
 fn data_dir_is_mount_point(c: &Container<'_>, pod_sc: Option<&Value>) -> Option<String> {
     let uid = sc_of(c.security_context)
-        .and_then(|s| s.get("runAsUser"))
+        .and_then(|s| json::member(s, "runAsUser"))
         .and_then(Value::as_i64)
         .or_else(|| {
             pod_sc
-                .and_then(|s| s.get("runAsUser"))
+                .and_then(|s| json::member(s, "runAsUser"))
                 .and_then(Value::as_i64)
         })
         .filter(|uid| *uid != 0)?;
     let entry = c
         .env()
-        .find(|e| e.get("name").and_then(Value::as_str) == Some(PGDATA));
+        .find(|e| json::member(e, "name").and_then(Value::as_str) == Some(PGDATA));
     let data_dir = match entry {
         // `valueFrom`: the value is not known here.
-        Some(entry) => entry.get("value").and_then(Value::as_str)?,
-        None if c.get("envFrom").is_some_and(|e| !e.is_null()) => return None,
+        Some(entry) => json::member(entry, "value").and_then(Value::as_str)?,
+        None if json::member(c, "envFrom").is_some_and(|e| !e.is_null()) => return None,
         None => PGDATA_DEFAULT,
     };
     let data_dir = data_dir.trim_end_matches('/');
     let mounted = c
         .volume_mounts()
-        .filter_map(|m| m.get("mountPath").and_then(Value::as_str))
+        .filter_map(|m| json::member(m, "mountPath").and_then(Value::as_str))
         .any(|p| !data_dir.is_empty() && p.trim_end_matches('/') == data_dir);
     mounted.then(|| {
         format!(
@@ -200,7 +201,11 @@ fn data_dir_is_mount_point(c: &Container<'_>, pod_sc: Option<&Value>) -> Option<
 
 /// A container's name as findings quote it.
 fn container_name(c: &Value) -> String {
-    super::budget::short_name(c.get("name").and_then(Value::as_str).unwrap_or("?"))
+    super::budget::short_name(
+        json::member(c, "name")
+            .and_then(Value::as_str)
+            .unwrap_or("?"),
+    )
 }
 
 /// No tag and no digest, or the tag `latest`. A registry port (`host:5000/app`) is not a tag.

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
+use crate::harden::json;
 use crate::psa::pod::*;
 
 /// Capabilities that `baseline` lets a container add.
@@ -110,8 +111,7 @@ impl<'a> Pod<'a> {
         let mut ports = Vec::new();
         let bad = self.bad_containers(|c| {
             let mut uses = false;
-            for port in c
-                .get("ports")
+            for port in json::member(c, "ports")
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
