@@ -2,8 +2,8 @@
 //! webhook matches, when kube-harden is called and answers without a patch (the Pods carry
 //! `kube-harden.io/skip: "true"`), and when a copy of the enforce webhook with a condition on that
 //! annotation skips the call. Prints figures, asserts none (docs/operations.md, "Requests
-//! kube-harden is not spared"). Run by `make conditions-cost`, on a quiet machine
-//! (`flock -x /work/quiet.lock` here), not by `cargo test`.
+//! kube-harden is not spared"). Run by `make conditions-cost` on a machine with nothing
+//! else running, not by `cargo test`.
 //!
 //! One control plane, one kube-harden (the e2e harness); the three cells alternate in rounds of
 //! `CONDITIONS_COST_PODS` creates each (default 200), `CONDITIONS_COST_ROUNDS` rounds

@@ -112,33 +112,16 @@ pub(super) struct ResponseOut<'a> {
 }
 
 /// Bytes serialised as a base64 string (standard alphabet, padded, as Go's `[]byte`), encoded
-/// into the serialiser's output in blocks: no base64 `String`.
+/// into the serialiser's output in blocks by base64's own `Base64Display`: no base64 `String`,
+/// and no error of its own (serde_json's `collect_str` expects one only from the writer).
 #[derive(Clone, Copy)]
 pub(super) struct Base64<'a>(pub(super) &'a [u8]);
 
 impl Serialize for Base64<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl std::fmt::Display for Base64<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        use base64::prelude::{BASE64_STANDARD, Engine as _};
-        // 768 input bytes make 1,024 characters: whole blocks, so padding only at the end.
-        const INPUT: usize = 768;
-        let mut block = [0_u8; INPUT / 3 * 4];
-        for chunk in self.0.chunks(INPUT) {
-            let n = BASE64_STANDARD
-                .encode_slice(chunk, &mut block)
-                .map_err(|_| std::fmt::Error)?;
-            let text = block
-                .get(..n)
-                .and_then(|b| std::str::from_utf8(b).ok())
-                .ok_or(std::fmt::Error)?;
-            f.write_str(text)?;
-        }
-        Ok(())
+        use base64::display::Base64Display;
+        use base64::prelude::BASE64_STANDARD;
+        serializer.collect_str(&Base64Display::new(self.0, &BASE64_STANDARD))
     }
 }
 

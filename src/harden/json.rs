@@ -1,4 +1,4 @@
-//! Typed reads of raw JSON maps (the rules write through `patch::Overlay`), with errors that name the field.
+//! Typed reads of raw JSON maps (the rules write through `overlay::Overlay`), with errors that name the field.
 //!
 //! The rules work on `serde_json` values rather than k8s-openapi structs so that fields newer than
 //! k8s-openapi survive. A missing key and an explicit `null` both mean "not set", as in Kubernetes.

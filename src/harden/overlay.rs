@@ -91,8 +91,11 @@ pub(crate) struct Overlay<'o> {
 }
 
 impl<'o> Overlay<'o> {
-    /// No additions yet to `original` (the pod spec, at `base` in the object).
+    /// No additions yet to `original` (the pod spec, at `base` in the object): an object, or
+    /// `null` (which the first addition replaces). The caller refuses any other type: over a
+    /// scalar, an addition would replace it.
     pub fn new(original: &'o Value, base: PointerBuf) -> Self {
+        debug_assert!(original.is_object() || original.is_null());
         let root = Node::over(original).unwrap_or(Node::Set(Value::Null));
         Self {
             original,
@@ -126,10 +129,12 @@ impl<'o> Overlay<'o> {
                             _ => return Err(refused_at(Refused::Set, key)),
                         },
                         Some(_) => return Err(refused_at(Refused::Set, key)),
-                        None if added.iter().any(|(k, _)| k == key) => {
-                            return Err(refused_at(Refused::Set, key));
-                        }
-                        None => added.push((key.to_owned(), value)),
+                        // A `null` left by a path made on the way (see `descend`) is unset.
+                        None => match added.iter_mut().find(|(k, _)| k == key) {
+                            Some((_, set)) if set.is_null() => *set = value,
+                            Some(_) => return Err(refused_at(Refused::Set, key)),
+                            None => added.push((key.to_owned(), value)),
+                        },
                     }
                 }
                 Ok(())
@@ -368,6 +373,10 @@ fn descend<'n, 'o>(slot: Slot<'n, 'o>, step: Step<'_>) -> Result<Slot<'n, 'o>, R
                 return Err(Refused::Type("an object"));
             };
             let original = list.get(i).ok_or(Refused::Type("a longer list"))?;
+            // A `null` element cannot be given a value: an `add` at a list index inserts.
+            if original.is_null() {
+                return Err(Refused::Type("an object"));
+            }
             let node = Node::over(original).ok_or(Refused::Type("an object"))?;
             match member(below, |j| *j == i, || (i, node)) {
                 Some(Node::Set(value)) => Ok(Slot::New(value)),
@@ -434,9 +443,10 @@ fn emit(
     match (node, original) {
         // Nothing can be below a member of an empty object: what is written there is `added`.
         (Node::Object { added, .. }, Value::Object(map))
-            if whole && map.is_empty() && !added.is_empty() =>
+            if whole && map.is_empty() && added.iter().any(|(_, v)| !v.is_null()) =>
         {
-            ops.push(add(at.clone(), Value::Object(added.into_iter().collect())));
+            let members = added.into_iter().filter(|(_, v)| !v.is_null());
+            ops.push(add(at.clone(), Value::Object(members.collect())));
         }
         (Node::Object { mut below, added }, Value::Object(map)) => {
             for (key, value) in map {
@@ -450,7 +460,8 @@ fn emit(
                     at.pop_back();
                 }
             }
-            for (key, value) in added {
+            // A `null` is a path made on the way by a write that was then refused: nothing.
+            for (key, value) in added.into_iter().filter(|(_, v)| !v.is_null()) {
                 ops.push(add(at.with_trailing_token(key.as_str()), value));
             }
         }

@@ -182,7 +182,7 @@ fn an_empty_object_is_added_whole() {
 
 #[test]
 fn refuses_changes_and_wrong_types() {
-    let original = json!({"a": 1, "o": {"k": false}, "l": [1], "s": "x"});
+    let original = json!({"a": 1, "o": {"k": false}, "l": [1, null], "s": "x"});
     let mut overlay = Overlay::new(&original, pointer(&["spec"]));
     let not_additive = |r: Result<(), HardenError>| match r {
         Err(HardenError::NotAdditive { path }) => path,
@@ -216,12 +216,23 @@ fn refuses_changes_and_wrong_types() {
         overlay.push(&[Key("o")], [json!(1)], field),
         overlay.push(&[Key("a"), Key("b")], [json!(1)], field),
         overlay.insert(&[Key("l"), Index(5)], [("k", json!(1))], field),
+        // A `null` list element: an `add` at its index would insert, not set it.
+        overlay.insert(&[Key("l"), Index(1)], [("k", json!(1))], field),
+        // Refused one step below a missing member: the member made on the way stays unset.
+        overlay.push(&[Key("missing"), Index(0)], [json!(1)], field),
     ] {
         assert!(
             matches!(result, Err(HardenError::WrongType { .. })),
             "{result:?}"
         );
     }
-    // What was refused left nothing behind: only the two additions.
-    assert_eq!(overlay.into_ops().len(), 2);
+    // The member made on the way by the refused write can still be added.
+    overlay
+        .insert(&[], [("missing", json!("later"))], field)
+        .unwrap();
+    // What was refused left nothing behind: only the three additions.
+    assert_eq!(
+        paths(&overlay.into_ops()),
+        ["/spec/o/n", "/spec/new", "/spec/missing"]
+    );
 }
