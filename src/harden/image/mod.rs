@@ -22,6 +22,7 @@ mod identity;
 mod paths;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -51,8 +52,9 @@ pub struct ImageFacts {
     pub digest: String,
 }
 
-/// Facts per image reference, keyed by the container's `image` field exactly as written.
-pub type ImageLookup = HashMap<String, ImageFacts>;
+/// Facts per image reference, keyed by the container's `image` field exactly as written; the
+/// facts are shared with the registry's cache, not copied per review.
+pub type ImageLookup = HashMap<String, Arc<ImageFacts>>;
 
 /// Highest UID or GID Kubernetes accepts in `runAsUser`, `runAsGroup` and `fsGroup`.
 const MAX_ID: i64 = i32::MAX as i64;
