@@ -261,7 +261,6 @@ impl ContainerImage {
 pub(crate) fn warnings(changes: &[Change], policy: &Policy) -> Vec<String> {
     let uid = policy.run_as_user;
     let mut out = Vec::new();
-    let mut seen: HashSet<String> = HashSet::new();
     let mut left_out = 0usize;
     for change in changes {
         let Some(detail) = &change.detail else {
@@ -297,14 +296,14 @@ pub(crate) fn warnings(changes: &[Change], policy: &Policy) -> Vec<String> {
             ),
             _ => continue,
         };
-        if seen.contains(&line) {
+        // At most MAX_IMAGE_WARNINGS lines kept: a scan beats hashing (and copying) each line.
+        if out.contains(&line) {
             continue;
         }
         if out.len() >= MAX_IMAGE_WARNINGS {
             left_out += 1;
             continue;
         }
-        seen.insert(line.clone());
         out.push(line);
     }
     if left_out > 0 {
