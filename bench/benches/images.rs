@@ -159,7 +159,7 @@ fn with_images(review_body: &[u8], image: impl Fn(usize) -> String) -> Vec<u8> {
 struct FromCache<'a>(&'a Resolver, bool);
 
 impl ImageSource for FromCache<'_> {
-    fn lookup(&mut self, images: &[String]) -> (ImageLookup, Vec<String>) {
+    fn lookup(&mut self, images: &[&str]) -> (ImageLookup, Vec<String>) {
         let found = self.0.cached(images);
         self.1 = !found.missing.is_empty();
         (found.lookup, found.warnings)
@@ -289,15 +289,16 @@ fn main() {
         let first = review_with_images(&body, Mode::Enforce, &policy, &mut source);
         let missing = source.1;
         let reviewed = if missing {
+            let parsed = serde_json::from_slice::<Value>(&body).unwrap();
             let images = kube_harden::admission::images_of(
-                &serde_json::from_slice::<Value>(&body).unwrap()["request"]["object"],
+                &parsed["request"]["object"],
                 kube_harden::harden::WorkloadKind::Pod,
             );
             let resolved = runtime.block_on(resolver.resolve(&images));
             assert!(resolved.warnings.is_empty(), "{:?}", resolved.warnings);
             struct Fixed(Option<(ImageLookup, Vec<String>)>);
             impl ImageSource for Fixed {
-                fn lookup(&mut self, _: &[String]) -> (ImageLookup, Vec<String>) {
+                fn lookup(&mut self, _: &[&str]) -> (ImageLookup, Vec<String>) {
                     self.0.take().unwrap_or_default()
                 }
             }

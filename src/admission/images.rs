@@ -11,7 +11,7 @@ use crate::psa::CONTAINER_LISTS;
 pub trait ImageSource {
     /// The facts known for `images` (each as written in a container's `image`), and one warning
     /// per image that will be hardened without its configuration.
-    fn lookup(&mut self, images: &[String]) -> (ImageLookup, Vec<String>);
+    fn lookup(&mut self, images: &[&str]) -> (ImageLookup, Vec<String>);
 
     /// Whether to ask at all (false: the pod spec's images are not even listed).
     fn enabled(&self) -> bool {
@@ -23,7 +23,7 @@ pub trait ImageSource {
 pub struct NoImages;
 
 impl ImageSource for NoImages {
-    fn lookup(&mut self, _: &[String]) -> (ImageLookup, Vec<String>) {
+    fn lookup(&mut self, _: &[&str]) -> (ImageLookup, Vec<String>) {
         (ImageLookup::new(), Vec::new())
     }
 
@@ -49,13 +49,14 @@ pub(super) fn capped(mut warnings: Vec<String>) -> Vec<String> {
 }
 
 /// The distinct `image` values of the object's pod spec, in container order. Values that are not
-/// strings (or empty) are left out: the rules report those.
-pub fn images_of(object: &Value, kind: WorkloadKind) -> Vec<String> {
+/// strings (or empty) are left out: the rules report those. Borrowed from `object`: listing
+/// allocates no string per image.
+pub fn images_of(object: &Value, kind: WorkloadKind) -> Vec<&str> {
     let spec = kind
         .pod_spec_path()
         .iter()
         .try_fold(object, |value, key| value.get(*key));
-    let mut images: Vec<String> = Vec::new();
+    let mut images: Vec<&str> = Vec::new();
     let Some(spec) = spec else {
         return images;
     };
@@ -64,9 +65,9 @@ pub fn images_of(object: &Value, kind: WorkloadKind) -> Vec<String> {
         for container in containers.into_iter().flatten() {
             if let Some(image) = container.get("image").and_then(Value::as_str)
                 && !image.is_empty()
-                && !images.iter().any(|i| i == image)
+                && !images.contains(&image)
             {
-                images.push(image.to_owned());
+                images.push(image);
             }
         }
     }

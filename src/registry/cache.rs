@@ -4,7 +4,7 @@
 //! entries; the facts are bounded in bytes too.
 
 use std::num::NonZeroUsize;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use lru::LruCache;
@@ -46,6 +46,40 @@ struct Maps {
     errors: LruCache<String, (FetchError, Instant)>,
 }
 
+impl Maps {
+    /// [`Cache::get`], under the lock; the warm path allocates nothing.
+    fn get(&mut self, image: &str, digest: Option<&str>, now: Instant) -> Cached {
+        if let Some((error, until)) = self.errors.get(image) {
+            if *until > now {
+                return Cached::Failed(error.clone());
+            }
+            self.errors.pop(image);
+        }
+        let (digest, fresh) = match digest {
+            Some(d) => (d, true),
+            None => match self.tags.get(image) {
+                Some((d, until)) => (d.as_str(), *until > now),
+                None => return Cached::Unknown,
+            },
+        };
+        match self.facts.get(digest) {
+            Some((facts, _)) if fresh => Cached::Facts(Arc::clone(facts)),
+            Some(_) => Cached::StaleTag(digest.to_owned()),
+            None => Cached::Unknown,
+        }
+    }
+}
+
+/// The cache, locked: several lookups for the price of one lock (see [`Cache::reader`]).
+pub struct Reader<'a>(MutexGuard<'a, Maps>);
+
+impl Reader<'_> {
+    /// [`Cache::get`].
+    pub fn get(&mut self, image: &str, digest: Option<&str>, now: Instant) -> Cached {
+        self.0.get(image, digest, now)
+    }
+}
+
 /// The resolver's memory.
 pub struct Cache {
     limits: Limits,
@@ -67,31 +101,18 @@ impl Cache {
         }
     }
 
-    fn maps(&self) -> std::sync::MutexGuard<'_, Maps> {
+    fn maps(&self) -> MutexGuard<'_, Maps> {
         self.maps.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// What is known about `image` (as written) whose reference names `digest`, if any.
     pub fn get(&self, image: &str, digest: Option<&str>, now: Instant) -> Cached {
-        let mut maps = self.maps();
-        if let Some((error, until)) = maps.errors.get(image) {
-            if *until > now {
-                return Cached::Failed(error.clone());
-            }
-            maps.errors.pop(image);
-        }
-        let (digest, fresh) = match digest {
-            Some(d) => (d.to_owned(), true),
-            None => match maps.tags.get(image) {
-                Some((d, until)) => (d.clone(), *until > now),
-                None => return Cached::Unknown,
-            },
-        };
-        match maps.facts.get(&digest) {
-            Some((facts, _)) if fresh => Cached::Facts(Arc::clone(facts)),
-            Some(_) => Cached::StaleTag(digest),
-            None => Cached::Unknown,
-        }
+        self.maps().get(image, digest, now)
+    }
+
+    /// The cache held for a run of [`Reader::get`]: one lock for all of a review's images.
+    pub fn reader(&self) -> Reader<'_> {
+        Reader(self.maps())
     }
 
     /// Facts of the manifest `digest`, which `image` (a tag, or the digest itself) resolved to.
@@ -177,6 +198,35 @@ mod tests {
             Cached::Facts(_)
         ));
         assert_eq!(cache.get("app:2", None, t0), Cached::Unknown);
+    }
+
+    #[test]
+    fn one_reader_answers_as_get_does() {
+        let cache = Cache::new(limits(10, 1 << 20));
+        let t0 = Instant::now();
+        cache.put("app:1", "sha256:a", facts("1001"), t0);
+        let error = FetchError::new(Reason::Unreachable, "refused");
+        cache.put_error("down:1", error.clone(), t0);
+        let later = t0 + Duration::from_secs(61);
+        let mut reader = cache.reader();
+        let answers = [
+            reader.get("app:1", None, t0),
+            reader.get("x@sha256:a", Some("sha256:a"), t0),
+            reader.get("down:1", None, t0),
+            reader.get("app:1", None, later),
+            reader.get("app:2", None, t0),
+        ];
+        drop(reader);
+        assert!(matches!(&answers[0], Cached::Facts(f) if f.user.as_deref() == Some("1001")));
+        assert!(matches!(&answers[1], Cached::Facts(_)));
+        assert_eq!(answers[2], Cached::Failed(error));
+        assert_eq!(answers[3], Cached::StaleTag("sha256:a".into()));
+        assert_eq!(answers[4], Cached::Unknown);
+        // The reader shares the facts the cache holds: no copy per review.
+        let (Cached::Facts(a), Cached::Facts(b)) = (&answers[0], &answers[1]) else {
+            unreachable!()
+        };
+        assert!(Arc::ptr_eq(a, b));
     }
 
     #[test]

@@ -157,33 +157,39 @@ impl Resolver {
 
     /// What the cache knows of `images`, without I/O: facts, warnings for recent failures, and
     /// the images to fetch (`missing`).
-    pub fn cached(&self, images: &[String]) -> Resolved {
+    pub fn cached<S: AsRef<str>>(&self, images: &[S]) -> Resolved {
         let now = Instant::now();
         let mut resolved = Resolved::default();
+        // One lock for all of the review's images.
+        let mut cache = self.inner.cache.reader();
         for (i, image) in images.iter().enumerate() {
+            let image = image.as_ref();
             // A pod has a few images: a scan beats hashing.
-            if images.get(..i).is_some_and(|before| before.contains(image)) {
+            if images
+                .get(..i)
+                .is_some_and(|before| before.iter().any(|b| b.as_ref() == image))
+            {
                 continue;
             }
             // The reference is parsed only to fetch (`start`): the warm path is string lookups.
             let digest = image.rsplit_once('@').map(|(_, digest)| digest);
-            match self.inner.cache.get(image, digest, now) {
+            match cache.get(image, digest, now) {
                 Cached::Facts(facts) => {
                     self.inner.metrics.lookup(true);
-                    resolved.lookup.insert(image.clone(), (*facts).clone());
+                    resolved.lookup.insert(image.to_owned(), facts);
                 }
                 Cached::Failed(e) => {
                     self.inner.metrics.lookup(true);
                     self.fallback(&mut resolved, image, &e);
                 }
-                Cached::StaleTag(_) | Cached::Unknown => resolved.missing.push(image.clone()),
+                Cached::StaleTag(_) | Cached::Unknown => resolved.missing.push(image.to_owned()),
             }
         }
         resolved
     }
 
     /// The facts of `images`: from the cache, else fetched, waiting at most the budget.
-    pub async fn resolve(&self, images: &[String]) -> Resolved {
+    pub async fn resolve<S: AsRef<str>>(&self, images: &[S]) -> Resolved {
         let deadline = tokio::time::Instant::now() + self.inner.settings.budget;
         let mut resolved = self.cached(images);
         let missing = std::mem::take(&mut resolved.missing);
@@ -219,7 +225,7 @@ impl Resolver {
         for (image, outcome) in futures_util::future::join_all(waits).await {
             match outcome {
                 Ok(facts) => {
-                    resolved.lookup.insert(image, (*facts).clone());
+                    resolved.lookup.insert(image, facts);
                 }
                 Err(e) => self.fallback(&mut resolved, &image, &e),
             }

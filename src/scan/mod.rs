@@ -89,8 +89,8 @@ pub fn images_in(objects: &[(WorkloadKind, Value)]) -> Vec<String> {
     let mut images: Vec<String> = Vec::new();
     for (kind, object) in objects.iter().filter(|(_, o)| !owned_by_workload(o)) {
         for image in crate::admission::images_of(object, *kind) {
-            if !images.contains(&image) {
-                images.push(image);
+            if !images.iter().any(|known| known == image) {
+                images.push(image.to_owned());
             }
         }
     }

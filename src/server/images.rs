@@ -1,7 +1,8 @@
 //! A review with `--resolve-images`, in two passes so that no hardening slot waits on a registry:
 //!
 //! 1. on the blocking pool, with the cache only: when every image of the pod spec is known (or
-//!    known to fail), this is the answer: the warm path costs a cache lookup per image;
+//!    known to fail), this is the answer: the warm path takes the cache's lock once and shares
+//!    each image's facts (an `Arc`), no copy;
 //! 2. otherwise the missing images are fetched on the async workers, within the budget and
 //!    holding no slot, and the review runs again with what came back (the first pass's result
 //!    is dropped: re-reading the body costs microseconds, the fetch milliseconds).
@@ -23,7 +24,7 @@ struct FromCache {
 }
 
 impl ImageSource for FromCache {
-    fn lookup(&mut self, images: &[String]) -> (ImageLookup, Vec<String>) {
+    fn lookup(&mut self, images: &[&str]) -> (ImageLookup, Vec<String>) {
         let found = self.resolver.cached(images);
         if found.missing.is_empty() {
             // The warm path: this pass is the answer, nothing to keep.
@@ -39,7 +40,7 @@ impl ImageSource for FromCache {
 struct Fixed(Option<(ImageLookup, Vec<String>)>);
 
 impl ImageSource for Fixed {
-    fn lookup(&mut self, _: &[String]) -> (ImageLookup, Vec<String>) {
+    fn lookup(&mut self, _: &[&str]) -> (ImageLookup, Vec<String>) {
         self.0.take().unwrap_or_default()
     }
 }

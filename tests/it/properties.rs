@@ -3,6 +3,7 @@
 //! rejects or the kubelet refuses to start.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use arbitrary::{Arbitrary, Unstructured};
 use kube_harden::harden::quantity::Quantity;
@@ -393,7 +394,7 @@ fn lookup() -> impl Strategy<Value = ImageLookup> {
         IMAGES
             .iter()
             .zip(facts)
-            .filter_map(|(image, facts)| Some(((*image).to_owned(), facts?)))
+            .filter_map(|(image, facts)| Some(((*image).to_owned(), Arc::new(facts?))))
             .collect()
     })
 }
@@ -451,7 +452,7 @@ proptest! {
         let kind = WorkloadKind::of_object(&object).unwrap();
         let blind = harden_workload(&object, kind, &policy).expect("well-formed");
         let unrelated: ImageLookup =
-            [("img/z:1".to_owned(), ImageFacts { user: Some("1001".into()), ..ImageFacts::default() })]
+            [("img/z:1".to_owned(), Arc::new(ImageFacts { user: Some("1001".into()), ..ImageFacts::default() }))]
                 .into_iter()
                 .collect();
         for empty in [ImageLookup::new(), unrelated] {

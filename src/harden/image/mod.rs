@@ -22,6 +22,7 @@ mod identity;
 mod paths;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -51,8 +52,9 @@ pub struct ImageFacts {
     pub digest: String,
 }
 
-/// Facts per image reference, keyed by the container's `image` field exactly as written.
-pub type ImageLookup = HashMap<String, ImageFacts>;
+/// Facts per image reference, keyed by the container's `image` field exactly as written; the
+/// facts are shared with the registry's cache, not copied per review.
+pub type ImageLookup = HashMap<String, Arc<ImageFacts>>;
 
 /// Highest UID or GID Kubernetes accepts in `runAsUser`, `runAsGroup` and `fsGroup`.
 const MAX_ID: i64 = i32::MAX as i64;
@@ -259,7 +261,6 @@ impl ContainerImage {
 pub(crate) fn warnings(changes: &[Change], policy: &Policy) -> Vec<String> {
     let uid = policy.run_as_user;
     let mut out = Vec::new();
-    let mut seen: HashSet<String> = HashSet::new();
     let mut left_out = 0usize;
     for change in changes {
         let Some(detail) = &change.detail else {
@@ -295,14 +296,14 @@ pub(crate) fn warnings(changes: &[Change], policy: &Policy) -> Vec<String> {
             ),
             _ => continue,
         };
-        if seen.contains(&line) {
+        // At most MAX_IMAGE_WARNINGS lines kept: a scan beats hashing (and copying) each line.
+        if out.contains(&line) {
             continue;
         }
         if out.len() >= MAX_IMAGE_WARNINGS {
             left_out += 1;
             continue;
         }
-        seen.insert(line.clone());
         out.push(line);
     }
     if left_out > 0 {

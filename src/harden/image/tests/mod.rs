@@ -28,7 +28,7 @@ fn facts(user: &str, volumes: &[&str], env: &[&str]) -> ImageFacts {
 fn lookup(entries: &[(&str, ImageFacts)]) -> ImageLookup {
     entries
         .iter()
-        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .map(|(k, v)| ((*k).to_owned(), Arc::new(v.clone())))
         .collect()
 }
 
@@ -198,7 +198,7 @@ fn image_warnings_are_capped() {
     let mut entries = Vec::new();
     let mut containers = Vec::new();
     for i in 0..20 {
-        entries.push((format!("img{i}"), facts("", &[], &[])));
+        entries.push((format!("img{i}"), Arc::new(facts("", &[], &[]))));
         containers.push(json!({"name": format!("c{i}"), "image": format!("img{i}")}));
     }
     let images: ImageLookup = entries.into_iter().collect();
