@@ -213,9 +213,10 @@ impl Node {
         .map_err(|e| format!("{e}\n{}", self.describe(namespace)).into())
     }
 
-    /// Waits until Deployment `name` in `namespace` has all its replicas updated, ready and
-    /// available, and exactly that many pods of its selector Ready (no old pod left), and
-    /// returns them. Fails at once when a container of one restarted.
+    /// Waits until the controller has observed Deployment `name`'s latest spec in `namespace` and
+    /// all its replicas are updated, ready and available, with exactly that many pods of its
+    /// selector Ready (no old pod left), and returns them. Fails at once when a container of one
+    /// restarted.
     pub async fn wait_deployment(
         &self,
         namespace: &str,
@@ -231,7 +232,12 @@ impl Node {
             || async {
                 let d = deployments.get(name).await?;
                 let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+                // As `kubectl rollout status`: until the controller has seen the latest spec
+                // (right after a change), the status still describes the previous one.
+                let generation = d.metadata.generation;
                 let s = d.status.unwrap_or_default();
+                let observed =
+                    s.observed_generation.is_some() && s.observed_generation >= generation;
                 let selector = d
                     .spec
                     .and_then(|s| s.selector.match_labels)
@@ -244,9 +250,10 @@ impl Node {
                 for pod in &list.items {
                     check_no_restarts(pod)?;
                 }
-                let done = [s.updated_replicas, s.ready_replicas, s.available_replicas]
-                    .iter()
-                    .all(|n| *n == Some(want))
+                let done = observed
+                    && [s.updated_replicas, s.ready_replicas, s.available_replicas]
+                        .iter()
+                        .all(|n| *n == Some(want))
                     && list.items.len() == want as usize
                     && list.items.iter().all(is_ready);
                 Ok(done.then_some(list.items))
