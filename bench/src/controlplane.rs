@@ -130,9 +130,25 @@ pub(crate) async fn connect_clients(api: &Target, n: usize) -> Vec<Conn> {
     clients
 }
 
+/// Registers the bench's MutatingWebhookConfiguration (below) with the API server through `conn`.
+pub(crate) async fn register_webhooks(
+    conn: &mut Conn,
+    addr: &str,
+    ca_pem: &str,
+    hooks: &[(&str, &str)],
+) {
+    create(
+        conn,
+        "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
+        &webhook_configuration(addr, ca_pem, hooks),
+    )
+    .await
+    .expect("webhook configuration");
+}
+
 /// The MutatingWebhookConfiguration of kube-harden at `addr` for the bench: one webhook per
 /// (mode, path), for Pod CREATE in the namespaces labelled `kube-harden.io/mode=<mode>`.
-pub(crate) fn webhook_configuration(addr: &str, ca_pem: &str, hooks: &[(&str, &str)]) -> Value {
+fn webhook_configuration(addr: &str, ca_pem: &str, hooks: &[(&str, &str)]) -> Value {
     let hook = |(mode, path): &(&str, &str)| {
         json!({
             "name": format!("{mode}.kube-harden.io"),
@@ -263,18 +279,13 @@ pub async fn run(bin: &Path, pods: usize) {
         .await
         .expect("namespace");
     }
-    let webhook = webhook_configuration(
+    register_webhooks(
+        &mut admin,
         &kh.addr.to_string(),
         &pki.ca_pem,
         &[("enforce", "/mutate"), ("audit", "/audit")],
-    );
-    create(
-        &mut admin,
-        "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
-        &webhook,
     )
-    .await
-    .expect("webhook configuration");
+    .await;
     // The API server picks the configuration up within a second or so.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {

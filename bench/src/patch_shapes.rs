@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 
 use crate::client::{Proto, Target};
 use crate::controlplane::{
-    Cell, ControlPlane, connect_clients, create, pod, segment, webhook_configuration,
+    Cell, ControlPlane, connect_clients, create, pod, register_webhooks, segment,
 };
 use crate::peers::fields;
 use crate::pki::Pki;
@@ -304,13 +304,7 @@ pub async fn run(options: &Options) {
         .map(|v| (v.slug(), format!("/{}", v.slug())))
         .collect();
     let hooks: Vec<(&str, &str)> = hooks.iter().map(|(m, p)| (*m, p.as_str())).collect();
-    create(
-        &mut admin,
-        "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
-        &webhook_configuration(&addr, &pki.ca_pem, &hooks),
-    )
-    .await
-    .expect("webhook configuration");
+    register_webhooks(&mut admin, &addr, &pki.ca_pem, &hooks).await;
     // Each namespace answers as its variant must before anything is measured; the pods
     // stored then are compared with kube-harden's.
     let mut stored = Vec::new();

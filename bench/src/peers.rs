@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 use crate::client::{Conn, Proto};
 use crate::controlplane::{
-    Cell, ControlPlane, connect_clients, create, pod, segment, webhook_configuration,
+    Cell, ControlPlane, connect_clients, create, pod, register_webhooks, segment,
 };
 use crate::pki::Pki;
 use crate::server::start_kube_harden;
@@ -282,15 +282,13 @@ pub async fn run(bin: &Path, pods: usize) {
         .await
         .expect("namespace");
     }
-    let webhook =
-        webhook_configuration(&kh.addr.to_string(), &pki.ca_pem, &[("enforce", "/mutate")]);
-    create(
+    register_webhooks(
         &mut admin,
-        "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
-        &webhook,
+        &kh.addr.to_string(),
+        &pki.ca_pem,
+        &[("enforce", "/mutate")],
     )
-    .await
-    .expect("webhook configuration");
+    .await;
     let state_arg = state.to_string_lossy().into_owned();
     let mut up = vec!["up".to_owned(), state_arg.clone()];
     up.extend(
