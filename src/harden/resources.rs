@@ -8,6 +8,8 @@ use std::cmp::Ordering;
 
 use serde_json::Value;
 
+use crate::dom::Json;
+
 use super::HardenError;
 use super::change::{Change, ChangeName, SkipReason, decide};
 use super::container::{ContainerFacts, Env};
@@ -80,7 +82,7 @@ pub(crate) fn harden_resources(
                 // A request above the default limit becomes the limit itself.
                 let above = Quantity::cmp_str(&text, limit) == Some(Ordering::Greater);
                 let value = if above {
-                    existing.clone()
+                    Value::from(existing.clone())
                 } else {
                     limit.as_str().into()
                 };
@@ -121,10 +123,10 @@ pub(crate) fn harden_resources(
 }
 
 /// A quantity as text: Kubernetes accepts strings and plain numbers.
-fn quantity_text(value: &Value) -> Option<String> {
+fn quantity_text(value: &Json<'_>) -> Option<String> {
     match value {
-        Value::String(s) if Quantity::parse(s).is_ok() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
+        Json::String(s) if Quantity::parse(s).is_ok() => Some(s.to_string()),
+        Json::Number(n) => Some(n.to_string()),
         _ => None,
     }
 }

@@ -11,6 +11,8 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::{Value, json};
 
+use crate::dom::Json;
+
 use super::budget::{self, MAX_PATH_BYTES, MAX_WRITABLE_PATHS, Warnings};
 use super::json::{self, Object};
 use super::overlay::{Overlay, Step};
@@ -59,12 +61,12 @@ impl VolumePlan {
         let names = FreeNames::new(
             volumes
                 .iter()
-                .filter_map(|v| json::member(v, "name").and_then(Value::as_str)),
+                .filter_map(|v| json::member(v, "name").and_then(Json::as_str)),
         );
         let empty_dirs = volumes
             .iter()
             .filter(|v| json::member(v, "emptyDir").is_some())
-            .filter_map(|v| json::member(v, "name").and_then(Value::as_str))
+            .filter_map(|v| json::member(v, "name").and_then(Json::as_str))
             .map(str::to_owned)
             .collect();
         let mut plan = Self {

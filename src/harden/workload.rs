@@ -6,6 +6,8 @@ use std::fmt;
 
 use serde_json::Value;
 
+use crate::dom::Json;
+
 /// A kind whose objects carry a pod spec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum WorkloadKind {
@@ -127,7 +129,7 @@ impl WorkloadKind {
     }
 
     /// The pod template's metadata, if the object has one.
-    pub fn template_metadata(self, object: &Value) -> Option<&Value> {
+    pub fn template_metadata<'a, 'd>(self, object: &'a Json<'d>) -> Option<&'a Json<'d>> {
         self.template_metadata_path()
             .and_then(|path| lookup(object, path))
     }
@@ -299,7 +301,15 @@ impl fmt::Display for WorkloadKind {
 }
 
 /// Follows object keys; `None` when a key is missing or null.
-pub(crate) fn lookup<'a>(value: &'a Value, path: &[&str]) -> Option<&'a Value> {
+pub(crate) fn lookup<'a, 'd>(value: &'a Json<'d>, path: &[&str]) -> Option<&'a Json<'d>> {
+    path.iter()
+        .try_fold(value, |v, key| v.get(key))
+        .filter(|v| !v.is_null())
+}
+
+/// [`lookup`] in a `serde_json::Value` (the tests' objects).
+#[cfg(test)]
+pub(crate) fn lookup_value<'a>(value: &'a Value, path: &[&str]) -> Option<&'a Value> {
     path.iter()
         .try_fold(value, |v, key| v.get(*key))
         .filter(|v| !v.is_null())
