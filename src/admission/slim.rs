@@ -1,7 +1,7 @@
 //! `request.object` parsed with only what the rules read, within a budget of JSON values.
 //!
 //! The rules read `spec` and `metadata.annotations`; everything else (`managedFields`, `status`,
-//! labels, ...) is parsed and checked exactly as a [`Value`] would be, but never stored. What is
+//! labels, ...) is parsed and checked exactly as a [`serde_json::Value`] would be, but never stored. What is
 //! kept is counted: past [`MAX_KEPT_VALUES`] JSON values the rest is checked and dropped and the
 //! object is marked over budget, so a body of millions of tiny values (`[{},{},...]`) costs the
 //! memory of [`MAX_KEPT_VALUES`], not twenty times its size. What is kept is a [`Json`] that
@@ -22,9 +22,9 @@ pub const MAX_KEPT_VALUES: usize = 100_000;
 
 /// `request.object` with only what the rules read: `spec`, and `metadata.annotations`. Every other
 /// member (`managedFields`, `status`, labels, ...) is parsed and checked exactly as a
-/// [`Value`] would be (same syntax, number range and nesting-depth errors, at the same place), but
+/// [`serde_json::Value`] would be (same syntax, number range and nesting-depth errors, at the same place), but
 /// never stored: on a typical Pod that is half the JSON, and the allocations it would cost.
-/// Duplicate keys keep the last value, as [`Value`] does; a value that is not an object is kept
+/// Duplicate keys keep the last value, as [`serde_json::Value`] does; a value that is not an object is kept
 /// whole. At most [`MAX_KEPT_VALUES`] values are kept.
 pub(super) struct SlimObject<'de> {
     /// What was kept (partial when over budget).
@@ -79,7 +79,7 @@ enum Keep {
     Metadata,
 }
 
-/// Reads a value like [`Value`]'s own visitor, keeping only some members of a map.
+/// Reads a value like [`serde_json::Value`]'s own visitor, keeping only some members of a map.
 #[derive(Clone, Copy)]
 struct Slim<'b>(Keep, &'b Budget);
 
@@ -153,7 +153,7 @@ impl<'de> serde::de::Visitor<'de> for Slim<'_> {
     }
 }
 
-/// A value read like [`Value`]'s own visitor, counted against the budget: once it is spent, the
+/// A value read like [`serde_json::Value`]'s own visitor, counted against the budget: once it is spent, the
 /// rest is checked and dropped (nothing more is stored, not even a `null` per item).
 #[derive(Clone, Copy)]
 struct Kept<'b>(&'b Budget);
@@ -269,7 +269,7 @@ impl<'de> serde::de::Visitor<'de> for Key {
     }
 }
 
-/// A value that is parsed (and so checked) like a [`Value`] and then dropped, allocating nothing.
+/// A value that is parsed (and so checked) like a [`serde_json::Value`] and then dropped, allocating nothing.
 struct Checked;
 
 impl<'de> Deserialize<'de> for Checked {

@@ -197,37 +197,22 @@ impl<'a> Object<'a> {
         self.members.get_mut(i).map(|(_, v)| v)
     }
 
-    /// Sets `key` to `value`: in place when the key is there, else as the last member. Returns
-    /// the value now at `key`.
-    pub fn insert(&mut self, key: Cow<'a, str>, value: Json<'a>) -> &mut Json<'a> {
-        let i = match self.position(&key) {
-            Some(i) => {
-                if let Some((_, v)) = self.members.get_mut(i) {
-                    *v = value;
-                }
-                i
-            }
-            None => {
-                let i = self.members.len();
-                self.members.push((key, value));
-                if self.sorted.is_empty() {
-                    if self.members.len() > SCAN_MAX {
-                        self.sorted = sorted_positions(&self.members);
-                    }
-                } else {
-                    let members = &self.members;
-                    let key = key_at(members, i);
-                    let at = self.sorted.partition_point(|&j| key_at(members, j) < key);
-                    self.sorted.insert(at, i);
-                }
-                i
-            }
-        };
-        let (_, value) = self
-            .members
-            .get_mut(i)
-            .unwrap_or_else(|| unreachable!("member {i} was just written"));
-        value
+    /// Sets `key` to `value`: in place when the key is there, else as the last member.
+    pub fn insert(&mut self, key: Cow<'a, str>, value: Json<'a>) {
+        if let Some(v) = self.get_mut(&key) {
+            *v = value;
+            return;
+        }
+        let i = self.members.len();
+        self.members.push((key, value));
+        if !self.sorted.is_empty() {
+            let members = &self.members;
+            let key = key_at(members, i);
+            let at = self.sorted.partition_point(|&j| key_at(members, j) < key);
+            self.sorted.insert(at, i);
+        } else if self.members.len() > SCAN_MAX {
+            self.sorted = sorted_positions(&self.members);
+        }
     }
 
     /// The members `members` (in order, keys possibly repeated) as an object: a repeated key
