@@ -215,6 +215,16 @@ impl<'a> Object<'a> {
         }
     }
 
+    /// Members whose keys are unique (a `serde_json` map's).
+    fn from_unique(members: Vec<(Cow<'a, str>, Json<'a>)>) -> Self {
+        let sorted = if members.len() > SCAN_MAX {
+            sorted_positions(&members)
+        } else {
+            Vec::new()
+        };
+        Object { members, sorted }
+    }
+
     /// The members `members` (in order, keys possibly repeated) as an object: a repeated key
     /// keeps its last value at its first position, as `serde_json`'s `preserve_order` map does.
     /// O(n log n): an attacker writes the body.
@@ -357,13 +367,11 @@ impl<'v> From<&'v Value> for Json<'v> {
             Value::Number(n) => Json::Number(n.clone()),
             Value::String(s) => Json::String(Cow::Borrowed(s)),
             Value::Array(a) => Json::Array(a.iter().map(Json::from).collect()),
-            Value::Object(map) => {
-                let mut builder = Builder::default();
-                for (k, v) in map {
-                    builder.push(Cow::Borrowed(k), Json::from(v));
-                }
-                Json::Object(builder.finish())
-            }
+            Value::Object(map) => Json::Object(Object::from_unique(
+                map.iter()
+                    .map(|(k, v)| (Cow::Borrowed(k.as_str()), Json::from(v)))
+                    .collect(),
+            )),
         }
     }
 }
@@ -377,13 +385,11 @@ impl From<Value> for Json<'static> {
             Value::Number(n) => Json::Number(n),
             Value::String(s) => Json::String(Cow::Owned(s)),
             Value::Array(a) => Json::Array(a.into_iter().map(Json::from).collect()),
-            Value::Object(map) => {
-                let mut builder = Builder::default();
-                for (k, v) in map {
-                    builder.push(Cow::Owned(k), Json::from(v));
-                }
-                Json::Object(builder.finish())
-            }
+            Value::Object(map) => Json::Object(Object::from_unique(
+                map.into_iter()
+                    .map(|(k, v)| (Cow::Owned(k), Json::from(v)))
+                    .collect(),
+            )),
         }
     }
 }
