@@ -358,6 +358,60 @@ impl PartialEq<&str> for Json<'_> {
     }
 }
 
+impl Json<'static> {
+    /// An object of `members` (keys unique), as the rules build what they add.
+    pub fn object<const N: usize>(members: [(&'static str, Json<'static>); N]) -> Self {
+        Json::Object(Object::from_members(
+            members.map(|(k, v)| (Cow::Borrowed(k), v)).into(),
+        ))
+    }
+}
+
+impl<'a> Json<'a> {
+    /// This value with every string and key owned.
+    pub fn into_owned(self) -> Json<'static> {
+        match self {
+            Json::Null => Json::Null,
+            Json::Bool(b) => Json::Bool(b),
+            Json::Number(n) => Json::Number(n),
+            Json::String(s) => Json::String(Cow::Owned(s.into_owned())),
+            Json::Array(a) => Json::Array(a.into_iter().map(Json::into_owned).collect()),
+            Json::Object(o) => Json::Object(Object {
+                members: o
+                    .members
+                    .into_iter()
+                    .map(|(k, v)| (Cow::Owned(k.into_owned()), v.into_owned()))
+                    .collect(),
+                sorted: o.sorted,
+            }),
+        }
+    }
+}
+
+impl From<bool> for Json<'static> {
+    fn from(b: bool) -> Self {
+        Json::Bool(b)
+    }
+}
+
+impl From<i64> for Json<'static> {
+    fn from(n: i64) -> Self {
+        Json::Number(n.into())
+    }
+}
+
+impl From<&str> for Json<'static> {
+    fn from(s: &str) -> Self {
+        Json::String(Cow::Owned(s.to_owned()))
+    }
+}
+
+impl From<String> for Json<'static> {
+    fn from(s: String) -> Self {
+        Json::String(Cow::Owned(s))
+    }
+}
+
 impl<'v> From<&'v Value> for Json<'v> {
     /// Borrows every string and key of `value`.
     fn from(value: &'v Value) -> Self {

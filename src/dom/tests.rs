@@ -116,3 +116,24 @@ fn conversions_and_text_are_value_s() {
     assert_eq!(borrowed.element(0), None);
     assert_eq!(json!("x").to_string(), Json::from(&json!("x")).to_string());
 }
+
+/// What the rules build reads and converts like the `json!` value it replaces; an owned copy
+/// equals its borrowed original.
+#[test]
+fn built_values_are_json_s() {
+    let built = Json::object([
+        ("name", "TMPDIR".into()),
+        ("n", Json::from(-7_i64)),
+        ("b", true.into()),
+        (
+            "o",
+            Json::object([("sizeLimit", String::from("64Mi").into())]),
+        ),
+    ]);
+    let expected = json!({"name": "TMPDIR", "n": -7, "b": true, "o": {"sizeLimit": "64Mi"}});
+    assert_eq!(Value::from(built.clone()), expected);
+    assert_eq!(built.to_string(), expected.to_string());
+    let borrowed = Json::from(&expected);
+    assert_eq!(borrowed.clone().into_owned(), borrowed);
+    assert!(built.get("name").is_some_and(|n| *n == "TMPDIR"));
+}

@@ -7,8 +7,6 @@
 
 use std::collections::HashSet;
 
-use serde_json::{Value, json};
-
 use crate::dom::Json;
 
 use super::change::{Additions, Change, ChangeName, Outcome, SkipReason, decide};
@@ -210,7 +208,7 @@ fn harden_security_context(
             Step::Key("capabilities"),
             Step::Key("drop"),
         ];
-        overlay.push(&drop, ["ALL".into()], || {
+        overlay.push(&drop, [Json::from("ALL")], || {
             format!("{}.capabilities.drop", sc_path())
         })?;
     }
@@ -315,14 +313,17 @@ fn harden_writable_mounts(
         })
         .unwrap_or_default();
     let mounted: HashSet<&str> = existing.iter().map(|(p, _)| p.as_str()).collect();
-    let mut new_mounts: Vec<Value> = Vec::new();
+    let mut new_mounts: Vec<Json<'static>> = Vec::new();
 
     let mut mount = |target: &str, change: ChangeName, plan: &mut VolumePlan| {
         let already = mounted.contains(target).then_some(true);
         let mut decided = decide(change, name, already, || env.linux_only(change));
         if decided.is_applied() {
             match plan.mount(target) {
-                Some(volume) => new_mounts.push(json!({"name": volume, "mountPath": target})),
+                Some(volume) => new_mounts.push(Json::object([
+                    ("name", volume.into()),
+                    ("mountPath", target.into()),
+                ])),
                 None => decided.outcome = Outcome::Skipped(SkipReason::NotApplicable),
             }
         }
@@ -350,7 +351,7 @@ fn harden_writable_mounts(
         Some(img) => {
             let mut mounts = existing.clone();
             mounts.extend(new_mounts.iter().filter_map(|m| {
-                let target = m.get("mountPath").and_then(Value::as_str)?;
+                let target = m.get("mountPath").and_then(Json::as_str)?;
                 Some((target.to_owned(), true))
             }));
             let gates = image::PathGates {
@@ -399,7 +400,7 @@ fn harden_writable_mounts(
 
     if applied {
         let value = image_tmpdir.unwrap_or(TMP_PATH);
-        let entry = json!({"name": "TMPDIR", "value": value});
+        let entry = Json::object([("name", "TMPDIR".into()), ("value", value.into())]);
         overlay.push(&[list, index, Step::Key("env")], [entry], || path("env"))?;
     }
     if !new_mounts.is_empty() {

@@ -111,7 +111,7 @@ impl<'o> Overlay<'o> {
     pub fn insert(
         &mut self,
         path: &[Step<'_>],
-        entries: impl IntoIterator<Item = (&'static str, Value)>,
+        entries: impl IntoIterator<Item = (&'static str, impl Into<Json<'static>>)>,
         field: impl Fn() -> String,
     ) -> Result<(), HardenError> {
         let base = &self.base;
@@ -121,7 +121,7 @@ impl<'o> Overlay<'o> {
         match slot {
             Slot::Node(Node::Object { below, added }, Json::Object(map)) => {
                 for (key, value) in entries {
-                    let value = Json::from(value);
+                    let value = value.into();
                     match json::get(map, key) {
                         Some(Json::Null) => match member(
                             below,
@@ -153,7 +153,7 @@ impl<'o> Overlay<'o> {
                     if json::get(map, key).is_some_and(|v| !v.is_null()) {
                         return Err(refused_at(Refused::Set, key));
                     }
-                    map.insert(Cow::Borrowed(key), Json::from(value));
+                    map.insert(Cow::Borrowed(key), value.into());
                 }
                 Ok(())
             }
@@ -166,12 +166,12 @@ impl<'o> Overlay<'o> {
     pub fn push(
         &mut self,
         path: &[Step<'_>],
-        values: impl IntoIterator<Item = Value>,
+        values: impl IntoIterator<Item = impl Into<Json<'static>>>,
         field: impl Fn() -> String,
     ) -> Result<(), HardenError> {
         let base = &self.base;
         let type_error = || refused(Refused::Type("a list"), &field, base, path);
-        let values = values.into_iter().map(Json::from);
+        let values = values.into_iter().map(Into::into);
         match slot(&mut self.root, self.original, path)
             .map_err(|e| refused(e, &field, base, path))?
         {

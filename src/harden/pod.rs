@@ -261,11 +261,8 @@ fn seccomp_profile(
         None => None,
     };
     let change = decide(name, None, written, || ctx.linux_only(windows, name));
-    adds.record(
-        changes,
-        change,
-        "seccompProfile",
-        || serde_json::json!({"type": "RuntimeDefault"}),
-    );
+    adds.record(changes, change, "seccompProfile", || {
+        Json::object([("type", "RuntimeDefault".into())])
+    });
     Ok(())
 }

@@ -6,8 +6,6 @@
 
 use std::cmp::Ordering;
 
-use serde_json::Value;
-
 use crate::dom::Json;
 
 use super::HardenError;
@@ -45,8 +43,8 @@ pub(crate) fn harden_resources(
         .transpose()?
         .flatten();
 
-    let mut new_requests: Vec<(&'static str, Value)> = Vec::new();
-    let mut new_limits: Vec<(&'static str, Value)> = Vec::new();
+    let mut new_requests: Vec<(&'static str, Json<'static>)> = Vec::new();
+    let mut new_limits: Vec<(&'static str, Json<'static>)> = Vec::new();
     for (resource, request, limit, want_limit) in [
         (
             "cpu",
@@ -82,7 +80,7 @@ pub(crate) fn harden_resources(
                 // A request above the default limit becomes the limit itself.
                 let above = Quantity::cmp_str(&text, limit) == Some(Ordering::Greater);
                 let value = if above {
-                    Value::from(existing.clone())
+                    existing.clone().into_owned()
                 } else {
                     limit.as_str().into()
                 };

@@ -9,8 +9,6 @@
 
 use std::collections::{HashMap, HashSet};
 
-use serde_json::{Value, json};
-
 use crate::dom::Json;
 
 use super::budget::{self, MAX_PATH_BYTES, MAX_WRITABLE_PATHS, Warnings};
@@ -137,12 +135,15 @@ impl VolumePlan {
         overlay: &mut Overlay<'_>,
         ctx: &Context<'_>,
     ) -> Result<(), HardenError> {
-        let new: Vec<Value> = self
+        let new: Vec<Json<'static>> = self
             .slots
             .into_iter()
             .filter(|s| s.used && !s.exists)
             .filter_map(|s| s.volume)
-            .map(|name| json!({"name": name, "emptyDir": {"sizeLimit": ctx.policy.tmp_size_limit}}))
+            .map(|name| {
+                let size = Json::object([("sizeLimit", ctx.policy.tmp_size_limit.as_str().into())]);
+                Json::object([("name", name.into()), ("emptyDir", size)])
+            })
             .collect();
         if !new.is_empty() {
             overlay.push(&[Step::Key("volumes")], new, || "spec.volumes".into())?;
