@@ -16,14 +16,17 @@ use kube_harden_bench::fixture;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// The objects `harden_object` and `harden_json` harden: benchmark name, fixture.
+const OBJECTS: [(&str, &str); 3] = [
+    ("pod_small", "pod-small.json"),
+    ("pod_10_containers", "pod-10-containers.json"),
+    ("deployment_50kb", "deployment-large.json"),
+];
+
 fn engine(c: &mut Criterion) {
     let policy = Policy::default();
     let mut group = c.benchmark_group("harden_object");
-    for (name, file) in [
-        ("pod_small", "pod-small.json"),
-        ("pod_10_containers", "pod-10-containers.json"),
-        ("deployment_50kb", "deployment-large.json"),
-    ] {
+    for (name, file) in OBJECTS {
         let bytes = fixture(file);
         let object: serde_json::Value = serde_json::from_slice(&bytes).expect("fixture is JSON");
         group.throughput(Throughput::Bytes(bytes.len() as u64));
@@ -37,11 +40,7 @@ fn engine(c: &mut Criterion) {
     // what they read from the `serde_json::Value`).
     let mut group = c.benchmark_group("harden_json");
     let images = ImageLookup::new();
-    for (name, file) in [
-        ("pod_small", "pod-small.json"),
-        ("pod_10_containers", "pod-10-containers.json"),
-        ("deployment_50kb", "deployment-large.json"),
-    ] {
+    for (name, file) in OBJECTS {
         let bytes = fixture(file);
         let object: serde_json::Value = serde_json::from_slice(&bytes).expect("fixture is JSON");
         let kind = WorkloadKind::of_object(&object).expect("a workload");

@@ -50,7 +50,6 @@ mod resources;
 mod volumes;
 mod workload;
 
-use std::borrow::Cow;
 use std::collections::HashSet;
 
 use serde_json::Value;
@@ -222,39 +221,7 @@ pub fn harden_object(object: &Value, policy: &Policy) -> Result<Hardened, Harden
     let Some(kind) = WorkloadKind::of_object(object) else {
         return Ok(Hardened::default());
     };
-    harden_kind(
-        &rules_view(object),
-        kind,
-        policy,
-        Scope::Pod,
-        &ImageLookup::new(),
-    )
-}
-
-/// What the rules read of `object`, borrowed from it: its `spec` and `metadata.annotations`,
-/// as the admission handler's parse keeps them (`admission/slim.rs`; a `metadata` that is not
-/// an object, or an object that is not one, is kept whole).
-fn rules_view(object: &Value) -> Json<'_> {
-    let Value::Object(map) = object else {
-        return Json::from(object);
-    };
-    let mut kept = Object::new();
-    for (key, value) in map {
-        let value = match (key.as_str(), value) {
-            ("spec", spec) => Json::from(spec),
-            ("metadata", Value::Object(meta)) => {
-                let mut slim = Object::new();
-                if let Some(annotations) = meta.get("annotations") {
-                    slim.insert(Cow::Borrowed("annotations"), Json::from(annotations));
-                }
-                Json::Object(slim)
-            }
-            ("metadata", other) => Json::from(other),
-            _ => continue,
-        };
-        kept.insert(Cow::Borrowed(key.as_str()), value);
-    }
-    Json::Object(kept)
+    harden_workload(object, kind, policy)
 }
 
 /// Hardens an object whose kind is already known (e.g. from the AdmissionRequest).
@@ -263,7 +230,7 @@ pub fn harden_workload(
     kind: WorkloadKind,
     policy: &Policy,
 ) -> Result<Hardened, HardenError> {
-    harden_json(&rules_view(object), kind, policy, &ImageLookup::new())
+    harden_workload_with_images(object, kind, policy, &ImageLookup::new())
 }
 
 /// [`harden_workload`] with what the containers' images say about themselves: the lookup
@@ -275,7 +242,7 @@ pub fn harden_workload_with_images(
     policy: &Policy,
     images: &ImageLookup,
 ) -> Result<Hardened, HardenError> {
-    harden_json(&rules_view(object), kind, policy, images)
+    harden_json(&workload::rules_view(object), kind, policy, images)
 }
 
 /// [`harden_workload_with_images`] on an object already read as [`Json`] (the admission

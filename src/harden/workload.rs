@@ -4,9 +4,11 @@
 
 use std::fmt;
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 
-use crate::dom::Json;
+use crate::dom::{Json, Object};
 
 /// A kind whose objects carry a pod spec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -298,6 +300,32 @@ impl fmt::Display for WorkloadKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// What the rules read of `object`, borrowed from it: its `spec` and `metadata.annotations`,
+/// as the admission handler's parse keeps them (`admission/slim.rs`; a `metadata` that is not
+/// an object, or an object that is not one, is kept whole).
+pub(crate) fn rules_view(object: &Value) -> Json<'_> {
+    let Value::Object(map) = object else {
+        return Json::from(object);
+    };
+    let mut kept = Object::new();
+    for (key, value) in map {
+        let value = match (key.as_str(), value) {
+            ("spec", spec) => Json::from(spec),
+            ("metadata", Value::Object(meta)) => {
+                let mut slim = Object::new();
+                if let Some(annotations) = meta.get("annotations") {
+                    slim.insert(Cow::Borrowed("annotations"), Json::from(annotations));
+                }
+                Json::Object(slim)
+            }
+            ("metadata", other) => Json::from(other),
+            _ => continue,
+        };
+        kept.insert(Cow::Borrowed(key.as_str()), value);
+    }
+    Json::Object(kept)
 }
 
 /// Follows object keys; `None` when a key is missing or null.
