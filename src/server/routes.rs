@@ -1,7 +1,7 @@
 //! What each path answers: `/mutate` and `/audit` (body read within its limits, reviewed within
 //! `--review-timeout`: a small body on the async worker that read it, any other on the blocking
-//! pool; observed in metrics and one log line) on the webhook; `/metrics`, `/healthz`, `/readyz`
-//! on the metrics port.
+//! pool, with image lookups too; observed in metrics and one log line) on the webhook;
+//! `/metrics`, `/healthz`, `/readyz` on the metrics port.
 //!
 //! Why small bodies are reviewed inline: handing a review to the blocking pool and back costs two
 //! thread wake-ups, which cost more than the review of a typical pod. `kube-harden-bench server`
@@ -102,9 +102,9 @@ pub(super) fn inline_max_body(review_timeout: Duration) -> usize {
     }
 }
 
-/// Runs the review within `--review-timeout`. A body of at most [`State::inline_max_body`] (and
-/// no image lookups) is reviewed right here: far under the deadline, and cheaper than a thread
-/// hand-off. Any other runs off the async workers (tokio's blocking pool, at most
+/// Runs the review within `--review-timeout`. A body of at most [`State::inline_max_body`] is
+/// reviewed right here (with image lookups, each pass: `images::review`): far under the
+/// deadline, and cheaper than a thread hand-off. Any other runs off the async workers (tokio's blocking pool, at most
 /// [`review_slots`] at once), so that no review can stall the accept loop, `/healthz` or other
 /// connections, and answers within `--review-timeout`: past it (waiting for a slot included) the
 /// object is admitted unchanged with a warning. A review past its deadline keeps its slot until
