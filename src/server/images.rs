@@ -1,6 +1,7 @@
 //! A review with `--resolve-images`, in two passes so that no hardening slot waits on a registry:
 //!
-//! 1. on the blocking pool, with the cache only: when every image of the pod spec is known (or
+//! 1. with the cache only (inline for a small body, else on the blocking pool, as without image
+//!    lookups: `routes::review_within_budget`): when every image of the pod spec is known (or
 //!    known to fail), this is the answer: the warm path takes the cache's lock once and shares
 //!    each image's facts (an `Arc`), no copy;
 //! 2. otherwise the missing images are fetched on the async workers, within the budget and
@@ -56,7 +57,7 @@ pub(super) async fn review(
         resolver: resolver.clone(),
         found: None,
     };
-    let (reviewed, source) = on_blocking_pool(&state, body.clone(), mode, source).await?;
+    let (reviewed, source) = run_pass(&state, body.clone(), mode, source).await?;
     let Some(mut found) = source.found.filter(|f| !f.missing.is_empty()) else {
         return Ok(reviewed);
     };
@@ -64,17 +65,22 @@ pub(super) async fn review(
     found.lookup.extend(fetched.lookup);
     found.warnings.extend(fetched.warnings);
     let source = Fixed(Some((found.lookup, found.warnings)));
-    let (reviewed, _) = on_blocking_pool(&state, body, mode, source).await?;
+    let (reviewed, _) = run_pass(&state, body, mode, source).await?;
     Ok(reviewed)
 }
 
-/// Runs one pass on the blocking pool, holding a review slot.
-async fn on_blocking_pool<S: ImageSource + Send + 'static>(
+/// Runs one pass: right here for a body of at most `State::inline_max_body`, else on the
+/// blocking pool, holding a review slot.
+async fn run_pass<S: ImageSource + Send + 'static>(
     state: &Arc<State>,
     body: Bytes,
     mode: Mode,
     mut source: S,
 ) -> Result<(Reviewed, S), JoinError> {
+    if body.len() <= state.inline_max_body {
+        let reviewed = admission::review_with_images(&body, mode, &state.policy, &mut source);
+        return Ok((reviewed, source));
+    }
     let permit = Arc::clone(&state.review_slots).acquire_owned().await;
     let state = Arc::clone(state);
     tokio::task::spawn_blocking(move || {

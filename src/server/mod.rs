@@ -123,6 +123,9 @@ pub(super) struct State {
     max_body_bytes: usize,
     request_timeout: Duration,
     review_timeout: Duration,
+    /// Bodies up to this size are reviewed on the async worker that read them
+    /// ([`routes::inline_max_body`]).
+    inline_max_body: usize,
     /// One permit per review running on the blocking pool.
     review_slots: Arc<Semaphore>,
     /// `--resolve-images`.
@@ -175,6 +178,7 @@ impl Server {
             max_body_bytes: config.max_body_bytes,
             request_timeout: config.request_timeout,
             review_timeout: config.review_timeout,
+            inline_max_body: routes::inline_max_body(config.review_timeout),
             review_slots: Arc::new(Semaphore::new(review_slots())),
             images,
         });

@@ -1,6 +1,13 @@
-//! What each path answers: `/mutate` and `/audit` (body read within its limits, reviewed on the
-//! blocking pool within `--review-timeout`, observed in metrics and one log line) on the webhook;
+//! What each path answers: `/mutate` and `/audit` (body read within its limits, reviewed within
+//! `--review-timeout`: a small body on the async worker that read it, any other on the blocking
+//! pool, with image lookups too; observed in metrics and one log line) on the webhook;
 //! `/metrics`, `/healthz`, `/readyz` on the metrics port.
+//!
+//! Why small bodies are reviewed inline: handing a review to the blocking pool and back costs two
+//! thread wake-ups, which cost more than the review of a typical pod. `kube-harden-bench server`
+//! (docs/performance.md, "The review on the worker that read it"), same binary otherwise, back to
+//! back: Pod CREATE 18.0k -> 29.0k reviews/s per server core on HTTP/1.1, 15.6k -> 28.1k on
+//! HTTP/2; server CPU at 5k reviews/s 0.49 -> 0.27 cores.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -74,13 +81,39 @@ pub(super) fn review_slots() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get().max(2))
 }
 
-/// Runs the review off the async workers (tokio's blocking pool, at most [`review_slots`] at
-/// once), so that no review can stall the accept loop, `/healthz` or other connections, and
-/// answers within `--review-timeout`: past it (waiting for a slot included) the object is
-/// admitted unchanged with a warning. A review past its deadline keeps its slot until it ends,
-/// so abandoned reviews cannot pile up.
+/// Bodies up to this size are reviewed on the async worker that read them. A review costs at
+/// most about 1 ms per 64 KiB of body in a release build (the per-review budget bounds every
+/// shape; docs/performance.md, "The budget of one review"), so one cannot stall the accept loop,
+/// `/healthz` or other connections: a pod is 5-20 KB, a Deployment up to ~50 KB.
+pub(super) const INLINE_MAX_BODY: usize = 64 * 1024;
+
+/// Below this `--review-timeout`, every review runs on the blocking pool, where the deadline is
+/// enforced while it runs: an inline review cannot be interrupted, and a deadline this short is
+/// within reach of its CPU time (a debug build, a loaded node).
+pub(super) const INLINE_MIN_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// Largest body reviewed inline under `review_timeout`: [`INLINE_MAX_BODY`], or 0 below
+/// [`INLINE_MIN_TIMEOUT`].
+pub(super) fn inline_max_body(review_timeout: Duration) -> usize {
+    if review_timeout >= INLINE_MIN_TIMEOUT {
+        INLINE_MAX_BODY
+    } else {
+        0
+    }
+}
+
+/// Runs the review within `--review-timeout`. A body of at most [`State::inline_max_body`] is
+/// reviewed right here (with image lookups, each pass: `images::review`): far under the
+/// deadline, and cheaper than a thread hand-off. Any other runs off the async workers (tokio's blocking pool, at most
+/// [`review_slots`] at once), so that no review can stall the accept loop, `/healthz` or other
+/// connections, and answers within `--review-timeout`: past it (waiting for a slot included) the
+/// object is admitted unchanged with a warning. A review past its deadline keeps its slot until
+/// it ends, so abandoned reviews cannot pile up.
 async fn review_within_budget(body: Bytes, mode: Mode, state: &Arc<State>) -> admission::Reviewed {
     let deadline = state.review_timeout;
+    if body.len() <= state.inline_max_body && state.images.is_none() {
+        return admission::review(&body, mode, &state.policy);
+    }
     let work = {
         let (state, body) = (Arc::clone(state), body.clone());
         async move {
@@ -197,5 +230,19 @@ pub(super) fn route_metrics(req: &Request<Incoming>, state: &State) -> Response<
             }
         }
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_bodies_are_reviewed_inline_unless_the_deadline_is_short() {
+        let default = Duration::from_secs(2);
+        assert_eq!(inline_max_body(default), INLINE_MAX_BODY);
+        assert_eq!(inline_max_body(INLINE_MIN_TIMEOUT), INLINE_MAX_BODY);
+        assert_eq!(inline_max_body(Duration::from_millis(99)), 0);
+        assert_eq!(inline_max_body(Duration::from_nanos(1)), 0);
     }
 }
