@@ -26,6 +26,7 @@
 pub mod admission;
 pub mod certs;
 pub mod config;
+pub mod dom;
 pub mod error;
 pub mod harden;
 pub mod kube_client;

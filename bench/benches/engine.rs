@@ -8,26 +8,46 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use kube_harden::admission::{Mode, review};
-use kube_harden::harden::{Policy, harden_object};
+use kube_harden::dom::Json;
+use kube_harden::harden::{ImageLookup, Policy, WorkloadKind, harden_json, harden_object};
 use kube_harden_bench::fixture;
 
 /// The kube-harden binary's allocator (src/main.rs), so the figures are the binary's.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// The objects `harden_object` and `harden_json` harden: benchmark name, fixture.
+const OBJECTS: [(&str, &str); 3] = [
+    ("pod_small", "pod-small.json"),
+    ("pod_10_containers", "pod-10-containers.json"),
+    ("deployment_50kb", "deployment-large.json"),
+];
+
 fn engine(c: &mut Criterion) {
     let policy = Policy::default();
     let mut group = c.benchmark_group("harden_object");
-    for (name, file) in [
-        ("pod_small", "pod-small.json"),
-        ("pod_10_containers", "pod-10-containers.json"),
-        ("deployment_50kb", "deployment-large.json"),
-    ] {
+    for (name, file) in OBJECTS {
         let bytes = fixture(file);
         let object: serde_json::Value = serde_json::from_slice(&bytes).expect("fixture is JSON");
         group.throughput(Throughput::Bytes(bytes.len() as u64));
         group.bench_function(name, |b| {
             b.iter(|| harden_object(black_box(&object), &policy).expect("hardens"))
+        });
+    }
+    group.finish();
+
+    // The rules alone on the document the handler reads (`harden_object` above also borrows
+    // what they read from the `serde_json::Value`).
+    let mut group = c.benchmark_group("harden_json");
+    let images = ImageLookup::new();
+    for (name, file) in OBJECTS {
+        let bytes = fixture(file);
+        let object: serde_json::Value = serde_json::from_slice(&bytes).expect("fixture is JSON");
+        let kind = WorkloadKind::of_object(&object).expect("a workload");
+        let dom = Json::from(&object);
+        group.throughput(Throughput::Bytes(bytes.len() as u64));
+        group.bench_function(name, |b| {
+            b.iter(|| harden_json(black_box(&dom), kind, &policy, &images).expect("hardens"))
         });
     }
     group.finish();

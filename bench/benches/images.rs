@@ -290,10 +290,9 @@ fn main() {
         let missing = source.1;
         let reviewed = if missing {
             let parsed = serde_json::from_slice::<Value>(&body).unwrap();
-            let images = kube_harden::admission::images_of(
-                &parsed["request"]["object"],
-                kube_harden::harden::WorkloadKind::Pod,
-            );
+            let object = kube_harden::dom::Json::from(&parsed["request"]["object"]);
+            let images =
+                kube_harden::admission::images_of(&object, kube_harden::harden::WorkloadKind::Pod);
             let resolved = runtime.block_on(resolver.resolve(&images));
             assert!(resolved.warnings.is_empty(), "{:?}", resolved.warnings);
             struct Fixed(Option<(ImageLookup, Vec<String>)>);

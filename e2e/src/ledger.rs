@@ -57,7 +57,11 @@ impl Ledger {
         pod: &Value,
         existing: &HashSet<&str>,
     ) -> Result<Hardened> {
-        let hardened = harden::harden_new_ephemeral_containers(pod, existing, &Policy::default())?;
+        let hardened = harden::harden_new_ephemeral_containers(
+            &kube_harden::dom::Json::from(pod),
+            existing,
+            &Policy::default(),
+        )?;
         self.record(
             Mode::Enforce,
             "UPDATE",

@@ -2,7 +2,7 @@
 //! with the facts it has now (no I/O: the server resolves missing images between two passes,
 //! see `crate::server`), and warnings for the images it could not read.
 
-use serde_json::Value;
+use crate::dom::Json;
 
 use crate::harden::{ImageLookup, WorkloadKind};
 use crate::psa::CONTAINER_LISTS;
@@ -51,19 +51,19 @@ pub(super) fn capped(mut warnings: Vec<String>) -> Vec<String> {
 /// The distinct `image` values of the object's pod spec, in container order. Values that are not
 /// strings (or empty) are left out: the rules report those. Borrowed from `object`: listing
 /// allocates no string per image.
-pub fn images_of(object: &Value, kind: WorkloadKind) -> Vec<&str> {
+pub fn images_of<'a>(object: &'a Json<'_>, kind: WorkloadKind) -> Vec<&'a str> {
     let spec = kind
         .pod_spec_path()
         .iter()
-        .try_fold(object, |value, key| value.get(*key));
+        .try_fold(object, |value, key| value.get(key));
     let mut images: Vec<&str> = Vec::new();
     let Some(spec) = spec else {
         return images;
     };
     for list in CONTAINER_LISTS {
-        let containers = spec.get(list).and_then(Value::as_array);
+        let containers = spec.get(list).and_then(Json::as_array);
         for container in containers.into_iter().flatten() {
-            if let Some(image) = container.get("image").and_then(Value::as_str)
+            if let Some(image) = container.get("image").and_then(Json::as_str)
                 && !image.is_empty()
                 && !images.contains(&image)
             {
@@ -100,13 +100,16 @@ mod tests {
                            {"name": "c"}, {"name": "d", "image": 7}, {"name": "e", "image": ""}],
         }}}});
         assert_eq!(
-            images_of(&deployment, WorkloadKind::Deployment),
+            images_of(&Json::from(&deployment), WorkloadKind::Deployment),
             ["busybox:1", "app:1"]
         );
         let cron = json!({"spec": {"jobTemplate": {"spec": {"template": {"spec": {
             "containers": [{"name": "a", "image": "job@sha256:00"}]}}}}}});
-        assert_eq!(images_of(&cron, WorkloadKind::CronJob), ["job@sha256:00"]);
-        assert!(images_of(&json!({"spec": 3}), WorkloadKind::Pod).is_empty());
-        assert!(images_of(&json!([]), WorkloadKind::Pod).is_empty());
+        assert_eq!(
+            images_of(&Json::from(&cron), WorkloadKind::CronJob),
+            ["job@sha256:00"]
+        );
+        assert!(images_of(&Json::from(&json!({"spec": 3})), WorkloadKind::Pod).is_empty());
+        assert!(images_of(&Json::from(&json!([])), WorkloadKind::Pod).is_empty());
     }
 }

@@ -257,7 +257,7 @@ pub fn review_with_images(
             } else {
                 Default::default()
             };
-            harden::harden_workload_with_images(&object, kind, policy, &lookup).map(|mut h| {
+            harden::harden_json(&object, kind, policy, &lookup).map(|mut h| {
                 h.warnings.extend(images::capped(image_warnings));
                 h
             })

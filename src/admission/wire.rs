@@ -12,18 +12,18 @@ use super::slim::SlimObject;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(super) struct ReviewIn {
+pub(super) struct ReviewIn<'a> {
     #[serde(default)]
     pub(super) api_version: String,
     #[serde(default)]
     pub(super) kind: String,
-    #[serde(default)]
-    pub(super) request: Option<RequestIn>,
+    #[serde(borrow, default)]
+    pub(super) request: Option<RequestIn<'a>>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(super) struct RequestIn {
+pub(super) struct RequestIn<'a> {
     pub(super) uid: String,
     pub(super) kind: GroupVersionKind,
     #[serde(default)]
@@ -35,8 +35,8 @@ pub(super) struct RequestIn {
     pub(super) operation: Operation,
     #[serde(default)]
     pub(super) dry_run: Option<bool>,
-    #[serde(default)]
-    pub(super) object: Option<SlimObject>,
+    #[serde(borrow, default)]
+    pub(super) object: Option<SlimObject<'a>>,
     #[serde(default)]
     pub(super) old_object: Option<Box<RawValue>>,
 }

@@ -5,8 +5,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::dom::Json;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use super::HardenError;
 use super::overlay::{Overlay, Step};
@@ -218,7 +218,7 @@ pub(crate) fn decide(
 /// The fields a rule pass adds to one object (a `securityContext`): collected while its fields
 /// are read, added to the [`Overlay`] once at the end.
 #[derive(Debug, Default)]
-pub(crate) struct Additions(Vec<(&'static str, Value)>);
+pub(crate) struct Additions(Vec<(&'static str, Json<'static>)>);
 
 impl Additions {
     /// Records `change` in `changes`; when it is applied, `key: value()` is to be added.
@@ -228,7 +228,7 @@ impl Additions {
         changes: &mut Vec<Change>,
         change: Change,
         key: &'static str,
-        value: impl FnOnce() -> Value,
+        value: impl FnOnce() -> Json<'static>,
     ) -> bool {
         let applied = change.is_applied();
         if applied {

@@ -7,7 +7,7 @@
 
 use std::collections::HashSet;
 
-use serde_json::{Value, json};
+use crate::dom::Json;
 
 use super::change::{Additions, Change, ChangeName, Outcome, SkipReason, decide};
 use super::identity::{self, Holder, Level, PodIdentity, Uids};
@@ -73,7 +73,7 @@ impl ContainerFacts {
                     json::integer(sc, "runAsUser", || path(".runAsUser"))?,
                     adds.is_some_and(|adds| {
                         adds.iter()
-                            .filter_map(Value::as_str)
+                            .filter_map(Json::as_str)
                             .any(|cap| matches!(cap, "SYS_ADMIN" | "CAP_SYS_ADMIN"))
                     }),
                 )
@@ -208,7 +208,7 @@ fn harden_security_context(
             Step::Key("capabilities"),
             Step::Key("drop"),
         ];
-        overlay.push(&drop, ["ALL".into()], || {
+        overlay.push(&drop, [Json::from("ALL")], || {
             format!("{}.capabilities.drop", sc_path())
         })?;
     }
@@ -303,9 +303,9 @@ fn harden_writable_mounts(
             mounts
                 .iter()
                 .filter_map(|m| {
-                    let target = json::member(m, "mountPath").and_then(Value::as_str)?;
+                    let target = json::member(m, "mountPath").and_then(Json::as_str)?;
                     let own = json::member(m, "name")
-                        .and_then(Value::as_str)
+                        .and_then(Json::as_str)
                         .is_some_and(image::is_own_volume);
                     Some((volumes::normalize(target).to_owned(), own))
                 })
@@ -313,14 +313,17 @@ fn harden_writable_mounts(
         })
         .unwrap_or_default();
     let mounted: HashSet<&str> = existing.iter().map(|(p, _)| p.as_str()).collect();
-    let mut new_mounts: Vec<Value> = Vec::new();
+    let mut new_mounts: Vec<Json<'static>> = Vec::new();
 
     let mut mount = |target: &str, change: ChangeName, plan: &mut VolumePlan| {
         let already = mounted.contains(target).then_some(true);
         let mut decided = decide(change, name, already, || env.linux_only(change));
         if decided.is_applied() {
             match plan.mount(target) {
-                Some(volume) => new_mounts.push(json!({"name": volume, "mountPath": target})),
+                Some(volume) => new_mounts.push(Json::object([
+                    ("name", volume.into()),
+                    ("mountPath", target.into()),
+                ])),
                 None => decided.outcome = Outcome::Skipped(SkipReason::NotApplicable),
             }
         }
@@ -340,7 +343,7 @@ fn harden_writable_mounts(
     let env_list = json::array(c, "env", || path("env"))?;
     let tmpdir = env_list.and_then(|list| {
         list.iter()
-            .find(|e| json::member(e, "name").and_then(Value::as_str) == Some("TMPDIR"))
+            .find(|e| json::member(e, "name").and_then(Json::as_str) == Some("TMPDIR"))
     });
     // The image's VOLUMEs and TMPDIR directory, where the root filesystem is read-only.
     let image_tmpdir = match &facts.image {
@@ -348,7 +351,7 @@ fn harden_writable_mounts(
         Some(img) => {
             let mut mounts = existing.clone();
             mounts.extend(new_mounts.iter().filter_map(|m| {
-                let target = json::member(m, "mountPath").and_then(Value::as_str)?;
+                let target = m.get("mountPath").and_then(Json::as_str)?;
                 Some((target.to_owned(), true))
             }));
             let gates = image::PathGates {
@@ -375,7 +378,7 @@ fn harden_writable_mounts(
     // TMPDIR=/tmp, where the container has a /tmp mount and does not set TMPDIR. With envFrom
     // the variable may come from a ConfigMap or Secret, and an `env` entry would override it.
     let written = tmpdir.map(|entry| {
-        let value = json::member(entry, "value").and_then(Value::as_str);
+        let value = json::member(entry, "value").and_then(Json::as_str);
         value == Some(TMP_PATH) || (value.is_some() && value == image_own_tmpdir)
     });
     let mut change = decide(ChangeName::TmpdirEnv, name, written, || {
@@ -397,7 +400,7 @@ fn harden_writable_mounts(
 
     if applied {
         let value = image_tmpdir.unwrap_or(TMP_PATH);
-        let entry = json!({"name": "TMPDIR", "value": value});
+        let entry = Json::object([("name", "TMPDIR".into()), ("value", value.into())]);
         overlay.push(&[list, index, Step::Key("env")], [entry], || path("env"))?;
     }
     if !new_mounts.is_empty() {

@@ -81,7 +81,7 @@ pub(crate) struct Holder<'a> {
     /// The identity written where a field is missing: the policy's, or the image's.
     pub target: Identity,
     /// The `securityContext` as written (empty when there is none).
-    pub sc: &'a Object,
+    pub sc: &'a Object<'a>,
 }
 
 impl Holder<'_> {

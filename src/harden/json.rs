@@ -1,31 +1,21 @@
 //! Typed reads of raw JSON maps (the rules write through `overlay::Overlay`), with errors that name the field.
 //!
-//! The rules work on `serde_json` values rather than k8s-openapi structs so that fields newer than
+//! The rules work on raw JSON ([`crate::dom::Json`], borrowed from the request) rather than k8s-openapi structs so that fields newer than
 //! k8s-openapi survive. A missing key and an explicit `null` both mean "not set", as in Kubernetes.
 
-use serde_json::{Map, Value};
+use crate::dom::Json;
+pub(crate) use crate::dom::Object;
 
 use super::HardenError;
 
-/// A JSON object.
-pub(crate) type Object = Map<String, Value>;
-
-/// Objects up to this many members are searched by comparing keys, not hashing: the objects of a pod
-/// spec have a handful of members, and one SipHash of the key costs more than comparing them all.
-const SCAN_MAX: usize = 16;
-
-/// `map[key]`, as [`Map::get`] gives it (keys are unique in a map, so the first match is the one).
-pub(crate) fn get<'a>(map: &'a Object, key: &str) -> Option<&'a Value> {
-    if map.len() <= SCAN_MAX {
-        map.iter().find_map(|(k, v)| (k == key).then_some(v))
-    } else {
-        map.get(key)
-    }
+/// `map[key]` (see [`Object::get`]: small objects are searched, large ones indexed).
+pub(crate) fn get<'a, 'd>(map: &'a Object<'d>, key: &str) -> Option<&'a Json<'d>> {
+    map.get(key)
 }
 
-/// `value[key]` when `value` is an object, as [`Value::get`] gives it.
-pub(crate) fn member<'a>(value: &'a Value, key: &str) -> Option<&'a Value> {
-    value.as_object().and_then(|map| get(map, key))
+/// `value[key]` when `value` is an object.
+pub(crate) fn member<'a, 'd>(value: &'a Json<'d>, key: &str) -> Option<&'a Json<'d>> {
+    value.get(key)
 }
 
 fn wrong_type(path: impl FnOnce() -> String, expected: &'static str) -> HardenError {
@@ -36,52 +26,52 @@ fn wrong_type(path: impl FnOnce() -> String, expected: &'static str) -> HardenEr
 }
 
 /// `map[key]` as an object; `None` when missing or null.
-pub(crate) fn object<'a>(
-    map: &'a Object,
+pub(crate) fn object<'a, 'd>(
+    map: &'a Object<'d>,
     key: &str,
     path: impl FnOnce() -> String,
-) -> Result<Option<&'a Object>, HardenError> {
+) -> Result<Option<&'a Object<'d>>, HardenError> {
     match get(map, key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Object(o)) => Ok(Some(o)),
+        None | Some(Json::Null) => Ok(None),
+        Some(Json::Object(o)) => Ok(Some(o)),
         Some(_) => Err(wrong_type(path, "an object")),
     }
 }
 
 /// `map[key]` as an array; `None` when missing or null.
-pub(crate) fn array<'a>(
-    map: &'a Object,
+pub(crate) fn array<'a, 'd>(
+    map: &'a Object<'d>,
     key: &str,
     path: impl FnOnce() -> String,
-) -> Result<Option<&'a Vec<Value>>, HardenError> {
+) -> Result<Option<&'a Vec<Json<'d>>>, HardenError> {
     match get(map, key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Array(a)) => Ok(Some(a)),
+        None | Some(Json::Null) => Ok(None),
+        Some(Json::Array(a)) => Ok(Some(a)),
         Some(_) => Err(wrong_type(path, "a list")),
     }
 }
 
 /// `map[key]` as a bool; `None` when missing or null.
 pub(crate) fn boolean(
-    map: &Object,
+    map: &Object<'_>,
     key: &str,
     path: impl FnOnce() -> String,
 ) -> Result<Option<bool>, HardenError> {
     match get(map, key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(*b)),
+        None | Some(Json::Null) => Ok(None),
+        Some(Json::Bool(b)) => Ok(Some(*b)),
         Some(_) => Err(wrong_type(path, "true or false")),
     }
 }
 
 /// `map[key]` as an integer; `None` when missing or null.
 pub(crate) fn integer(
-    map: &Object,
+    map: &Object<'_>,
     key: &str,
     path: impl FnOnce() -> String,
 ) -> Result<Option<i64>, HardenError> {
     match get(map, key) {
-        None | Some(Value::Null) => Ok(None),
+        None | Some(Json::Null) => Ok(None),
         Some(v) => v
             .as_i64()
             .map(Some)
@@ -90,20 +80,20 @@ pub(crate) fn integer(
 }
 
 /// `map[key]` as a string; `None` when missing or null.
-pub(crate) fn string<'a>(
-    map: &'a Object,
+pub(crate) fn string<'a, 'd>(
+    map: &'a Object<'d>,
     key: &str,
     path: impl FnOnce() -> String,
 ) -> Result<Option<&'a str>, HardenError> {
     match get(map, key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
+        None | Some(Json::Null) => Ok(None),
+        Some(Json::String(s)) => Ok(Some(s.as_ref())),
         Some(_) => Err(wrong_type(path, "a string")),
     }
 }
 
 /// Whether `map[key]` holds a value (not missing, not null).
-pub(crate) fn is_set(map: &Object, key: &str) -> bool {
+pub(crate) fn is_set(map: &Object<'_>, key: &str) -> bool {
     get(map, key).is_some_and(|v| !v.is_null())
 }
 
@@ -113,24 +103,27 @@ mod tests {
 
     use super::*;
 
-    /// The scan of a small object and the index of a large one find what `Map::get` finds.
+    /// The typed reads: missing and `null` are "not set", a wrong type names the path.
     #[test]
-    fn get_finds_what_the_map_finds() {
-        for size in [0, 1, SCAN_MAX, SCAN_MAX + 1, 3 * SCAN_MAX] {
-            let map: Object = (0..size).map(|i| (format!("k{i}"), json!(i))).collect();
-            for key in [
-                "k0",
-                "k1",
-                &format!("k{}", size.saturating_sub(1)),
-                "k",
-                "absent",
-            ] {
-                assert_eq!(get(&map, key), map.get(key), "{key} of {size}");
-                let value = Value::Object(map.clone());
-                assert_eq!(member(&value, key), value.get(key), "{key} of {size}");
-            }
+    fn typed_reads() {
+        let doc = json!({"o": {"k": 1}, "a": [1], "b": true, "i": -3, "s": "x", "n": null});
+        let doc = Json::from(&doc);
+        let map = doc.as_object().unwrap();
+        let path = || "spec.x".to_owned();
+        assert!(object(map, "o", path).unwrap().is_some());
+        assert_eq!(array(map, "a", path).unwrap().map(Vec::len), Some(1));
+        assert_eq!(boolean(map, "b", path).unwrap(), Some(true));
+        assert_eq!(integer(map, "i", path).unwrap(), Some(-3));
+        assert_eq!(string(map, "s", path).unwrap(), Some("x"));
+        for key in ["n", "absent"] {
+            assert!(object(map, key, path).unwrap().is_none());
+            assert!(string(map, key, path).unwrap().is_none());
+            assert!(!is_set(map, key));
         }
-        assert_eq!(member(&json!(["k0"]), "k0"), None);
-        assert_eq!(member(&json!("k0"), "k0"), None);
+        let err = string(map, "i", path).unwrap_err();
+        assert_eq!(err.to_string(), "spec.x: expected a string");
+        assert!(object(map, "a", path).is_err() && array(map, "o", path).is_err());
+        assert_eq!(member(&doc, "s").and_then(Json::as_str), Some("x"));
+        assert_eq!(member(&Json::from(&json!(["s"])), "s"), None);
     }
 }

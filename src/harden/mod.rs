@@ -8,7 +8,7 @@
 //! [`harden_new_ephemeral_containers`].
 //!
 //! ```text
-//!  object (serde_json::Value)
+//!  object (crate::dom::Json: borrowed from the request, or from a serde_json::Value)
 //!     │ workload.rs: kind -> where the pod spec lives
 //!     ▼
 //!  pod spec (read, never copied) ──pod.rs / container.rs / volumes.rs──► Vec<Change>
@@ -52,7 +52,9 @@ mod workload;
 
 use std::collections::HashSet;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
+
+use crate::dom::{Json, Object};
 
 pub use change::{Change, ChangeName, Outcome, SkipReason};
 pub use findings::{Finding, FindingName};
@@ -219,7 +221,7 @@ pub fn harden_object(object: &Value, policy: &Policy) -> Result<Hardened, Harden
     let Some(kind) = WorkloadKind::of_object(object) else {
         return Ok(Hardened::default());
     };
-    harden_kind(object, kind, policy, Scope::Pod, &ImageLookup::new())
+    harden_workload(object, kind, policy)
 }
 
 /// Hardens an object whose kind is already known (e.g. from the AdmissionRequest).
@@ -228,7 +230,7 @@ pub fn harden_workload(
     kind: WorkloadKind,
     policy: &Policy,
 ) -> Result<Hardened, HardenError> {
-    harden_kind(object, kind, policy, Scope::Pod, &ImageLookup::new())
+    harden_workload_with_images(object, kind, policy, &ImageLookup::new())
 }
 
 /// [`harden_workload`] with what the containers' images say about themselves: the lookup
@@ -240,13 +242,24 @@ pub fn harden_workload_with_images(
     policy: &Policy,
     images: &ImageLookup,
 ) -> Result<Hardened, HardenError> {
+    harden_json(&workload::rules_view(object), kind, policy, images)
+}
+
+/// [`harden_workload_with_images`] on an object already read as [`Json`] (the admission
+/// handler's, borrowed from the request body).
+pub fn harden_json(
+    object: &Json<'_>,
+    kind: WorkloadKind,
+    policy: &Policy,
+    images: &ImageLookup,
+) -> Result<Hardened, HardenError> {
     harden_kind(object, kind, policy, Scope::Pod, images)
 }
 
 /// Hardens the ephemeral containers of a Pod whose names are not in `existing`: the
 /// `pods/ephemeralcontainers` subresource, where nothing else may change.
 pub fn harden_new_ephemeral_containers(
-    pod: &Value,
+    pod: &Json<'_>,
     existing: &HashSet<&str>,
     policy: &Policy,
 ) -> Result<Hardened, HardenError> {
@@ -260,7 +273,7 @@ pub fn harden_new_ephemeral_containers(
 }
 
 fn harden_kind(
-    object: &Value,
+    object: &Json<'_>,
     kind: WorkloadKind,
     policy: &Policy,
     scope: Scope<'_>,
@@ -280,8 +293,8 @@ fn harden_kind(
     let legacy_seccomp_annotation = [object.get("metadata"), template_meta]
         .into_iter()
         .flatten()
-        .filter_map(|m| m.get("annotations").and_then(Value::as_object))
-        .flat_map(Map::keys)
+        .filter_map(|m| m.get("annotations").and_then(Json::as_object))
+        .flat_map(Object::keys)
         .any(|k| k.starts_with("seccomp.security.alpha.kubernetes.io/"));
     let ctx = Context {
         policy,
@@ -298,7 +311,7 @@ fn harden_kind(
             kind,
             path: spec_path.join("."),
         })?;
-    let Value::Object(original_map) = original_spec else {
+    let Json::Object(original_map) = original_spec else {
         return Err(HardenError::WrongType {
             path: spec_path.join("."),
             expected: "an object",
@@ -306,7 +319,7 @@ fn harden_kind(
     };
     let containers = pod::CONTAINER_LISTS
         .iter()
-        .filter_map(|list| original_map.get(*list).and_then(Value::as_array))
+        .filter_map(|list| original_map.get(list).and_then(Json::as_array))
         .map(Vec::len)
         .sum();
     budget::check_pod(containers, ctx.writable_paths.len())?;
@@ -340,7 +353,7 @@ fn harden_kind(
         restricted,
     };
     let names = hardened.applied_names();
-    let hardened_value = |meta: Option<&Value>| {
+    let hardened_value = |meta: Option<&Json<'_>>| {
         merge_hardened_names(annotation_of(meta, HARDENED_ANNOTATION), &names)
     };
     if !ops.is_empty() {
@@ -365,9 +378,9 @@ fn harden_kind(
 /// written read through the rules' additions (a copy of each `securityContext` they add to, no
 /// copy of the spec).
 fn check_hardened(
-    spec: &Value,
+    spec: &Json<'_>,
     overlay: &overlay::Overlay<'_>,
-    meta: Option<&Value>,
+    meta: Option<&Json<'_>>,
     kind: WorkloadKind,
 ) -> (Vec<Finding>, Vec<crate::psa::Violation>) {
     use overlay::Step::{Index, Key};
@@ -405,7 +418,7 @@ fn check_hardened(
 /// template sets is never changed; when it differs from the workload's, the template's applies
 /// and a warning says so.
 fn template_annotations(
-    object: &Value,
+    object: &Json<'_>,
     kind: WorkloadKind,
     warnings: &mut budget::Warnings,
 ) -> Vec<(&'static str, String)> {
@@ -435,10 +448,10 @@ fn template_annotations(
 }
 
 /// An annotation's value in `metadata`, if set.
-fn annotation_of<'a>(meta: Option<&'a Value>, key: &str) -> Option<&'a str> {
+fn annotation_of<'a>(meta: Option<&'a Json<'_>>, key: &str) -> Option<&'a str> {
     meta.and_then(|m| m.get("annotations"))
         .and_then(|a| a.get(key))
-        .and_then(Value::as_str)
+        .and_then(Json::as_str)
 }
 
 /// Parses `kube-harden.io/skip`: `"true"` skips every change; otherwise a comma-separated list.

@@ -15,7 +15,9 @@ use std::borrow::Cow;
 
 use json_patch::PatchOperation;
 use json_patch::jsonptr::PointerBuf;
-use serde_json::{Map, Value};
+use serde_json::Value;
+
+use crate::dom::{Json, Object};
 
 use super::HardenError;
 use super::json;
@@ -36,30 +38,30 @@ enum Node {
     /// An object: its members something is added below, and the members added to it.
     Object {
         below: Vec<(String, Node)>,
-        added: Vec<(String, Value)>,
+        added: Vec<(String, Json<'static>)>,
     },
     /// A list: its elements something is added below, and the elements appended to it.
     Array {
         below: Vec<(usize, Node)>,
-        appended: Vec<Value>,
+        appended: Vec<Json<'static>>,
     },
     /// A `null` of the original, given this value (still `null` while nothing is set in it).
-    Set(Value),
+    Set(Json<'static>),
 }
 
 impl Node {
     /// An empty node over `original` (an object or a list; a `null` becomes [`Node::Set`]).
-    fn over(original: &Value) -> Option<Self> {
+    fn over(original: &Json<'_>) -> Option<Self> {
         match original {
-            Value::Object(_) => Some(Node::Object {
+            Json::Object(_) => Some(Node::Object {
                 below: Vec::new(),
                 added: Vec::new(),
             }),
-            Value::Array(_) => Some(Node::Array {
+            Json::Array(_) => Some(Node::Array {
                 below: Vec::new(),
                 appended: Vec::new(),
             }),
-            Value::Null => Some(Node::Set(Value::Null)),
+            Json::Null => Some(Node::Set(Json::Null)),
             _ => None,
         }
     }
@@ -67,8 +69,8 @@ impl Node {
 
 /// Where a path leads: below a value of the original, or into a value the rules added.
 enum Slot<'n, 'o> {
-    Node(&'n mut Node, &'o Value),
-    New(&'n mut Value),
+    Node(&'n mut Node, &'o Json<'o>),
+    New(&'n mut Json<'static>),
 }
 
 /// Why a path cannot be written.
@@ -84,7 +86,7 @@ enum Refused {
 /// [`Overlay::into_ops`].
 #[derive(Debug)]
 pub(crate) struct Overlay<'o> {
-    original: &'o Value,
+    original: &'o Json<'o>,
     /// Where the pod spec is in the object (for the operations and errors).
     base: PointerBuf,
     root: Node,
@@ -94,9 +96,9 @@ impl<'o> Overlay<'o> {
     /// No additions yet to `original` (the pod spec, at `base` in the object): an object, or
     /// `null` (which the first addition replaces). The caller refuses any other type: over a
     /// scalar, an addition would replace it.
-    pub fn new(original: &'o Value, base: PointerBuf) -> Self {
+    pub fn new(original: &'o Json<'o>, base: PointerBuf) -> Self {
         debug_assert!(original.is_object() || original.is_null());
-        let root = Node::over(original).unwrap_or(Node::Set(Value::Null));
+        let root = Node::over(original).unwrap_or(Node::Set(Json::Null));
         Self {
             original,
             base,
@@ -109,7 +111,7 @@ impl<'o> Overlay<'o> {
     pub fn insert(
         &mut self,
         path: &[Step<'_>],
-        entries: impl IntoIterator<Item = (&'static str, Value)>,
+        entries: impl IntoIterator<Item = (&'static str, impl Into<Json<'static>>)>,
         field: impl Fn() -> String,
     ) -> Result<(), HardenError> {
         let base = &self.base;
@@ -117,15 +119,16 @@ impl<'o> Overlay<'o> {
             .map_err(|e| refused(e, &field, base, path))?;
         let refused_at = |e, key| refused(e, &field, base, &[path, &[Step::Key(key)]].concat());
         match slot {
-            Slot::Node(Node::Object { below, added }, Value::Object(map)) => {
+            Slot::Node(Node::Object { below, added }, Json::Object(map)) => {
                 for (key, value) in entries {
+                    let value = value.into();
                     match json::get(map, key) {
-                        Some(Value::Null) => match member(
+                        Some(Json::Null) => match member(
                             below,
                             |k| k == key,
-                            || (key.to_owned(), Node::Set(Value::Null)),
+                            || (key.to_owned(), Node::Set(Json::Null)),
                         ) {
-                            Some(Node::Set(set @ Value::Null)) => *set = value,
+                            Some(Node::Set(set @ Json::Null)) => *set = value,
                             _ => return Err(refused_at(Refused::Set, key)),
                         },
                         Some(_) => return Err(refused_at(Refused::Set, key)),
@@ -141,16 +144,16 @@ impl<'o> Overlay<'o> {
             }
             Slot::New(value) => {
                 if value.is_null() {
-                    *value = Value::Object(Map::new());
+                    *value = Json::Object(Object::new());
                 }
-                let Value::Object(map) = value else {
+                let Json::Object(map) = value else {
                     return Err(refused_at(Refused::Type("an object"), ""));
                 };
                 for (key, value) in entries {
                     if json::get(map, key).is_some_and(|v| !v.is_null()) {
                         return Err(refused_at(Refused::Set, key));
                     }
-                    map.insert(key.to_owned(), value);
+                    map.insert(Cow::Borrowed(key), value.into());
                 }
                 Ok(())
             }
@@ -163,18 +166,19 @@ impl<'o> Overlay<'o> {
     pub fn push(
         &mut self,
         path: &[Step<'_>],
-        values: impl IntoIterator<Item = Value>,
+        values: impl IntoIterator<Item = impl Into<Json<'static>>>,
         field: impl Fn() -> String,
     ) -> Result<(), HardenError> {
         let base = &self.base;
         let type_error = || refused(Refused::Type("a list"), &field, base, path);
+        let values = values.into_iter().map(Into::into);
         match slot(&mut self.root, self.original, path)
             .map_err(|e| refused(e, &field, base, path))?
         {
             Slot::Node(Node::Array { appended, .. }, _) => appended.extend(values),
             Slot::New(value) => {
                 if value.is_null() {
-                    *value = Value::Array(Vec::new());
+                    *value = Json::Array(Vec::new());
                 }
                 value.as_array_mut().ok_or_else(type_error)?.extend(values);
             }
@@ -186,7 +190,7 @@ impl<'o> Overlay<'o> {
     /// The value at `path` in the hardened spec: the original's where nothing is added at or
     /// below it, else the original's with the additions (a copy of that value only); `None`
     /// when missing or `null`.
-    pub fn get(&self, path: &[Step<'_>]) -> Option<Cow<'_, Value>> {
+    pub fn get(&self, path: &[Step<'_>]) -> Option<Cow<'_, Json<'o>>> {
         match self.find(path) {
             Found::Original(Some(original), Some(node)) => Some(Cow::Owned(node.applied(original))),
             Found::Original(original, _) => original.map(Cow::Borrowed),
@@ -197,10 +201,10 @@ impl<'o> Overlay<'o> {
 
     /// The elements the list at `path` has in the hardened spec after the original's (all of
     /// them when the rules added the list).
-    pub fn appended(&self, path: &[Step<'_>]) -> &[Value] {
+    pub fn appended(&self, path: &[Step<'_>]) -> &[Json<'o>] {
         match self.find(path) {
-            Found::Original(Some(Value::Array(_)), Some(Node::Array { appended, .. })) => appended,
-            Found::Added(Value::Array(list)) => list,
+            Found::Original(Some(Json::Array(_)), Some(Node::Array { appended, .. })) => appended,
+            Found::Added(Json::Array(list)) => list,
             _ => &[],
         }
     }
@@ -239,16 +243,16 @@ impl<'o> Overlay<'o> {
 /// What the hardened spec has at a path.
 enum Found<'s, 'o> {
     /// The original's value (if any) and the node over it (if anything is added below it).
-    Original(Option<&'o Value>, Option<&'s Node>),
+    Original(Option<&'o Json<'o>>, Option<&'s Node>),
     /// A value the rules added.
-    Added(&'s Value),
+    Added(&'s Json<'static>),
 }
 
 /// `value[step]`.
-fn index<'v>(value: &'v Value, step: Step<'_>) -> Option<&'v Value> {
+fn index<'v, 'd>(value: &'v Json<'d>, step: Step<'_>) -> Option<&'v Json<'d>> {
     match step {
         Step::Key(key) => json::member(value, key),
-        Step::Index(i) => value.get(i),
+        Step::Index(i) => value.element(i),
     }
 }
 
@@ -257,7 +261,7 @@ enum Child<'n> {
     /// A node over the original's value.
     Node(&'n Node),
     /// A value the rules added in place of a missing member or `null`.
-    New(&'n Value),
+    New(&'n Json<'static>),
 }
 
 impl Node {
@@ -286,23 +290,25 @@ impl Node {
     }
 
     /// `original` with the additions of this node.
-    fn applied(&self, original: &Value) -> Value {
+    fn applied<'o>(&self, original: &Json<'o>) -> Json<'o> {
         let mut value = original.clone();
         self.apply(&mut value);
         value
     }
 
-    fn apply(&self, value: &mut Value) {
+    fn apply(&self, value: &mut Json<'_>) {
         match (self, value) {
-            (Node::Object { below, added }, Value::Object(map)) => {
+            (Node::Object { below, added }, Json::Object(map)) => {
                 for (key, node) in below {
                     if let Some(v) = map.get_mut(key) {
                         node.apply(v);
                     }
                 }
-                map.extend(added.iter().map(|(k, v)| (k.clone(), v.clone())));
+                for (k, v) in added {
+                    map.insert(Cow::Owned(k.clone()), v.clone());
+                }
             }
-            (Node::Array { below, appended }, Value::Array(list)) => {
+            (Node::Array { below, appended }, Json::Array(list)) => {
                 for (i, node) in below {
                     if let Some(v) = list.get_mut(*i) {
                         node.apply(v);
@@ -318,7 +324,7 @@ impl Node {
 /// The slot at `path` below `root` (over `original`), made on the way.
 fn slot<'n, 'o>(
     root: &'n mut Node,
-    original: &'o Value,
+    original: &'o Json<'o>,
     path: &[Step<'_>],
 ) -> Result<Slot<'n, 'o>, Refused> {
     let mut slot = match root {
@@ -350,7 +356,7 @@ fn member<K, V>(
 /// One step further down; missing objects and `null`s on the way become values the rules add.
 fn descend<'n, 'o>(slot: Slot<'n, 'o>, step: Step<'_>) -> Result<Slot<'n, 'o>, Refused> {
     match slot {
-        Slot::Node(Node::Object { below, added }, Value::Object(map)) => {
+        Slot::Node(Node::Object { below, added }, Json::Object(map)) => {
             let Step::Key(key) = step else {
                 return Err(Refused::Type("a list"));
             };
@@ -363,12 +369,12 @@ fn descend<'n, 'o>(slot: Slot<'n, 'o>, step: Step<'_>) -> Result<Slot<'n, 'o>, R
                         None => Err(Refused::Type("an object")),
                     }
                 }
-                None => member(added, |k| k == key, || (key.to_owned(), Value::Null))
+                None => member(added, |k| k == key, || (key.to_owned(), Json::Null))
                     .map(Slot::New)
                     .ok_or(Refused::Type("an object")),
             }
         }
-        Slot::Node(Node::Array { below, .. }, Value::Array(list)) => {
+        Slot::Node(Node::Array { below, .. }, Json::Array(list)) => {
             let Step::Index(i) = step else {
                 return Err(Refused::Type("an object"));
             };
@@ -387,13 +393,19 @@ fn descend<'n, 'o>(slot: Slot<'n, 'o>, step: Step<'_>) -> Result<Slot<'n, 'o>, R
         Slot::New(value) => match step {
             Step::Key(key) => {
                 if value.is_null() {
-                    *value = Value::Object(Map::new());
+                    *value = Json::Object(Object::new());
                 }
                 let map = value.as_object_mut().ok_or(Refused::Type("an object"))?;
-                Ok(Slot::New(map.entry(key).or_insert(Value::Null)))
+                if map.get(key).is_none() {
+                    map.insert(Cow::Owned(key.to_owned()), Json::Null);
+                }
+                map.get_mut(key)
+                    .map(Slot::New)
+                    .ok_or(Refused::Type("an object"))
             }
             Step::Index(i) => value
-                .get_mut(i)
+                .as_array_mut()
+                .and_then(|list| list.get_mut(i))
                 .map(Slot::New)
                 .ok_or(Refused::Type("a longer list")),
         },
@@ -435,34 +447,35 @@ fn refused(
 /// addition: nothing the original has is changed or removed).
 fn emit(
     node: Node,
-    original: &Value,
+    original: &Json<'_>,
     whole: bool,
     at: &mut PointerBuf,
     ops: &mut Vec<PatchOperation>,
 ) {
     match (node, original) {
         // Nothing can be below a member of an empty object: what is written there is `added`.
-        (Node::Object { added, .. }, Value::Object(map))
+        (Node::Object { added, .. }, Json::Object(map))
             if whole && map.is_empty() && added.iter().any(|(_, v)| !v.is_null()) =>
         {
             let members = added.into_iter().filter(|(_, v)| !v.is_null());
+            let members = members.map(|(k, v)| (k, Value::from(v)));
             ops.push(add(at.clone(), Value::Object(members.collect())));
         }
-        (Node::Object { mut below, added }, Value::Object(map)) => {
-            for (key, value) in map {
+        (Node::Object { mut below, added }, Json::Object(map)) => {
+            for (key, value) in map.iter() {
                 if below.is_empty() {
                     break;
                 }
                 if let Some(i) = below.iter().position(|(k, _)| k == key) {
                     let (_, child) = below.swap_remove(i);
-                    at.push_back(key.as_str());
+                    at.push_back(key);
                     emit(child, value, true, at, ops);
                     at.pop_back();
                 }
             }
             // A `null` is a path made on the way by a write that was then refused: nothing.
             for (key, value) in added.into_iter().filter(|(_, v)| !v.is_null()) {
-                ops.push(add(at.with_trailing_token(key.as_str()), value));
+                ops.push(add(at.with_trailing_token(key.as_str()), value.into()));
             }
         }
         (
@@ -470,7 +483,7 @@ fn emit(
                 mut below,
                 appended,
             },
-            Value::Array(list),
+            Json::Array(list),
         ) => {
             below.sort_unstable_by_key(|(i, _)| *i);
             for (i, child) in below {
@@ -483,11 +496,11 @@ fn emit(
             for (i, value) in appended.into_iter().enumerate() {
                 ops.push(add(
                     at.with_trailing_token((list.len() + i).to_string()),
-                    value,
+                    value.into(),
                 ));
             }
         }
-        (Node::Set(value), _) if !value.is_null() => ops.push(add(at.clone(), value)),
+        (Node::Set(value), _) if !value.is_null() => ops.push(add(at.clone(), value.into())),
         _ => {}
     }
 }

@@ -6,6 +6,8 @@ use json_patch::jsonptr::PointerBuf;
 use json_patch::{AddOperation, PatchOperation};
 use serde_json::{Map, Value};
 
+use crate::dom::Json;
+
 /// A JSON pointer from object keys.
 pub(crate) fn pointer(path: &[&str]) -> PointerBuf {
     PointerBuf::from_tokens(path.iter().copied())
@@ -22,7 +24,7 @@ pub(crate) fn add(path: PointerBuf, value: Value) -> PatchOperation {
 /// would replace each other).
 pub(crate) fn annotation_ops(
     meta_path: &[&str],
-    meta: Option<&Value>,
+    meta: Option<&Json<'_>>,
     entries: Vec<(&str, String)>,
 ) -> Vec<PatchOperation> {
     if entries.is_empty() {
@@ -94,7 +96,8 @@ mod tests {
         ];
         for (object, expected) in cases {
             let entries = vec![("k", "v".to_owned()), ("j", "w".to_owned())];
-            let ops = annotation_ops(&["metadata"], object.get("metadata"), entries);
+            let meta = object.get("metadata").map(Json::from);
+            let ops = annotation_ops(&["metadata"], meta.as_ref(), entries);
             assert_eq!(apply(object, ops), expected);
         }
         assert!(annotation_ops(&["metadata"], None, Vec::new()).is_empty());

@@ -2,7 +2,7 @@
 //! in `identity.rs`) and the walk over a pod spec's containers.
 //! See <https://kubernetes.io/docs/tasks/configure-pod-container/security-context/>.
 
-use serde_json::Value;
+use crate::dom::Json;
 
 use super::change::{Additions, Change, ChangeName, decide};
 use super::container::{self, ContainerFacts};
@@ -50,7 +50,8 @@ pub(crate) fn harden_pod_spec(
     let mut plan = VolumePlan::new(spec, ctx, whole_pod)?;
     let pod_resources = json::is_set(spec, "resources");
     for facts in facts.iter().filter(|f| f.in_scope) {
-        let Some(Value::Object(c)) = spec.get(facts.list).and_then(|l| l.get(facts.index)) else {
+        let Some(Json::Object(c)) = spec.get(facts.list).and_then(|l| l.element(facts.index))
+        else {
             continue;
         };
         let env = container::Env {
@@ -76,14 +77,14 @@ fn is_windows(spec: &Object) -> Result<bool, HardenError> {
     }
     let selector = json::object(spec, "nodeSelector", || "spec.nodeSelector".into())?
         .and_then(|s| json::get(s, "kubernetes.io/os"))
-        .and_then(Value::as_str);
+        .and_then(Json::as_str);
     if selector == Some("windows") {
         return Ok(true);
     }
-    let host_process = |sc: Option<&Value>| {
+    let host_process = |sc: Option<&Json>| {
         sc.and_then(|sc| json::member(sc, "windowsOptions"))
             .and_then(|w| json::member(w, "hostProcess"))
-            .and_then(Value::as_bool)
+            .and_then(Json::as_bool)
             == Some(true)
     };
     if host_process(json::get(spec, "securityContext")) {
@@ -91,7 +92,7 @@ fn is_windows(spec: &Object) -> Result<bool, HardenError> {
     }
     Ok(CONTAINER_LISTS.iter().any(|list| {
         json::get(spec, list)
-            .and_then(Value::as_array)
+            .and_then(Json::as_array)
             .is_some_and(|cs| {
                 cs.iter()
                     .any(|c| host_process(json::member(c, "securityContext")))
@@ -116,7 +117,7 @@ fn container_facts(spec: &Object, ctx: &Context<'_>) -> Result<Vec<ContainerFact
             continue;
         };
         for (index, c) in containers.iter().enumerate() {
-            let Value::Object(c) = c else {
+            let Json::Object(c) = c else {
                 return Err(HardenError::WrongType {
                     path: format!("spec.{list}[{index}]"),
                     expected: "an object",
@@ -260,11 +261,8 @@ fn seccomp_profile(
         None => None,
     };
     let change = decide(name, None, written, || ctx.linux_only(windows, name));
-    adds.record(
-        changes,
-        change,
-        "seccompProfile",
-        || serde_json::json!({"type": "RuntimeDefault"}),
-    );
+    adds.record(changes, change, "seccompProfile", || {
+        Json::object([("type", "RuntimeDefault".into())])
+    });
     Ok(())
 }

@@ -6,7 +6,7 @@
 
 use std::cmp::Ordering;
 
-use serde_json::Value;
+use crate::dom::Json;
 
 use super::HardenError;
 use super::change::{Change, ChangeName, SkipReason, decide};
@@ -43,8 +43,8 @@ pub(crate) fn harden_resources(
         .transpose()?
         .flatten();
 
-    let mut new_requests: Vec<(&'static str, Value)> = Vec::new();
-    let mut new_limits: Vec<(&'static str, Value)> = Vec::new();
+    let mut new_requests: Vec<(&'static str, Json<'static>)> = Vec::new();
+    let mut new_limits: Vec<(&'static str, Json<'static>)> = Vec::new();
     for (resource, request, limit, want_limit) in [
         (
             "cpu",
@@ -80,7 +80,7 @@ pub(crate) fn harden_resources(
                 // A request above the default limit becomes the limit itself.
                 let above = Quantity::cmp_str(&text, limit) == Some(Ordering::Greater);
                 let value = if above {
-                    existing.clone()
+                    existing.clone().into_owned()
                 } else {
                     limit.as_str().into()
                 };
@@ -121,10 +121,10 @@ pub(crate) fn harden_resources(
 }
 
 /// A quantity as text: Kubernetes accepts strings and plain numbers.
-fn quantity_text(value: &Value) -> Option<String> {
+fn quantity_text(value: &Json<'_>) -> Option<String> {
     match value {
-        Value::String(s) if Quantity::parse(s).is_ok() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
+        Json::String(s) if Quantity::parse(s).is_ok() => Some(s.to_string()),
+        Json::Number(n) => Some(n.to_string()),
         _ => None,
     }
 }

@@ -9,7 +9,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use serde_json::{Value, json};
+use crate::dom::Json;
 
 use super::budget::{self, MAX_PATH_BYTES, MAX_WRITABLE_PATHS, Warnings};
 use super::json::{self, Object};
@@ -59,12 +59,12 @@ impl VolumePlan {
         let names = FreeNames::new(
             volumes
                 .iter()
-                .filter_map(|v| json::member(v, "name").and_then(Value::as_str)),
+                .filter_map(|v| json::member(v, "name").and_then(Json::as_str)),
         );
         let empty_dirs = volumes
             .iter()
             .filter(|v| json::member(v, "emptyDir").is_some())
-            .filter_map(|v| json::member(v, "name").and_then(Value::as_str))
+            .filter_map(|v| json::member(v, "name").and_then(Json::as_str))
             .map(str::to_owned)
             .collect();
         let mut plan = Self {
@@ -135,12 +135,15 @@ impl VolumePlan {
         overlay: &mut Overlay<'_>,
         ctx: &Context<'_>,
     ) -> Result<(), HardenError> {
-        let new: Vec<Value> = self
+        let new: Vec<Json<'static>> = self
             .slots
             .into_iter()
             .filter(|s| s.used && !s.exists)
             .filter_map(|s| s.volume)
-            .map(|name| json!({"name": name, "emptyDir": {"sizeLimit": ctx.policy.tmp_size_limit}}))
+            .map(|name| {
+                let size = Json::object([("sizeLimit", ctx.policy.tmp_size_limit.as_str().into())]);
+                Json::object([("name", name.into()), ("emptyDir", size)])
+            })
             .collect();
         if !new.is_empty() {
             overlay.push(&[Step::Key("volumes")], new, || "spec.volumes".into())?;

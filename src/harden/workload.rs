@@ -4,7 +4,11 @@
 
 use std::fmt;
 
+use std::borrow::Cow;
+
 use serde_json::Value;
+
+use crate::dom::{Json, Object};
 
 /// A kind whose objects carry a pod spec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -127,7 +131,7 @@ impl WorkloadKind {
     }
 
     /// The pod template's metadata, if the object has one.
-    pub fn template_metadata(self, object: &Value) -> Option<&Value> {
+    pub fn template_metadata<'a, 'd>(self, object: &'a Json<'d>) -> Option<&'a Json<'d>> {
         self.template_metadata_path()
             .and_then(|path| lookup(object, path))
     }
@@ -298,8 +302,42 @@ impl fmt::Display for WorkloadKind {
     }
 }
 
+/// What the rules read of `object`, borrowed from it: its `spec` and `metadata.annotations`,
+/// as the admission handler's parse keeps them (`admission/slim.rs`; a `metadata` that is not
+/// an object, or an object that is not one, is kept whole).
+pub(crate) fn rules_view(object: &Value) -> Json<'_> {
+    let Value::Object(map) = object else {
+        return Json::from(object);
+    };
+    let mut kept = Object::new();
+    for (key, value) in map {
+        let value = match (key.as_str(), value) {
+            ("spec", spec) => Json::from(spec),
+            ("metadata", Value::Object(meta)) => {
+                let mut slim = Object::new();
+                if let Some(annotations) = meta.get("annotations") {
+                    slim.insert(Cow::Borrowed("annotations"), Json::from(annotations));
+                }
+                Json::Object(slim)
+            }
+            ("metadata", other) => Json::from(other),
+            _ => continue,
+        };
+        kept.insert(Cow::Borrowed(key.as_str()), value);
+    }
+    Json::Object(kept)
+}
+
 /// Follows object keys; `None` when a key is missing or null.
-pub(crate) fn lookup<'a>(value: &'a Value, path: &[&str]) -> Option<&'a Value> {
+pub(crate) fn lookup<'a, 'd>(value: &'a Json<'d>, path: &[&str]) -> Option<&'a Json<'d>> {
+    path.iter()
+        .try_fold(value, |v, key| v.get(key))
+        .filter(|v| !v.is_null())
+}
+
+/// [`lookup`] in a `serde_json::Value` (the tests' objects).
+#[cfg(test)]
+pub(crate) fn lookup_value<'a>(value: &'a Value, path: &[&str]) -> Option<&'a Value> {
     path.iter()
         .try_fold(value, |v, key| v.get(*key))
         .filter(|v| !v.is_null())

@@ -306,7 +306,8 @@ pub fn images_in(input: &str) -> Vec<String> {
         };
         for item in items {
             if let Some(kind) = harden::WorkloadKind::of_object(item) {
-                for image in crate::admission::images_of(item, kind) {
+                let item = crate::dom::Json::from(item);
+                for image in crate::admission::images_of(&item, kind) {
                     if !images.iter().any(|known| known == image) {
                         images.push(image.to_owned());
                     }

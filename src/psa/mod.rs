@@ -45,6 +45,8 @@ use std::fmt;
 
 use serde_json::Value;
 
+use crate::dom::Json;
+
 pub(crate) use pod::CONTAINER_LISTS;
 use pod::Pod;
 pub use pod::{Container, PodSpec};
@@ -171,12 +173,14 @@ impl fmt::Display for Check {
 /// annotations) against `restricted`. Returns every failed check, in [`Check::ALL`] order; an
 /// empty list means the pod passes.
 pub fn check_restricted(metadata: Option<&Value>, spec: &Value) -> Vec<Violation> {
-    check_pod(metadata, &PodSpec::of(spec))
+    let metadata = metadata.map(Json::from);
+    let spec = Json::from(spec);
+    check_pod(metadata.as_ref(), &PodSpec::of(&spec))
 }
 
 /// [`check_restricted`] on a [`PodSpec`]: the spec with the `securityContext`s and volumes to
 /// read in place of its own (kube-harden's hardened ones, read through its additions).
-pub fn check_pod(metadata: Option<&Value>, spec: &PodSpec<'_>) -> Vec<Violation> {
+pub fn check_pod(metadata: Option<&Json<'_>>, spec: &PodSpec<'_>) -> Vec<Violation> {
     let pod = Pod::new(metadata, spec);
     Check::ALL
         .iter()

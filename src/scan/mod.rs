@@ -88,7 +88,8 @@ pub fn analyze(objects: &[(WorkloadKind, Value)], policy: &Policy) -> Vec<ScanRo
 pub fn images_in(objects: &[(WorkloadKind, Value)]) -> Vec<String> {
     let mut images: Vec<String> = Vec::new();
     for (kind, object) in objects.iter().filter(|(_, o)| !owned_by_workload(o)) {
-        for image in crate::admission::images_of(object, *kind) {
+        let object = crate::dom::Json::from(object);
+        for image in crate::admission::images_of(&object, *kind) {
             if !images.iter().any(|known| known == image) {
                 images.push(image.to_owned());
             }

@@ -1,5 +1,7 @@
 //! The slim parse keeps and fails exactly as a full parse; past the budget values are dropped.
 
+use serde_json::Value;
+
 use super::*;
 
 #[derive(Deserialize)]
@@ -9,37 +11,39 @@ struct Full {
 }
 
 #[derive(Deserialize)]
-struct Slimmed {
-    #[serde(default)]
-    object: Option<SlimObject>,
+struct Slimmed<'a> {
+    #[serde(borrow, default)]
+    object: Option<SlimObject<'a>>,
+}
+
+/// `object.spec.containers` of what was kept, as a list.
+fn containers<'o>(object: &'o SlimObject<'_>) -> Option<&'o Vec<Json<'o>>> {
+    let spec = object.value.get("spec")?;
+    spec.get("containers").and_then(Json::as_array)
 }
 
 #[test]
 fn values_past_the_budget_are_dropped_and_flagged() {
-    let parse = |n: usize| -> SlimObject {
+    // Whether over budget, and how many containers were kept.
+    let parse = |n: usize| -> (bool, Option<usize>) {
         let items = vec!["{}"; n].join(",");
         let json = format!(
             r#"{{"object": {{"spec": {{"containers": [{items}]}}, "status": [{items}]}}}}"#
         );
-        serde_json::from_str::<Slimmed>(&json)
+        let object = serde_json::from_str::<Slimmed>(&json)
             .unwrap()
             .object
-            .unwrap()
+            .unwrap();
+        (object.over_budget, containers(&object).map(Vec::len))
     };
     // The object, spec and containers list, then one value per item.
-    let within = parse(MAX_KEPT_VALUES - 3);
-    assert!(!within.over_budget);
     assert_eq!(
-        within.value["spec"]["containers"].as_array().unwrap().len(),
-        MAX_KEPT_VALUES - 3
+        parse(MAX_KEPT_VALUES - 3),
+        (false, Some(MAX_KEPT_VALUES - 3))
     );
-    let over = parse(MAX_KEPT_VALUES * 3);
-    assert!(over.over_budget);
-    assert!(
-        over.value["spec"]["containers"]
-            .as_array()
-            .is_none_or(|kept| kept.len() < MAX_KEPT_VALUES)
-    );
+    let (over, kept) = parse(MAX_KEPT_VALUES * 3);
+    assert!(over);
+    assert!(kept.is_none_or(|kept| kept < MAX_KEPT_VALUES));
     // Errors after the budget is spent are still found, at the same place.
     let broken = format!(
         r#"{{"object": {{"spec": [{}, tru]}}}}"#,
@@ -90,10 +94,21 @@ fn slim_parse_fails_and_keeps_exactly_as_a_full_parse() {
         format!(r#"{{"object": {{"status": {deep}}}}}"#),
         format!(r#"{{"object": {{"spec": {deep}}}}}"#),
         r#"{"object": {"metadata": {"annotations": {"k": 18446744073709551616}}}}"#.to_owned(),
+        r#"{"object": {"spec": {"a": 1, "b": {"x": 1}, "a": 2, "b": {"y": 2}, "c\u0041": 3}}}"#
+            .to_owned(),
+        // A large object with repeated keys, some escaped.
+        format!(
+            r#"{{"object": {{"metadata": {{"annotations": {{{}, "k3": "last", "k\u0031": "e"}}}}}}}}"#,
+            (0..40)
+                .map(|i| format!(r#""k{}": "{i}""#, i % 30))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
     ];
     for case in &cases {
         let full = serde_json::from_str::<Full>(case).map(|f| f.object.as_ref().map(kept));
-        let slim = serde_json::from_str::<Slimmed>(case).map(|s| s.object.map(|o| o.value));
+        let slim =
+            serde_json::from_str::<Slimmed>(case).map(|s| s.object.map(|o| Value::from(o.value)));
         match (full, slim) {
             (Ok(full), Ok(slim)) => assert_eq!(full, slim, "{case}"),
             (Err(full), Err(slim)) => {
@@ -103,4 +118,26 @@ fn slim_parse_fails_and_keeps_exactly_as_a_full_parse() {
             (full, slim) => panic!("{case}: full {full:?}, slim {slim:?}"),
         }
     }
+}
+
+/// Strings and keys without escapes are borrowed from the body, escaped ones owned; both read
+/// alike.
+#[test]
+fn unescaped_strings_are_borrowed() {
+    let body = r#"{"object": {"spec": {"plain": "text", "esc\u0061ped": "a\"b"}}}"#;
+    let object = serde_json::from_str::<Slimmed>(body)
+        .unwrap()
+        .object
+        .unwrap();
+    let spec = object.value.get("spec").and_then(Json::as_object).unwrap();
+    let members: Vec<_> = spec.iter().collect();
+    assert_eq!(members.len(), 2);
+    assert!(matches!(
+        spec.get("plain"),
+        Some(Json::String(Cow::Borrowed("text")))
+    ));
+    assert!(matches!(spec.get("escaped"), Some(Json::String(Cow::Owned(s))) if s == "a\"b"));
+    // From bytes (a body that is not UTF-8 elsewhere) as from text.
+    let from_bytes = serde_json::from_slice::<Slimmed>(body.as_bytes()).unwrap();
+    assert_eq!(from_bytes.object.unwrap().value, object.value);
 }

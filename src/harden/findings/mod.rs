@@ -15,8 +15,8 @@
 
 use std::fmt;
 
+use crate::dom::Json;
 use serde::Serialize;
-use serde_json::Value;
 
 use super::WorkloadKind;
 use crate::harden::json;
@@ -86,7 +86,7 @@ impl fmt::Display for Finding {
 }
 
 /// A `securityContext`, if it is an object.
-fn sc_of(sc: Option<&Value>) -> Option<&Value> {
+fn sc_of<'a>(sc: Option<&'a Json<'a>>) -> Option<&'a Json<'a>> {
     sc.filter(|s| s.is_object())
 }
 
@@ -114,7 +114,7 @@ pub fn find(spec: &PodSpec<'_>, kind: WorkloadKind) -> Vec<Finding> {
     for c in &spec.containers {
         let list = c.list;
         let sidecar = list == "initContainers"
-            && json::member(c, "restartPolicy").and_then(Value::as_str) == Some("Always");
+            && json::member(c, "restartPolicy").and_then(Json::as_str) == Some("Always");
         if long_running && (list == "containers" || sidecar) {
             for (probe, finding, why) in [
                 (
@@ -128,14 +128,14 @@ pub fn find(spec: &PodSpec<'_>, kind: WorkloadKind) -> Vec<Finding> {
                     "traffic reaches it before it can serve",
                 ),
             ] {
-                if json::member(c, probe).is_none_or(Value::is_null) {
+                if json::member(c, probe).is_none_or(Json::is_null) {
                     push(finding, c, format!("no {probe}: {why}"));
                 }
             }
         }
         if sc_of(c.security_context)
             .and_then(|s| json::member(s, "readOnlyRootFilesystem"))
-            .and_then(Value::as_bool)
+            .and_then(Json::as_bool)
             == Some(false)
         {
             push(
@@ -144,7 +144,7 @@ pub fn find(spec: &PodSpec<'_>, kind: WorkloadKind) -> Vec<Finding> {
                 "readOnlyRootFilesystem is false: an intruder can change the image's files".into(),
             );
         }
-        if let Some(image) = json::member(c, "image").and_then(Value::as_str)
+        if let Some(image) = json::member(c, "image").and_then(Json::as_str)
             && unpinned_image(image)
         {
             push(
@@ -167,29 +167,29 @@ const PGDATA_DEFAULT: &str = "/var/lib/postgresql/data";
 /// volume, and the container runs as a non-root UID of the pod spec. initdb must own and `chmod`
 /// the directory, and a volume's root belongs to root (`chmod: changing permissions of
 /// '/var/lib/postgresql/data': Operation not permitted`); a subdirectory it creates is its own.
-fn data_dir_is_mount_point(c: &Container<'_>, pod_sc: Option<&Value>) -> Option<String> {
+fn data_dir_is_mount_point(c: &Container<'_>, pod_sc: Option<&Json<'_>>) -> Option<String> {
     let uid = sc_of(c.security_context)
         .and_then(|s| json::member(s, "runAsUser"))
-        .and_then(Value::as_i64)
+        .and_then(Json::as_i64)
         .or_else(|| {
             pod_sc
                 .and_then(|s| json::member(s, "runAsUser"))
-                .and_then(Value::as_i64)
+                .and_then(Json::as_i64)
         })
         .filter(|uid| *uid != 0)?;
     let entry = c
         .env()
-        .find(|e| json::member(e, "name").and_then(Value::as_str) == Some(PGDATA));
+        .find(|e| json::member(e, "name").and_then(Json::as_str) == Some(PGDATA));
     let data_dir = match entry {
         // `valueFrom`: the value is not known here.
-        Some(entry) => json::member(entry, "value").and_then(Value::as_str)?,
+        Some(entry) => json::member(entry, "value").and_then(Json::as_str)?,
         None if json::member(c, "envFrom").is_some_and(|e| !e.is_null()) => return None,
         None => PGDATA_DEFAULT,
     };
     let data_dir = data_dir.trim_end_matches('/');
     let mounted = c
         .volume_mounts()
-        .filter_map(|m| json::member(m, "mountPath").and_then(Value::as_str))
+        .filter_map(|m| json::member(m, "mountPath").and_then(Json::as_str))
         .any(|p| !data_dir.is_empty() && p.trim_end_matches('/') == data_dir);
     mounted.then(|| {
         format!(
@@ -200,10 +200,10 @@ fn data_dir_is_mount_point(c: &Container<'_>, pod_sc: Option<&Value>) -> Option<
 }
 
 /// A container's name as findings quote it.
-fn container_name(c: &Value) -> String {
+fn container_name(c: &Json<'_>) -> String {
     super::budget::short_name(
         json::member(c, "name")
-            .and_then(Value::as_str)
+            .and_then(Json::as_str)
             .unwrap_or("?"),
     )
 }

@@ -2,10 +2,10 @@
 //! directory at a mount point.
 
 use super::*;
-use serde_json::json;
+use serde_json::{Value, json};
 
 fn names(spec: Value, kind: WorkloadKind) -> Vec<(FindingName, Option<String>)> {
-    find(&PodSpec::of(&spec), kind)
+    find(&PodSpec::of(&Json::from(&spec)), kind)
         .into_iter()
         .map(|f| (f.name, f.container))
         .collect()
@@ -271,7 +271,7 @@ fn a_data_dir_at_a_mount_point_under_a_set_uid() {
     }
     let spec = json!({"securityContext": uid, "containers": [pg(Value::Null, data, json!({}))]});
     assert_eq!(
-        find(&PodSpec::of(&spec), WorkloadKind::Deployment)[0].reason,
+        find(&PodSpec::of(&Json::from(&spec)), WorkloadKind::Deployment)[0].reason,
         "PGDATA /var/lib/postgresql/data is a volume's mount point: as UID 2866 initdb cannot \
          chmod it; set PGDATA=/var/lib/postgresql/data/pgdata (a subdirectory)"
     );

@@ -24,7 +24,7 @@ mod paths;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use serde_json::Value;
+use crate::dom::Json;
 
 use super::budget::{self, MAX_WRITABLE_MOUNTS, MAX_WRITABLE_PATHS};
 use super::json::Object;
@@ -163,7 +163,7 @@ pub(crate) struct ContainerImage {
 impl ContainerImage {
     /// The facts of container `c`'s image, if the lookup has them.
     pub fn of(c: &Object, ctx: &Context<'_>) -> Option<Self> {
-        let reference = c.get("image").and_then(Value::as_str)?;
+        let reference = c.get("image").and_then(Json::as_str)?;
         let facts = ctx.images.get(reference)?;
         let digest: String = facts.digest.chars().take(7 + 12).collect();
         let label = if digest.is_empty() {

@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use serde_json::{Value, json};
+use crate::dom::Json;
 
 use super::super::container::ContainerFacts;
 use super::super::volumes::{self, VolumePlan};
@@ -72,7 +72,7 @@ fn place(
     path: &str,
     mounts: &mut Mounts,
     plan: &mut VolumePlan,
-    new_mounts: &mut Vec<Value>,
+    new_mounts: &mut Vec<Json<'static>>,
 ) -> Outcome {
     if mounts.iter().any(|(m, _)| m == path) {
         return Outcome::AlreadySet;
@@ -89,7 +89,10 @@ fn place(
     }
     match plan.mount_image_path(path) {
         Some(volume) => {
-            new_mounts.push(json!({"name": volume, "mountPath": path}));
+            new_mounts.push(Json::object([
+                ("name", volume.into()),
+                ("mountPath", path.into()),
+            ]));
             mounts.push((path.to_owned(), true));
             Outcome::Applied
         }
@@ -120,7 +123,7 @@ pub(crate) fn mount_paths<'a>(
     own_tmpdir_env: bool,
     mounts: &mut Mounts,
     plan: &mut VolumePlan,
-    new_mounts: &mut Vec<Value>,
+    new_mounts: &mut Vec<Json<'static>>,
     changes: &mut Vec<Change>,
 ) -> Option<&'a str> {
     let mut push = |name: ChangeName, outcome: Outcome, detail: String| {

@@ -41,7 +41,9 @@ fn new_ephemeral_containers_only() {
         {"name": "debug", "image": "busybox"}
     ]);
     let existing: HashSet<&str> = ["old"].into_iter().collect();
-    let h = harden_new_ephemeral_containers(&with_debug, &existing, &Policy::default()).unwrap();
+    let h =
+        harden_new_ephemeral_containers(&Json::from(&with_debug), &existing, &Policy::default())
+            .unwrap();
     let mut out = with_debug.clone();
     json_patch::patch(&mut out, &h.patch).unwrap();
     assert_eq!(
@@ -74,7 +76,8 @@ fn new_ephemeral_containers_only() {
     let mut plain = pod(json!({"containers": [{"name": "app", "image": "a"}]}));
     plain["spec"]["ephemeralContainers"] = json!([{"name": "debug", "image": "busybox"}]);
     let none = HashSet::new();
-    let h = harden_new_ephemeral_containers(&plain, &none, &Policy::default()).unwrap();
+    let h =
+        harden_new_ephemeral_containers(&Json::from(&plain), &none, &Policy::default()).unwrap();
     assert_eq!(
         outcome(&h, ChangeName::TmpVolume, Some("debug")),
         skipped(SkipReason::NotApplicable)
@@ -106,10 +109,10 @@ fn workload_templates_are_hardened_and_annotated() {
     for object in objects {
         let (h, out) = run(&object);
         let kind = WorkloadKind::of_object(&object).unwrap();
-        let spec = workload::lookup(&out, kind.pod_spec_path()).unwrap();
+        let spec = workload::lookup_value(&out, kind.pod_spec_path()).unwrap();
         assert_eq!(spec["securityContext"]["runAsNonRoot"], true, "{kind}");
         let meta_path = kind.template_metadata_path().unwrap();
-        let meta = workload::lookup(&out, meta_path).unwrap();
+        let meta = workload::lookup_value(&out, meta_path).unwrap();
         assert_eq!(meta["labels"]["app"], "x");
         assert!(
             meta["annotations"][HARDENED_ANNOTATION].is_string(),
@@ -163,10 +166,10 @@ fn all_template_kinds(metadata: Value, template: Value) -> Vec<Value> {
 /// The Pod a controller makes from a workload's template: its metadata and spec.
 fn pod_of(workload: &Value) -> Value {
     let kind = WorkloadKind::of_object(workload).unwrap();
-    let meta = workload::lookup(workload, kind.template_metadata_path().unwrap())
+    let meta = workload::lookup_value(workload, kind.template_metadata_path().unwrap())
         .cloned()
         .unwrap_or(json!({}));
-    let spec = workload::lookup(workload, kind.pod_spec_path())
+    let spec = workload::lookup_value(workload, kind.pod_spec_path())
         .unwrap()
         .clone();
     json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec})
@@ -219,14 +222,15 @@ fn workload_annotations_reach_the_pod_template() {
         {
             let kind = WorkloadKind::of_object(&object).unwrap();
             let (h, out) = run(&object);
-            let meta = workload::lookup(&out, kind.template_metadata_path().unwrap()).unwrap();
+            let meta =
+                workload::lookup_value(&out, kind.template_metadata_path().unwrap()).unwrap();
             let mut annotations = meta["annotations"].as_object().unwrap().clone();
             annotations.remove(HARDENED_ANNOTATION);
             assert_eq!(Value::Object(annotations), expected, "{kind}");
             for (w, expected) in h.warnings.iter().zip(&expected_warnings) {
                 assert!(w.contains(expected), "{kind}: {:?}", h.warnings);
             }
-            let spec = workload::lookup(&out, kind.pod_spec_path()).unwrap();
+            let spec = workload::lookup_value(&out, kind.pod_spec_path()).unwrap();
             assert!(
                 spec["securityContext"].get("runAsUser").is_none(),
                 "{kind}: {out}"
@@ -252,7 +256,7 @@ fn skip_true_on_a_workload_only_copies_the_annotation() {
         let (h, out) = run(&object);
         assert!(h.applied_names().is_empty());
         assert_eq!(h.patch.0.len(), 1, "{kind}: {:?}", h.patch);
-        let meta = workload::lookup(&out, kind.template_metadata_path().unwrap()).unwrap();
+        let meta = workload::lookup_value(&out, kind.template_metadata_path().unwrap()).unwrap();
         assert_eq!(
             meta,
             &json!({"annotations": {SKIP_ANNOTATION: "true"}}),

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use serde_json::Value;
+use crate::dom::Json;
 
 use crate::harden::json;
 use crate::psa::pod::*;
@@ -112,7 +112,7 @@ impl<'a> Pod<'a> {
         let bad = self.bad_containers(|c| {
             let mut uses = false;
             for port in json::member(c, "ports")
-                .and_then(Value::as_array)
+                .and_then(Json::as_array)
                 .into_iter()
                 .flatten()
             {
@@ -137,9 +137,9 @@ impl<'a> Pod<'a> {
     }
 
     pub(super) fn app_armor_profile(&self) -> Option<String> {
-        let allowed = |profile: &Value| {
+        let allowed = |profile: &Json<'_>| {
             matches!(
-                at(profile, &["type"]).and_then(Value::as_str),
+                at(profile, &["type"]).and_then(Json::as_str),
                 Some("RuntimeDefault" | "Localhost")
             )
         };
@@ -199,11 +199,11 @@ impl<'a> Pod<'a> {
         let mut bad_types = BTreeSet::new();
         let mut set_user = false;
         let mut set_role = false;
-        let mut valid = |options: &Value| {
+        let mut valid = |options: &Json<'_>| {
             let mut valid = true;
             let ty = at(options, &["type"]);
             if !ty
-                .map_or(Some(""), Value::as_str)
+                .map_or(Some(""), Json::as_str)
                 .is_some_and(|t| SELINUX_TYPES.contains(&t))
             {
                 valid = false;
@@ -307,13 +307,13 @@ impl<'a> Pod<'a> {
     pub(super) fn sysctls(&self) -> Option<String> {
         let forbidden: Vec<String> = self
             .pod_sc(&["sysctls"])
-            .and_then(Value::as_array)
+            .and_then(Json::as_array)
             .into_iter()
             .flatten()
             .map(|sysctl| at(sysctl, &["name"]))
             .filter(|name| {
                 !name
-                    .and_then(Value::as_str)
+                    .and_then(Json::as_str)
                     .is_some_and(|n| SAFE_SYSCTLS.contains(&n))
             })
             .map(plain_or_empty)

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use serde_json::Value;
+use crate::dom::Json;
 
 use crate::psa::pod::*;
 
@@ -29,10 +29,10 @@ impl<'a> Pod<'a> {
                 for (source, value) in volume.as_object().into_iter().flatten() {
                     if source != "name"
                         && !value.is_null()
-                        && !RESTRICTED_VOLUME_SOURCES.contains(&source.as_str())
+                        && !RESTRICTED_VOLUME_SOURCES.contains(&source)
                     {
                         restricted = true;
-                        types.insert(source.as_str());
+                        types.insert(source);
                     }
                 }
                 restricted
@@ -57,7 +57,7 @@ impl<'a> Pod<'a> {
 
     pub(super) fn allow_privilege_escalation(&self) -> Option<String> {
         let bad = self.bad_containers(|c| {
-            container_sc(c, &["allowPrivilegeEscalation"]).and_then(Value::as_bool) != Some(false)
+            container_sc(c, &["allowPrivilegeEscalation"]).and_then(Json::as_bool) != Some(false)
         });
         (!bad.is_empty()).then(|| {
             format!(
@@ -69,13 +69,13 @@ impl<'a> Pod<'a> {
     }
 
     pub(super) fn run_as_non_root(&self) -> Option<String> {
-        let pod = self.pod_sc(&["runAsNonRoot"]).and_then(Value::as_bool);
+        let pod = self.pod_sc(&["runAsNonRoot"]).and_then(Json::as_bool);
         let mut setters = Vec::new();
         if pod == Some(false) {
             setters.push("pod".to_owned());
         }
         let explicit = self.bad_containers(|c| {
-            container_sc(c, &["runAsNonRoot"]).and_then(Value::as_bool) == Some(false)
+            container_sc(c, &["runAsNonRoot"]).and_then(Json::as_bool) == Some(false)
         });
         if !explicit.is_empty() {
             setters.push(containers_phrase(&explicit));
@@ -91,7 +91,7 @@ impl<'a> Pod<'a> {
         }
         let implicit = self.bad_containers(|c| {
             container_sc(c, &["runAsNonRoot"])
-                .and_then(Value::as_bool)
+                .and_then(Json::as_bool)
                 .is_none()
         });
         (!implicit.is_empty()).then(|| {

@@ -73,7 +73,7 @@ fn run(object: &Value, images: &ImageLookup) -> (Hardened, Value) {
         "not idempotent: {:?}",
         again.patch
     );
-    let spec = workload::lookup(&patched, kind.pod_spec_path())
+    let spec = workload::lookup_value(&patched, kind.pod_spec_path())
         .unwrap()
         .clone();
     (hardened, spec)
@@ -245,8 +245,9 @@ fn a_pod_of_a_hardened_template_is_hardened_to_nothing_more() {
         let h = harden_workload_with_images(&object, kind, &Policy::default(), &images).unwrap();
         let mut patched = object.clone();
         json_patch::patch(&mut patched, &h.patch).unwrap();
-        let meta = workload::lookup(&patched, kind.template_metadata_path().unwrap()).cloned();
-        let spec = workload::lookup(&patched, kind.pod_spec_path()).unwrap();
+        let meta =
+            workload::lookup_value(&patched, kind.template_metadata_path().unwrap()).cloned();
+        let spec = workload::lookup_value(&patched, kind.pod_spec_path()).unwrap();
         let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec});
         for lookup in [&images, &ImageLookup::new()] {
             let again =
