@@ -19,8 +19,8 @@
 //! (escaped) keys through its public API, so it cannot give today's answers.
 //!
 //! Where the input is a [`serde_json::Value`] (offline YAML, the tests), [`Json::from`] borrows
-//! from it; the rules' additions are built as `serde_json::Value` and held as owned [`Json`]
-//! (`Json::from(Value)`), turned back into `Value` for the patch.
+//! from it; the rules build their additions as owned [`Json`] (`Json::object`), turned into
+//! `Value` only for the patch's operations.
 
 use std::borrow::Cow;
 
