@@ -104,11 +104,11 @@ pub(super) fn inline_max_body(review_timeout: Duration) -> usize {
 
 /// Runs the review within `--review-timeout`. A body of at most [`State::inline_max_body`] is
 /// reviewed right here (with image lookups, each pass: `images::review`): far under the
-/// deadline, and cheaper than a thread hand-off. Any other runs off the async workers (tokio's blocking pool, at most
-/// [`review_slots`] at once), so that no review can stall the accept loop, `/healthz` or other
-/// connections, and answers within `--review-timeout`: past it (waiting for a slot included) the
-/// object is admitted unchanged with a warning. A review past its deadline keeps its slot until
-/// it ends, so abandoned reviews cannot pile up.
+/// deadline, and cheaper than a thread hand-off. Any other runs off the async workers (tokio's
+/// blocking pool, at most [`review_slots`] at once), so that no review can stall the accept
+/// loop, `/healthz` or other connections, and answers within `--review-timeout`: past it
+/// (waiting for a slot included) the object is admitted unchanged with a warning. A review past
+/// its deadline keeps its slot until it ends, so abandoned reviews cannot pile up.
 async fn review_within_budget(body: Bytes, mode: Mode, state: &Arc<State>) -> admission::Reviewed {
     let deadline = state.review_timeout;
     if body.len() <= state.inline_max_body && state.images.is_none() {
