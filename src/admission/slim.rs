@@ -1,15 +1,14 @@
 //! `request.object` parsed with only what the rules read, within a budget of JSON values.
 //!
 //! The rules read `spec` and `metadata.annotations`; everything else (`managedFields`, `status`,
-//! labels, ...) is parsed and checked exactly as a [`serde_json::Value`] would be, but never stored. What is
-//! kept is counted: past [`MAX_KEPT_VALUES`] JSON values the rest is checked and dropped and the
-//! object is marked over budget, so a body of millions of tiny values (`[{},{},...]`) costs the
-//! memory of [`MAX_KEPT_VALUES`], not twenty times its size. What is kept is a [`Json`] that
-//! borrows its strings and keys from the body where they have no escapes.
-
-use std::cell::Cell;
+//! labels, ...) is parsed and checked exactly as a [`serde_json::Value`] would be, but never
+//! stored. What is kept is counted: past [`MAX_KEPT_VALUES`] JSON values the rest is checked and
+//! dropped and the object is marked over budget, so a body of millions of tiny values
+//! (`[{},{},...]`) costs the memory of [`MAX_KEPT_VALUES`], not twenty times its size. What is
+//! kept is a [`Json`] that borrows its strings and keys from the body where they have no escapes.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 
 use serde::Deserialize;
 
@@ -22,10 +21,10 @@ pub const MAX_KEPT_VALUES: usize = 100_000;
 
 /// `request.object` with only what the rules read: `spec`, and `metadata.annotations`. Every other
 /// member (`managedFields`, `status`, labels, ...) is parsed and checked exactly as a
-/// [`serde_json::Value`] would be (same syntax, number range and nesting-depth errors, at the same place), but
-/// never stored: on a typical Pod that is half the JSON, and the allocations it would cost.
-/// Duplicate keys keep the last value, as [`serde_json::Value`] does; a value that is not an object is kept
-/// whole. At most [`MAX_KEPT_VALUES`] values are kept.
+/// [`serde_json::Value`] would be (same syntax, number range and nesting-depth errors, at the
+/// same place), but never stored: on a typical Pod that is half the JSON, and the allocations it
+/// would cost. Duplicate keys keep the last value, as [`serde_json::Value`] does; a value that is
+/// not an object is kept whole. At most [`MAX_KEPT_VALUES`] values are kept.
 pub(super) struct SlimObject<'de> {
     /// What was kept (partial when over budget).
     pub value: Json<'de>,
