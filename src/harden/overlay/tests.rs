@@ -1,7 +1,7 @@
 //! The overlay: what the rules add reads back as the hardened spec, and comes out as `add`
 //! operations in the hardened spec's order; nothing else can be written.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::*;
 use crate::harden::patch::pointer;
