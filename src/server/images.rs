@@ -1,7 +1,7 @@
 //! A review with `--resolve-images`, in two passes so that no hardening slot waits on a registry:
 //!
 //! 1. with the cache only (inline for a small body, else on the blocking pool, as without image
-//!    lookups: `routes::review_within_budget`): when every image of the pod spec is known (or
+//!    lookups: `routes::run_review`): when every image of the pod spec is known (or
 //!    known to fail), this is the answer: the warm path takes the cache's lock once and shares
 //!    each image's facts (an `Arc`), no copy;
 //! 2. otherwise the missing images are fetched on the async workers, within the budget and
@@ -69,23 +69,16 @@ pub(super) async fn review(
     Ok(reviewed)
 }
 
-/// Runs one pass: right here for a body of at most `State::inline_max_body`, else on the
-/// blocking pool, holding a review slot.
+/// Runs one pass ([`super::routes::run_review`]: inline for a small body, else on the blocking
+/// pool).
 async fn run_pass<S: ImageSource + Send + 'static>(
     state: &Arc<State>,
     body: Bytes,
     mode: Mode,
     mut source: S,
 ) -> Result<(Reviewed, S), JoinError> {
-    if body.len() <= state.inline_max_body {
-        let reviewed = admission::review_with_images(&body, mode, &state.policy, &mut source);
-        return Ok((reviewed, source));
-    }
-    let permit = Arc::clone(&state.review_slots).acquire_owned().await;
-    let state = Arc::clone(state);
-    tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        let reviewed = admission::review_with_images(&body, mode, &state.policy, &mut source);
+    super::routes::run_review(state, body, move |body, state| {
+        let reviewed = admission::review_with_images(body, mode, &state.policy, &mut source);
         (reviewed, source)
     })
     .await

@@ -102,28 +102,20 @@ pub(super) fn inline_max_body(review_timeout: Duration) -> usize {
     }
 }
 
-/// Runs the review within `--review-timeout`. A body of at most [`State::inline_max_body`] is
-/// reviewed right here (with image lookups, each pass: `images::review`): far under the
-/// deadline, and cheaper than a thread hand-off. Any other runs off the async workers (tokio's
-/// blocking pool, at most [`review_slots`] at once), so that no review can stall the accept
-/// loop, `/healthz` or other connections, and answers within `--review-timeout`: past it
-/// (waiting for a slot included) the object is admitted unchanged with a warning. A review past
-/// its deadline keeps its slot until it ends, so abandoned reviews cannot pile up.
+/// Runs the review within `--review-timeout` ([`run_review`]; with image lookups, each pass of
+/// `images::review`): past it (waiting for a slot included) the object is admitted unchanged
+/// with a warning. A review past its deadline keeps its slot until it ends, so abandoned reviews
+/// cannot pile up.
 async fn review_within_budget(body: Bytes, mode: Mode, state: &Arc<State>) -> admission::Reviewed {
     let deadline = state.review_timeout;
-    if body.len() <= state.inline_max_body && state.images.is_none() {
-        return admission::review(&body, mode, &state.policy);
-    }
     let work = {
         let (state, body) = (Arc::clone(state), body.clone());
         async move {
             if let Some(resolver) = state.images.clone() {
                 return super::images::review(body, mode, state, resolver).await;
             }
-            let permit = Arc::clone(&state.review_slots).acquire_owned().await;
-            tokio::task::spawn_blocking(move || {
-                let _permit = permit;
-                admission::review(&body, mode, &state.policy)
+            run_review(&state, body, move |body, state| {
+                admission::review(body, mode, &state.policy)
             })
             .await
         }
@@ -139,6 +131,27 @@ async fn review_within_budget(body: Bytes, mode: Mode, state: &Arc<State>) -> ad
             format!("the review did not finish within {deadline:?}"),
         ),
     }
+}
+
+/// Runs `review` over `body`: right here for a body of at most [`State::inline_max_body`] (far
+/// under the deadline, and cheaper than a thread hand-off), else on tokio's blocking pool holding
+/// one of the [`review_slots`], so that no long review can stall the accept loop, `/healthz` or
+/// other connections.
+pub(super) async fn run_review<T: Send + 'static>(
+    state: &Arc<State>,
+    body: Bytes,
+    review: impl FnOnce(&[u8], &State) -> T + Send + 'static,
+) -> Result<T, tokio::task::JoinError> {
+    if body.len() <= state.inline_max_body {
+        return Ok(review(&body, state));
+    }
+    let permit = Arc::clone(&state.review_slots).acquire_owned().await;
+    let state = Arc::clone(state);
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        review(&body, &state)
+    })
+    .await
 }
 
 /// Reads the body within the size limit and the request timeout.
