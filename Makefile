@@ -140,6 +140,7 @@ e2e-kind: ## The real image and manifests in a kind cluster (needs docker, kind;
 
 BENCH_SECONDS ?= 5
 BENCH_PEERS_PODS ?= 400
+BENCH_PEERS_LONG_SECONDS ?= 10
 BENCH_SHAPES_PODS ?= 400
 BENCH_SHAPES_ROUNDS ?= 3
 BENCH_SHAPES_PROFILE_SECONDS ?= 7
@@ -165,7 +166,7 @@ conditions-cost: controlplane ## What a matchConditions skip would save the API 
 
 bench-peers: controlplane peers ## kube-harden beside Kyverno, Gatekeeper and MutatingAdmissionPolicy on one control plane: latency, CPU per pod, RSS, fields stored (figures; not in `make test`)
 	$(CARGO) build --release --locked -p kube-harden -p kube-harden-bench --bins
-	target/release/kube-harden-bench peers --pods $(BENCH_PEERS_PODS)
+	target/release/kube-harden-bench peers --pods $(BENCH_PEERS_PODS) --long-seconds $(BENCH_PEERS_LONG_SECONDS)
 
 fuzz: ## Fuzz the admission handler (cargo-fuzz, nightly) for FUZZ_SECONDS (60) per target, from fuzz/corpus
 	scripts/fuzz.sh

@@ -218,6 +218,56 @@ pub(crate) async fn segment(
     out
 }
 
+/// One long window: `clients` create pods in `namespace` for `seconds` (while a kube-apiserver
+/// CPU profile of that length is taken and written to `profile`, when given); returns the pods
+/// created and the CPU seconds each of `pids` used meanwhile (/proc).
+pub(crate) async fn window(
+    api: &Target,
+    pids: &[u32],
+    namespace: &'static str,
+    clients: &[Conn],
+    seconds: u64,
+    profile: Option<&Path>,
+) -> (usize, Vec<f64>) {
+    let cpu = || -> Vec<f64> {
+        pids.iter()
+            .map(|&pid| proc::cpu_seconds(pid).unwrap_or(0.0))
+            .collect()
+    };
+    let mut fetch = None;
+    if profile.is_some() {
+        let mut admin = api.connect(Proto::H2).await.expect("API server connection");
+        fetch = Some(tokio::spawn(async move {
+            admin
+                .send(
+                    "GET",
+                    &format!("/debug/pprof/profile?seconds={seconds}"),
+                    Bytes::new(),
+                )
+                .await
+        }));
+    }
+    let (t0, cpu0) = (Instant::now(), cpu());
+    let mut created = 0;
+    let running = |fetch: &Option<tokio::task::JoinHandle<_>>| match fetch {
+        Some(fetch) => !fetch.is_finished(),
+        None => t0.elapsed() < Duration::from_secs(seconds),
+    };
+    while running(&fetch) {
+        created += segment(clients, namespace, 5 * clients.len(), |_| true)
+            .await
+            .0
+            .len();
+    }
+    let used = cpu().iter().zip(cpu0).map(|(b, a)| b - a).collect();
+    if let (Some(fetch), Some(path)) = (fetch, profile) {
+        let (status, body) = fetch.await.expect("profile task").expect("profile request");
+        assert!(status.is_success(), "/debug/pprof/profile: {status}");
+        std::fs::write(path, &body).expect("write the profile");
+    }
+    (created, used)
+}
+
 /// The figures of one configuration at one concurrency: latencies, errors, created pods that
 /// came back as wanted, wall time, and CPU seconds of up to three processes.
 #[derive(Default, Clone)]

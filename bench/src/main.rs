@@ -4,7 +4,8 @@
 //! ```text
 //! kube-harden-bench server [--bin PATH] [--seconds N]       kube-harden serve vs the canned server
 //! kube-harden-bench controlplane [--bin PATH] [--pods N]    pod creation through kube-apiserver
-//! kube-harden-bench peers [--bin PATH] [--pods N]           beside Kyverno, Gatekeeper, MutatingAdmissionPolicy
+//! kube-harden-bench peers [--bin PATH] [--pods N] [--long-seconds S]
+//!                                                          beside Kyverno, Gatekeeper, MutatingAdmissionPolicy
 //! kube-harden-bench patch-shapes [--pods N] [--rounds R] [--profile-seconds S]
 //!                                                          kube-apiserver's CPU by patch shape
 //! kube-harden-bench canned CERT KEY                         the canned server (prints its address)
@@ -44,7 +45,9 @@ fn main() {
         }
         Some("peers") => {
             let pods = flag(&args, "--pods").map_or(400, |s| s.parse().expect("--pods N"));
-            runtime().block_on(peers::run(&bin, pods));
+            let long =
+                flag(&args, "--long-seconds").map_or(0, |s| s.parse().expect("--long-seconds S"));
+            runtime().block_on(peers::run(&bin, pods, long));
         }
         Some("patch-shapes") => {
             let number = |name: &str, default: usize| {
@@ -73,7 +76,7 @@ fn main() {
         }
         _ => {
             eprintln!(
-                "usage: kube-harden-bench server [--bin PATH] [--seconds N] | controlplane [--bin PATH] [--pods N] | peers [--bin PATH] [--pods N] | patch-shapes [--pods N] [--rounds R] [--profile-seconds S] | canned CERT KEY"
+                "usage: kube-harden-bench server [--bin PATH] [--seconds N] | controlplane [--bin PATH] [--pods N] | peers [--bin PATH] [--pods N] [--long-seconds S] | patch-shapes [--pods N] [--rounds R] [--profile-seconds S] | canned CERT KEY"
             );
             std::process::exit(2);
         }

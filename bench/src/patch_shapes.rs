@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 
 use crate::client::{Proto, Target};
 use crate::controlplane::{
-    Cell, ControlPlane, connect_clients, create, pod, register_webhooks, segment,
+    Cell, ControlPlane, connect_clients, create, pod, register_webhooks, segment, window,
 };
 use crate::peers::fields;
 use crate::pki::Pki;
@@ -157,44 +157,6 @@ fn spread(values: &[f64]) -> (f64, f64, f64) {
     (mean, min, max)
 }
 
-/// One profiled window: kube-apiserver's CPU profile for `seconds` while `clients` create
-/// pods in `variant`'s namespace (written to `path`); the pods created and the CPU seconds
-/// kube-apiserver and etcd used meanwhile (/proc).
-async fn window(
-    api: &Target,
-    pids: [u32; 2],
-    path: &std::path::Path,
-    variant: Option<Variant>,
-    clients: &[crate::client::Conn],
-    seconds: u64,
-) -> (usize, [f64; 2]) {
-    let mut admin = api.connect(Proto::H2).await.expect("API server connection");
-    let cpu = || pids.map(|pid| proc::cpu_seconds(pid).unwrap_or(0.0));
-    let cpu0 = cpu();
-    let fetch = tokio::spawn(async move {
-        admin
-            .send(
-                "GET",
-                &format!("/debug/pprof/profile?seconds={seconds}"),
-                Bytes::new(),
-            )
-            .await
-    });
-    let ns = namespace(variant);
-    let mut created = 0;
-    while !fetch.is_finished() {
-        created += segment(clients, ns, 5 * clients.len(), fields::complete)
-            .await
-            .0
-            .len();
-    }
-    let cpu1 = cpu();
-    let (status, body) = fetch.await.expect("profile task").expect("profile request");
-    assert!(status.is_success(), "/debug/pprof/profile: {status}");
-    std::fs::write(path, &body).expect("write the profile");
-    (created, [cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]])
-}
-
 /// Long windows, each profiled: every configuration for `seconds`, forward then backward, at
 /// 1 and 10 clients; prints CPU per pod from /proc over each window and where the profiles are.
 async fn profiles(
@@ -228,8 +190,10 @@ async fn profiles(
                     "{clients_n}c-{}-{pass}.pb.gz",
                     label(configs[i]).replace(' ', "-")
                 );
+                let ns = namespace(configs[i]);
+                let profile = Some(dir.join(name));
                 let (pods, cpu) =
-                    window(api, pids, &dir.join(name), configs[i], &clients, seconds).await;
+                    window(api, &pids, ns, &clients, seconds, profile.as_deref()).await;
                 let cell = &mut cells[i];
                 cell.0 += pods;
                 cell.1[pass - 1] = cpu[0] * 1000.0 / pods.max(1) as f64;

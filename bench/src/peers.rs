@@ -4,7 +4,9 @@
 //! mutators, and Kubernetes' own MutatingAdmissionPolicy, each adding the fields kube-harden adds
 //! to the bench pod (bench/peers/policies/). Each configuration has its own namespace; the
 //! namespaces alternate (forward, then backward) at 1, 10 and 50 clients. Every created pod is
-//! checked field by field ([`fields`]), and pods are read back at the end.
+//! checked field by field ([`fields`]), and pods are read back at the end. Then, with
+//! `--long-seconds`, long windows of no webhook, kube-harden and Gatekeeper at 10 and 50 clients,
+//! each with a kube-apiserver CPU profile.
 //!
 //! Kyverno and Gatekeeper are built from their Go modules and started by bench/peers/peers.sh.
 
@@ -20,7 +22,7 @@ use serde_json::{Value, json};
 
 use crate::client::{Conn, Proto};
 use crate::controlplane::{
-    Cell, ControlPlane, connect_clients, create, pod, register_webhooks, segment,
+    Cell, ControlPlane, connect_clients, create, pod, register_webhooks, segment, window,
 };
 use crate::pki::Pki;
 use crate::server::start_kube_harden;
@@ -203,6 +205,69 @@ async fn pass(api: &crate::client::Target, pids: &Pids, configs: &[&Config], pod
     println!();
 }
 
+/// Long windows: no webhook, kube-harden and Gatekeeper (the two webhooks that are close on the
+/// API server's CPU), each for `seconds` while a kube-apiserver CPU profile is taken, forward
+/// then backward, at 10 and 50 clients: the pass tables' cells last about a second at 50
+/// clients, too short for a GC cycle or two to average out. Prints CPU per pod from /proc; the
+/// profiles are in `dir`.
+async fn long_windows(api: &crate::client::Target, pids: &Pids, dir: &Path, seconds: u64) {
+    let configs = [&PLAIN, &CONFIGS[1], &CONFIGS[4]];
+    std::fs::create_dir_all(dir).expect("profiles directory");
+    println!(
+        "| clients | config | pods | pods/s | kube-apiserver ms/pod: forward | backward | mean | etcd ms/pod | webhook ms/pod | sum ms/pod |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    for clients_n in [10usize, 50] {
+        let clients = connect_clients(api, clients_n).await;
+        // (pods, kube-apiserver ms/pod per direction, CPU seconds of the three processes)
+        let mut cells = vec![(0usize, [0.0f64; 2], [0.0f64; 3]); configs.len()];
+        let forward: Vec<usize> = (0..configs.len()).collect();
+        let backward: Vec<usize> = forward.iter().rev().copied().collect();
+        for (pass, order) in [forward, backward].into_iter().enumerate() {
+            for i in order {
+                let c = configs[i];
+                let slug = c.name.replace(' ', "-");
+                let profile = dir.join(format!("{clients_n}c-{slug}-{}.pb.gz", pass + 1));
+                let watched = [pids.apiserver, pids.etcd, pids.webhook(c.webhook)];
+                let (pods, cpu) = window(
+                    api,
+                    &watched,
+                    c.namespace,
+                    &clients,
+                    seconds,
+                    Some(&profile),
+                )
+                .await;
+                let cell = &mut cells[i];
+                cell.0 += pods;
+                cell.1[pass] = cpu[0] * 1000.0 / pods.max(1) as f64;
+                for (sum, used) in cell.2.iter_mut().zip(&cpu) {
+                    *sum += used;
+                }
+            }
+        }
+        for (c, (pods, apiserver, cpu)) in configs.iter().zip(&cells) {
+            let per_pod = |s: f64| s * 1000.0 / (*pods).max(1) as f64;
+            let webhook = if c.webhook == Webhook::None {
+                "-".to_owned()
+            } else {
+                format!("{:.2}", per_pod(cpu[2]))
+            };
+            println!(
+                "| {clients_n} | {} | {pods} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {webhook} | {:.2} |",
+                c.name,
+                *pods as f64 / (2 * seconds) as f64,
+                apiserver[0],
+                apiserver[1],
+                per_pod(cpu[0]),
+                per_pod(cpu[1]),
+                per_pod(cpu.iter().sum()),
+            );
+        }
+    }
+    println!();
+}
+
 /// Reads back up to 50 stored pods per configuration and prints, per field, how many have it.
 async fn read_back(admin: &mut Conn, configs: &[&Config]) {
     let mut stored = Vec::new();
@@ -254,8 +319,9 @@ fn rss(pid: u32) -> String {
 }
 
 /// Runs the comparison and prints its tables. `bin`: the kube-harden binary; `pods`: pods per
-/// configuration and concurrency (a quarter with one client).
-pub async fn run(bin: &Path, pods: usize) {
+/// configuration and concurrency (a quarter with one client); `long_seconds`: the length of
+/// each long window (0: none).
+pub async fn run(bin: &Path, pods: usize, long_seconds: u64) {
     let state = repo_dir().join("target/bench-peers");
     let scratch = Scratch::new("peers");
     let pki = Pki::new();
@@ -263,7 +329,9 @@ pub async fn run(bin: &Path, pods: usize) {
     println!("machine: {}", proc::machine());
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!("load average at the start: {}", load.trim());
-    let cp = ControlPlane::start(state.clone());
+    // /debug/pprof (e2e/controlplane.sh turns it off) for the long windows' profiles: on for
+    // every cell alike, served only when asked.
+    let cp = ControlPlane::start_with(state.clone(), "--profiling=true");
     let kh = start_kube_harden(bin, &scratch.0, &pki, &[]);
     let api = cp.target();
     let mut admin = api.connect(Proto::H2).await.expect("API server connection");
@@ -366,6 +434,17 @@ pub async fn run(bin: &Path, pods: usize) {
     pass(&api, &pids, &second, pods).await;
     rss_line = format!("RSS after pass 2: Kyverno {}", rss(pids.peer("kyverno")));
     println!("{rss_line}\n");
+    if long_seconds > 0 {
+        println!(
+            "### Long windows: {long_seconds} s per configuration, forward then backward, each with a kube-apiserver CPU profile\n"
+        );
+        let dir = state.join("profiles");
+        println!(
+            "Profiles: {}/<clients>c-<config>-<1|2>.pb.gz (`go tool pprof -top FILE...` merges several).\n",
+            dir.display()
+        );
+        long_windows(&api, &pids, &dir, long_seconds).await;
+    }
     drop(peers);
     drop(kh);
     drop(cp);
