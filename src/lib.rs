@@ -7,7 +7,7 @@
 //!        ▼
 //!  harden::harden_object (offline) / harden_workload (webhook, scan)
 //!        │ ──► Vec<Change> (applied / already set / skipped + reason)
-//!        │     json_patch::Patch (additions only)
+//!        │     harden::Patch (`add`s only, written straight from the rules' values)
 //!        ▼
 //!  offline: hardened YAML/JSON/patch      webhook: AdmissionResponse with patch + warnings
 //! ```

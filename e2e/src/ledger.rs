@@ -117,6 +117,6 @@ impl Ledger {
 /// `object` with `hardened`'s patch applied: what the webhook's patch makes of it.
 pub fn apply(object: &Value, hardened: &Hardened) -> Result<Value> {
     let mut out = object.clone();
-    json_patch::patch(&mut out, &hardened.patch)?;
+    hardened.patch.apply(&mut out)?;
     Ok(out)
 }

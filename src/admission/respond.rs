@@ -6,7 +6,7 @@ use kube::core::admission::AdmissionResponse;
 
 use super::wire::{Base64, ResponseOut, ReviewOut};
 use super::{API_VERSION, Mode, Report, RequestOutcome, Reviewed};
-use crate::harden::{Hardened, SKIP_ANNOTATION};
+use crate::harden::{Hardened, Patch, SKIP_ANNOTATION};
 use crate::psa::Check;
 
 /// At most this many findings become warnings; the rest are summarised in one line.
@@ -78,7 +78,7 @@ pub(super) fn respond(mut report: Report, mode: Mode, hardened: Hardened) -> Rev
 pub(super) fn allowed(
     mut report: Report,
     outcome: RequestOutcome,
-    patch: Option<json_patch::Patch>,
+    patch: Option<Patch>,
     warnings: Vec<String>,
 ) -> Reviewed {
     report.outcome = outcome;

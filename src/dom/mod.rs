@@ -19,8 +19,8 @@
 //! (escaped) keys through its public API, so it cannot give today's answers.
 //!
 //! Where the input is a [`serde_json::Value`] (offline YAML, the tests), [`Json::from`] borrows
-//! from it; the rules build their additions as owned [`Json`] (`Json::object`), turned into
-//! `Value` only for the patch's operations.
+//! from it; the rules build their additions as owned [`Json`] (`Json::object`), which the
+//! patch's operations hold and serialise as they are (`crate::harden::Patch`).
 
 use std::borrow::Cow;
 

@@ -17,7 +17,7 @@
 //!     │                            overlay.rs: the additions, read back as the hardened spec
 //!     │                              │ by findings/ and crate::psa, emitted as `add` operations
 //!     ▼                              ▼
-//!  json_patch::Patch + kube-harden.io/hardened annotation (patch.rs)
+//!  Patch of `add`s holding the added Json + kube-harden.io/hardened annotation (patch.rs)
 //! ```
 //!
 //! Each change name has one function (pod.rs for the pod's `securityContext`, identity.rs for
@@ -61,6 +61,7 @@ use annotations::{annotation_of, merge_hardened_names, parse_skip, template_anno
 pub use change::{Change, ChangeName, Outcome, SkipReason};
 pub use findings::{Finding, FindingName};
 pub use image::{ImageFacts, ImageLookup};
+pub use patch::{Add, Patch};
 pub use policy::{Policy, PolicyError, ResourceDefaults};
 pub use workload::{Unserved, WorkloadKind};
 
@@ -78,7 +79,7 @@ pub struct Hardened {
     /// Every decision, in rule order.
     pub changes: Vec<Change>,
     /// The patch to apply to the object; empty when nothing applies.
-    pub patch: json_patch::Patch,
+    pub patch: Patch,
     /// Problems with the object's kube-harden annotations (unknown change names, bad paths), then
     /// the hints on how to fix what an applied change may break (`hints.rs`).
     pub warnings: Vec<String>,
@@ -106,7 +107,7 @@ impl Hardened {
 
     /// Whether the patch changes anything.
     pub fn is_changed(&self) -> bool {
-        !self.patch.0.is_empty()
+        !self.patch.is_empty()
     }
 }
 
@@ -349,7 +350,7 @@ fn harden_kind(
     warnings.extend(image::warnings(&changes, policy));
     let mut hardened = Hardened {
         changes,
-        patch: json_patch::Patch(Vec::new()),
+        patch: Patch::default(),
         warnings,
         findings,
         restricted,
@@ -372,7 +373,7 @@ fn harden_kind(
         }
         ops.extend(patch::annotation_ops(path, template_meta, entries));
     }
-    hardened.patch = json_patch::Patch(ops);
+    hardened.patch = Patch(ops);
     Ok(hardened)
 }
 

@@ -13,13 +13,13 @@
 
 use std::borrow::Cow;
 
-use json_patch::PatchOperation;
 use json_patch::jsonptr::PointerBuf;
 
 use crate::dom::{Json, Object};
 
 use super::HardenError;
 use super::json;
+use super::patch::Add;
 
 mod emit;
 use emit::emit;
@@ -232,7 +232,7 @@ impl<'o> Overlay<'o> {
     }
 
     /// The `add` operations, with paths under the pod spec's.
-    pub fn into_ops(self) -> Vec<PatchOperation> {
+    pub fn into_ops(self) -> Vec<Add> {
         let mut ops = Vec::new();
         let mut at = self.base;
         // The pod spec is an object's member wherever it is (`spec`, `template.spec`).

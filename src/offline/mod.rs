@@ -15,8 +15,8 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 use crate::harden::{self, Change, Hardened, ImageLookup, Policy};
 use crate::yaml;
+use json_patch::Patch;
 use json_patch::jsonptr::PointerBuf;
-use json_patch::{Patch, PatchOperation};
 
 /// How `harden` prints its result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -371,7 +371,8 @@ fn harden_document(
         result = harden_one(original, policy, images).map_err(|e| (None, e))?;
     }
     let mut hardened = original.clone();
-    json_patch::patch(&mut hardened, &result.patch).map_err(|e| {
+    let patch = result.patch.to_json_patch();
+    json_patch::patch(&mut hardened, &patch).map_err(|e| {
         (
             None,
             harden::HardenError::NotAdditive {
@@ -382,7 +383,7 @@ fn harden_document(
     Ok(Document {
         original: original.clone(),
         hardened,
-        patch: result.patch,
+        patch,
         changes: result.changes,
         warnings: result.warnings,
         findings: result.findings,
@@ -394,16 +395,11 @@ fn harden_document(
 }
 
 /// The same operation with `prefix` in front of its path.
-fn rebase(op: PatchOperation, prefix: &PointerBuf) -> PatchOperation {
-    match op {
-        PatchOperation::Add(mut add) => {
-            let mut path = prefix.clone();
-            path.append(&add.path);
-            add.path = path;
-            PatchOperation::Add(add)
-        }
-        other => other,
-    }
+fn rebase(mut op: harden::Add, prefix: &PointerBuf) -> harden::Add {
+    let mut path = prefix.clone();
+    path.append(&op.path);
+    op.path = path;
+    op
 }
 
 #[cfg(test)]

@@ -1,13 +1,13 @@
 //! The RFC 6902 `add` operations of an [`Overlay`](super::Overlay), in the order of a walk of
 //! the hardened spec (see the parent module's header).
 
-use json_patch::PatchOperation;
+use std::borrow::Cow;
+
 use json_patch::jsonptr::PointerBuf;
-use serde_json::Value;
 
 use super::Node;
-use crate::dom::Json;
-use crate::harden::patch::add;
+use crate::dom::{Json, Object};
+use crate::harden::patch::{Add, add};
 
 /// The operations of `node` over `original` at `at`, in the order of a walk of the hardened
 /// value. An empty object of the original that receives members, where `whole` (an object's
@@ -19,7 +19,7 @@ pub(super) fn emit(
     original: &Json<'_>,
     whole: bool,
     at: &mut PointerBuf,
-    ops: &mut Vec<PatchOperation>,
+    ops: &mut Vec<Add>,
 ) {
     match (node, original) {
         // Nothing can be below a member of an empty object: what is written there is `added`.
@@ -27,8 +27,8 @@ pub(super) fn emit(
             if whole && map.is_empty() && added.iter().any(|(_, v)| !v.is_null()) =>
         {
             let members = added.into_iter().filter(|(_, v)| !v.is_null());
-            let members = members.map(|(k, v)| (k, Value::from(v)));
-            ops.push(add(at.clone(), Value::Object(members.collect())));
+            let members = members.map(|(k, v)| (Cow::Owned(k), v)).collect();
+            ops.push(add(at.clone(), Json::Object(Object::from_members(members))));
         }
         (Node::Object { mut below, added }, Json::Object(map)) => {
             for (key, value) in map.iter() {
@@ -44,7 +44,7 @@ pub(super) fn emit(
             }
             // A `null` is a path made on the way by a write that was then refused: nothing.
             for (key, value) in added.into_iter().filter(|(_, v)| !v.is_null()) {
-                ops.push(add(at.with_trailing_token(key.as_str()), value.into()));
+                ops.push(add(at.with_trailing_token(key.as_str()), value));
             }
         }
         (
@@ -65,11 +65,11 @@ pub(super) fn emit(
             for (i, value) in appended.into_iter().enumerate() {
                 ops.push(add(
                     at.with_trailing_token((list.len() + i).to_string()),
-                    value.into(),
+                    value,
                 ));
             }
         }
-        (Node::Set(value), _) if !value.is_null() => ops.push(add(at.clone(), value.into())),
+        (Node::Set(value), _) if !value.is_null() => ops.push(add(at.clone(), value)),
         _ => {}
     }
 }

@@ -6,21 +6,16 @@ use serde_json::{Value, json};
 use super::*;
 use crate::harden::patch::pointer;
 
-fn apply(mut doc: Value, ops: Vec<PatchOperation>) -> Value {
-    json_patch::patch(&mut doc, &ops).unwrap();
+fn apply(mut doc: Value, ops: Vec<Add>) -> Value {
+    crate::harden::Patch(ops).apply(&mut doc).unwrap();
     doc
 }
 
 use Step::{Index, Key};
 
 /// The operations' paths (every one an `add`).
-pub(crate) fn paths(ops: &[PatchOperation]) -> Vec<String> {
-    ops.iter()
-        .map(|op| match op {
-            PatchOperation::Add(op) => op.path.to_string(),
-            other => panic!("{other:?}"),
-        })
-        .collect()
+pub(crate) fn paths(ops: &[Add]) -> Vec<String> {
+    ops.iter().map(|op| op.path.to_string()).collect()
 }
 
 fn field() -> String {
@@ -164,10 +159,7 @@ fn an_empty_object_is_added_whole() {
     let ops = overlay.into_ops();
     let added: Vec<(String, String)> = ops
         .iter()
-        .map(|op| match op {
-            PatchOperation::Add(op) => (op.path.to_string(), op.value.to_string()),
-            other => panic!("{other:?}"),
-        })
+        .map(|op| (op.path.to_string(), op.value.to_string()))
         .collect();
     let expected = [
         ("/spec/full/empty", r#"{"b":1,"a":2}"#),

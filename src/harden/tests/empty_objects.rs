@@ -13,10 +13,7 @@ fn ops_against(object: &Value, without: &Value) -> Vec<(String, Value)> {
     assert_eq!(out, expected, "{:?}", h.patch);
     paths(&h.patch.0)
         .into_iter()
-        .zip(h.patch.0.iter().map(|op| match op {
-            json_patch::PatchOperation::Add(op) => op.value.clone(),
-            other => panic!("{other:?}"),
-        }))
+        .zip(h.patch.0.iter().map(|op| Value::from(op.value.clone())))
         .collect()
 }
 

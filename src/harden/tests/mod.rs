@@ -19,7 +19,7 @@ mod workloads;
 fn run_with(object: &Value, policy: &Policy) -> (Hardened, Value) {
     let hardened = harden_object(object, policy).expect("hardens");
     let mut patched = object.clone();
-    json_patch::patch(&mut patched, &hardened.patch).expect("patch applies");
+    hardened.patch.apply(&mut patched).expect("patch applies");
     (hardened, patched)
 }
 

@@ -45,7 +45,7 @@ fn new_ephemeral_containers_only() {
         harden_new_ephemeral_containers(&Json::from(&with_debug), &existing, &Policy::default())
             .unwrap();
     let mut out = with_debug.clone();
-    json_patch::patch(&mut out, &h.patch).unwrap();
+    h.patch.apply(&mut out).unwrap();
     assert_eq!(
         out["spec"]["ephemeralContainers"][0],
         with_debug["spec"]["ephemeralContainers"][0]
@@ -87,7 +87,7 @@ fn new_ephemeral_containers_only() {
         APPLIED
     );
     let mut out = plain.clone();
-    json_patch::patch(&mut out, &h.patch).unwrap();
+    h.patch.apply(&mut out).unwrap();
     assert!(out["spec"].get("volumes").is_none());
     assert!(out["spec"].get("securityContext").is_none());
 }

@@ -9,7 +9,10 @@ fn hardened() -> Value {
     let hardened =
         kube_harden::harden::harden_object(&pod, &kube_harden::harden::Policy::default())
             .expect("the bench pod hardens");
-    json_patch::patch(&mut pod, &hardened.patch).expect("kube-harden's patch applies");
+    hardened
+        .patch
+        .apply(&mut pod)
+        .expect("kube-harden's patch applies");
     pod
 }
 

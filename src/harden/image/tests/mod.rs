@@ -65,7 +65,7 @@ fn run(object: &Value, images: &ImageLookup) -> (Hardened, Value) {
     let hardened =
         harden_workload_with_images(object, kind, &Policy::default(), images).expect("hardens");
     let mut patched = object.clone();
-    json_patch::patch(&mut patched, &hardened.patch).expect("patch applies");
+    hardened.patch.apply(&mut patched).expect("patch applies");
     // Hardening again with the same lookup adds nothing.
     let again = harden_workload_with_images(&patched, kind, &Policy::default(), images).unwrap();
     assert!(
@@ -244,7 +244,7 @@ fn a_pod_of_a_hardened_template_is_hardened_to_nothing_more() {
         let kind = kind_of(&object);
         let h = harden_workload_with_images(&object, kind, &Policy::default(), &images).unwrap();
         let mut patched = object.clone();
-        json_patch::patch(&mut patched, &h.patch).unwrap();
+        h.patch.apply(&mut patched).unwrap();
         let meta =
             workload::lookup_value(&patched, kind.template_metadata_path().unwrap()).cloned();
         let spec = workload::lookup_value(&patched, kind.pod_spec_path()).unwrap();
