@@ -8,7 +8,7 @@
 //!                                                          beside Kyverno, Gatekeeper, MutatingAdmissionPolicy
 //! kube-harden-bench patch-shapes [--pods N] [--rounds R] [--profile-seconds S]
 //!                                                          kube-apiserver's CPU by patch shape
-//! kube-harden-bench canned CERT KEY                         the canned server (prints its address)
+//! kube-harden-bench canned CERT KEY [ANSWERS_DIR]           the canned server (prints its address)
 //! ```
 
 use std::path::PathBuf;
@@ -61,22 +61,32 @@ fn main() {
         }
         Some("canned") => {
             let (Some(cert), Some(key)) = (args.get(1), args.get(2)) else {
-                eprintln!("usage: kube-harden-bench canned CERT KEY");
+                eprintln!("usage: kube-harden-bench canned CERT KEY [ANSWERS_DIR]");
                 std::process::exit(2);
             };
             let cert = std::fs::read(cert).expect("certificate file");
             let key = std::fs::read(key).expect("key file");
+            // Each file of ANSWERS_DIR is the answer at /answer/<its name>.
+            let mut answers = std::collections::HashMap::new();
+            if let Some(dir) = args.get(3) {
+                for entry in std::fs::read_dir(dir).expect("answers directory") {
+                    let path = entry.expect("answers directory entry").path();
+                    let name = path.file_name().expect("file name").to_string_lossy();
+                    let answer = std::fs::read(&path).expect("answer file");
+                    answers.insert(format!("/answer/{name}"), answer.into());
+                }
+            }
             runtime().block_on(async {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
                     .await
                     .expect("bind 127.0.0.1");
                 println!("{}", listener.local_addr().expect("address"));
-                canned::serve(listener, &cert, &key).await;
+                canned::serve(listener, &cert, &key, answers).await;
             });
         }
         _ => {
             eprintln!(
-                "usage: kube-harden-bench server [--bin PATH] [--seconds N] | controlplane [--bin PATH] [--pods N] | peers [--bin PATH] [--pods N] [--long-seconds S] | patch-shapes [--pods N] [--rounds R] [--profile-seconds S] | canned CERT KEY"
+                "usage: kube-harden-bench server [--bin PATH] [--seconds N] | controlplane [--bin PATH] [--pods N] | peers [--bin PATH] [--pods N] [--long-seconds S] | patch-shapes [--pods N] [--rounds R] [--profile-seconds S] | canned CERT KEY [ANSWERS_DIR]"
             );
             std::process::exit(2);
         }

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::client::{Proto, Target};
-use crate::load;
 use crate::pki::Pki;
 use crate::{REVIEW_BODIES, Scratch, fixture, free_port, ms, percentile, proc};
+use crate::{canned, load};
 
 /// A server process this benchmark started; killed and reaped on drop.
 pub struct ServerProcess {
@@ -86,13 +86,15 @@ pub fn start_kube_harden(bin: &Path, dir: &Path, pki: &Pki, extra: &[&str]) -> S
     process
 }
 
-/// Starts the canned server (this binary's `canned` command) on a free port.
-pub fn start_canned(dir: &Path, pki: &Pki) -> ServerProcess {
+/// Starts the canned server (this binary's `canned` command) on a free port; with `answers`, a
+/// directory whose each file it serves at `/answer/<name>`.
+pub fn start_canned(dir: &Path, pki: &Pki, answers: Option<&Path>) -> ServerProcess {
     let (cert, key) = pki.write(dir);
     let mut child = Command::new(std::env::current_exe().expect("own path"))
         .arg("canned")
         .arg(&cert)
         .arg(&key)
+        .args(answers)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -140,8 +142,24 @@ pub async fn run(options: &Options) {
     );
 
     let kh = start_kube_harden(&options.bin, &scratch.0, &pki, &[]);
-    let canned = start_canned(&scratch.0, &pki);
     let kh_target = Target::new(kh.addr, ca, None);
+    // kube-harden's own answer to each body, for the canned server to send back: the same bytes
+    // each way, nothing computed.
+    let answers = scratch.0.join("answers");
+    std::fs::create_dir_all(&answers).expect("answers directory");
+    let mut conn = kh_target.connect(Proto::H1).await.expect("kube-harden");
+    let mut answer_sizes = Vec::new();
+    for (_, file) in REVIEW_BODIES {
+        let (status, answer) = conn
+            .send("POST", "/mutate", Bytes::from(fixture(file)))
+            .await
+            .expect("kube-harden's answer");
+        assert!(status.is_success(), "kube-harden answered {status}");
+        answer_sizes.push(answer.len());
+        std::fs::write(answers.join(file), &answer).expect("write the answer");
+    }
+    drop(conn);
+    let canned = start_canned(&scratch.0, &pki, Some(&answers));
     let canned_target = Target::new(canned.addr, ca, None);
     let pod = Bytes::from(fixture(REVIEW_BODIES[0].1));
 
@@ -156,33 +174,48 @@ pub async fn run(options: &Options) {
 
     println!("### Throughput at saturation (closed loop)\n");
     println!(
-        "HTTP/1.1: 32 connections, one request each in flight; HTTP/2: 4 connections x 16 streams. {} s measured after 1 s warm-up.\n",
-        options.seconds
+        "HTTP/1.1: 32 connections, one request each in flight; HTTP/2: 4 connections x 16 streams. {} s measured after 1 s warm-up. The canned server answers {} bytes (`canned`), or kube-harden's own answer to the body (`canned, same answer`: {} bytes), read back from kube-harden before the run.\n",
+        options.seconds,
+        canned::CANNED.len(),
+        answer_sizes
+            .iter()
+            .map(usize::to_string)
+            .collect::<Vec<_>>()
+            .join(" / "),
     );
     println!(
-        "| body | protocol | kube-harden req/s | server CPU (cores) | reviews/s per server core | canned req/s | canned CPU (cores) | kube-harden / canned | errors |"
+        "| body | protocol | kube-harden req/s | server CPU (cores) | reviews/s per server core | canned req/s | canned CPU (cores) | kube-harden / canned | canned, same answer req/s | kube-harden / canned, same answer | errors |"
     );
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     for (label, file) in REVIEW_BODIES {
         let body = Bytes::from(fixture(file));
+        // The load generator's tasks need a `&'static` path: three small strings per run.
+        let same_answer: &'static str = Box::leak(format!("/answer/{file}").into_boxed_str());
         for proto in [Proto::H1, Proto::H2] {
             let (conns, streams) = match proto {
                 Proto::H1 => (32, 1),
                 Proto::H2 => (4, 16),
             };
-            let run = |target: &Target, server_pid| load::Run {
+            let run = |target: &Target, path: &'static str, server_pid| load::Run {
                 target: target.clone(),
                 proto,
-                path: "/mutate",
+                path,
                 body: body.clone(),
                 warmup,
                 duration: secs,
                 server_pid,
             };
-            let k = load::saturate(&run(&kh_target, kh.pid), conns, streams).await;
-            let c = load::saturate(&run(&canned_target, canned.pid), conns, streams).await;
+            let k = load::saturate(&run(&kh_target, "/mutate", kh.pid), conns, streams).await;
+            let c =
+                load::saturate(&run(&canned_target, "/mutate", canned.pid), conns, streams).await;
+            let s = load::saturate(
+                &run(&canned_target, same_answer, canned.pid),
+                conns,
+                streams,
+            )
+            .await;
             println!(
-                "| {label} | {} | {:.0} | {:.2} | {:.0} | {:.0} | {:.2} | {:.2} | {} |",
+                "| {label} | {} | {:.0} | {:.2} | {:.0} | {:.0} | {:.2} | {:.2} | {:.0} | {:.2} | {} |",
                 proto.label(),
                 k.per_second,
                 k.server_cores,
@@ -190,7 +223,9 @@ pub async fn run(options: &Options) {
                 c.per_second,
                 c.server_cores,
                 k.per_second / c.per_second,
-                k.errors + c.errors,
+                s.per_second,
+                k.per_second / s.per_second,
+                k.errors + c.errors + s.errors,
             );
         }
     }
