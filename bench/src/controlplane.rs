@@ -220,7 +220,8 @@ pub(crate) async fn segment(
 
 /// One long window: `clients` create pods in `namespace` for `seconds` (while a kube-apiserver
 /// CPU profile of that length is taken and written to `profile`, when given); returns the pods
-/// created and the CPU seconds each of `pids` used meanwhile (/proc).
+/// created, the wall time they took (the segment in flight when the time is up finishes, so a
+/// little over `seconds`) and the CPU seconds each of `pids` used meanwhile (/proc).
 pub(crate) async fn window(
     api: &Target,
     pids: &[u32],
@@ -228,7 +229,12 @@ pub(crate) async fn window(
     clients: &[Conn],
     seconds: u64,
     profile: Option<&Path>,
-) -> (usize, Vec<f64>) {
+) -> (usize, Duration, Vec<f64>) {
+    // kube-apiserver ends a request after 60 s (--request-timeout): a longer profile would fail.
+    assert!(
+        seconds < 60,
+        "a window of {seconds} s: at most 59 (kube-apiserver's request timeout)"
+    );
     let cpu = || -> Vec<f64> {
         pids.iter()
             .map(|&pid| proc::cpu_seconds(pid).unwrap_or(0.0))
@@ -248,24 +254,34 @@ pub(crate) async fn window(
         }));
     }
     let (t0, cpu0) = (Instant::now(), cpu());
+    let (length, deadline) = (
+        Duration::from_secs(seconds),
+        Duration::from_secs(seconds + 30),
+    );
     let mut created = 0;
     let running = |fetch: &Option<tokio::task::JoinHandle<_>>| match fetch {
         Some(fetch) => !fetch.is_finished(),
-        None => t0.elapsed() < Duration::from_secs(seconds),
+        None => t0.elapsed() < length,
     };
     while running(&fetch) {
+        assert!(
+            t0.elapsed() < deadline,
+            "no kube-apiserver profile {} s after a window of {seconds} s",
+            deadline.as_secs()
+        );
         created += segment(clients, namespace, 5 * clients.len(), |_| true)
             .await
             .0
             .len();
     }
+    let wall = t0.elapsed();
     let used = cpu().iter().zip(cpu0).map(|(b, a)| b - a).collect();
     if let (Some(fetch), Some(path)) = (fetch, profile) {
         let (status, body) = fetch.await.expect("profile task").expect("profile request");
         assert!(status.is_success(), "/debug/pprof/profile: {status}");
         std::fs::write(path, &body).expect("write the profile");
     }
-    (created, used)
+    (created, wall, used)
 }
 
 /// The figures of one configuration at one concurrency: latencies, errors, created pods that

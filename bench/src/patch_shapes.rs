@@ -192,7 +192,7 @@ async fn profiles(
                 );
                 let ns = namespace(configs[i]);
                 let profile = Some(dir.join(name));
-                let (pods, cpu) =
+                let (pods, _, cpu) =
                     window(api, &pids, ns, &clients, seconds, profile.as_deref()).await;
                 let cell = &mut cells[i];
                 cell.0 += pods;

@@ -214,13 +214,14 @@ async fn long_windows(api: &crate::client::Target, pids: &Pids, dir: &Path, seco
     let configs = [&PLAIN, &CONFIGS[1], &CONFIGS[4]];
     std::fs::create_dir_all(dir).expect("profiles directory");
     println!(
-        "| clients | config | pods | pods/s | kube-apiserver ms/pod: forward | backward | mean | etcd ms/pod | webhook ms/pod | sum ms/pod |"
+        "| clients | config | pods | pods/s | kube-apiserver ms/pod: forward | backward | both windows | etcd ms/pod | webhook ms/pod | sum ms/pod |"
     );
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     for clients_n in [10usize, 50] {
         let clients = connect_clients(api, clients_n).await;
-        // (pods, kube-apiserver ms/pod per direction, CPU seconds of the three processes)
-        let mut cells = vec![(0usize, [0.0f64; 2], [0.0f64; 3]); configs.len()];
+        // (pods, wall time, kube-apiserver ms/pod per direction, CPU seconds of the three
+        // processes); "both windows" is CPU over pods of the two together.
+        let mut cells = vec![(0usize, Duration::ZERO, [0.0f64; 2], [0.0f64; 3]); configs.len()];
         let forward: Vec<usize> = (0..configs.len()).collect();
         let backward: Vec<usize> = forward.iter().rev().copied().collect();
         for (pass, order) in [forward, backward].into_iter().enumerate() {
@@ -229,7 +230,7 @@ async fn long_windows(api: &crate::client::Target, pids: &Pids, dir: &Path, seco
                 let slug = c.name.replace(' ', "-");
                 let profile = dir.join(format!("{clients_n}c-{slug}-{}.pb.gz", pass + 1));
                 let watched = [pids.apiserver, pids.etcd, pids.webhook(c.webhook)];
-                let (pods, cpu) = window(
+                let (pods, wall, cpu) = window(
                     api,
                     &watched,
                     c.namespace,
@@ -240,13 +241,14 @@ async fn long_windows(api: &crate::client::Target, pids: &Pids, dir: &Path, seco
                 .await;
                 let cell = &mut cells[i];
                 cell.0 += pods;
-                cell.1[pass] = cpu[0] * 1000.0 / pods.max(1) as f64;
-                for (sum, used) in cell.2.iter_mut().zip(&cpu) {
+                cell.1 += wall;
+                cell.2[pass] = cpu[0] * 1000.0 / pods.max(1) as f64;
+                for (sum, used) in cell.3.iter_mut().zip(&cpu) {
                     *sum += used;
                 }
             }
         }
-        for (c, (pods, apiserver, cpu)) in configs.iter().zip(&cells) {
+        for (c, (pods, wall, apiserver, cpu)) in configs.iter().zip(&cells) {
             let per_pod = |s: f64| s * 1000.0 / (*pods).max(1) as f64;
             let webhook = if c.webhook == Webhook::None {
                 "-".to_owned()
@@ -256,7 +258,7 @@ async fn long_windows(api: &crate::client::Target, pids: &Pids, dir: &Path, seco
             println!(
                 "| {clients_n} | {} | {pods} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {webhook} | {:.2} |",
                 c.name,
-                *pods as f64 / (2 * seconds) as f64,
+                *pods as f64 / wall.as_secs_f64(),
                 apiserver[0],
                 apiserver[1],
                 per_pod(cpu[0]),

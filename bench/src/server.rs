@@ -143,6 +143,9 @@ pub async fn run(options: &Options) {
 
     let kh = start_kube_harden(&options.bin, &scratch.0, &pki, &[]);
     let kh_target = Target::new(kh.addr, ca, None);
+    // Memory idle after start, before any review.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle = rss_mib(kh.pid);
     // kube-harden's own answer to each body, for the canned server to send back: the same bytes
     // each way, nothing computed.
     let answers = scratch.0.join("answers");
@@ -163,9 +166,7 @@ pub async fn run(options: &Options) {
     let canned_target = Target::new(canned.addr, ca, None);
     let pod = Bytes::from(fixture(REVIEW_BODIES[0].1));
 
-    // Memory: idle, then with 200 connections that each sent a review.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let idle = rss_mib(kh.pid);
+    // Memory with 200 connections that each sent a review.
     let held = load::hold_connections(&kh_target, "/mutate", pod.clone(), 200).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let with_200 = rss_mib(kh.pid);

@@ -82,8 +82,8 @@ pub(super) fn allowed(
     warnings: Vec<String>,
 ) -> Reviewed {
     report.outcome = outcome;
-    // The patch's JSON, written once; the response carries it as base64, encoded straight
-    // into the answer's bytes.
+    // The patch's JSON, written once from the rules' values; the response carries it as
+    // base64, written into the answer as a raw JSON string (`wire::Base64`).
     let patch = match patch.as_ref().map(serde_json::to_vec).transpose() {
         Ok(patch) => patch,
         Err(e) => return fail_open(report, "serialize_patch", e.to_string()),

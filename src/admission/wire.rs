@@ -150,7 +150,7 @@ mod tests {
     use super::Base64;
 
     #[test]
-    fn base64_in_blocks_is_the_standard_encoding() {
+    fn base64_is_the_standard_encoding_as_a_json_string() {
         let bytes: Vec<u8> = (0..3000_u32).map(|i| (i * 7 % 256) as u8).collect();
         for len in [0, 1, 2, 3, 4, 767, 768, 769, 1536, 1537, 3000] {
             let slice = &bytes[..len];
