@@ -164,7 +164,7 @@ conditions-cost: controlplane ## What a matchConditions skip would save the API 
 	$(CARGO) build --release --locked --bin kube-harden
 	KUBE_HARDEN_BIN=target/release/kube-harden $(CARGO) test --locked -p kube-harden-e2e --test conditions_cost
 
-bench-peers: controlplane peers ## kube-harden beside Kyverno, Gatekeeper and MutatingAdmissionPolicy on one control plane: latency, CPU per pod, RSS, fields stored (figures; not in `make test`)
+bench-peers: controlplane peers ## kube-harden beside Kyverno, Gatekeeper and MutatingAdmissionPolicy on one control plane: latency, CPU per pod, RSS, fields stored, long windows with kube-apiserver profiles (figures; not in `make test`)
 	$(CARGO) build --release --locked -p kube-harden -p kube-harden-bench --bins
 	target/release/kube-harden-bench peers --pods $(BENCH_PEERS_PODS) --long-seconds $(BENCH_PEERS_LONG_SECONDS)
 
