@@ -218,10 +218,11 @@ pub(crate) async fn segment(
     out
 }
 
-/// One long window: `clients` create pods in `namespace` for `seconds` (while a kube-apiserver
-/// CPU profile of that length is taken and written to `profile`, when given); returns the pods
-/// created, the wall time they took (the segment in flight when the time is up finishes, so a
-/// little over `seconds`) and the CPU seconds each of `pids` used meanwhile (/proc).
+/// One long window: `clients` create pods in `namespace` for `seconds` (with a `profile`: after
+/// a forced full GC of kube-apiserver, while a CPU profile of that length is taken and written
+/// there); returns the pods created, the wall time they took (the segment in flight when the
+/// time is up finishes, so a little over `seconds`) and the CPU seconds each of `pids` used
+/// meanwhile (/proc).
 pub(crate) async fn window(
     api: &Target,
     pids: &[u32],
@@ -243,6 +244,14 @@ pub(crate) async fn window(
     let mut fetch = None;
     if profile.is_some() {
         let mut admin = api.connect(Proto::H2).await.expect("API server connection");
+        // A full GC first (Go's heap profile with `gc=1` runs one), so that every window starts
+        // from the same point of the GC's cycle: the watch cache holds every pod created, and a
+        // cycle that marks it lands in whichever window it falls into.
+        let (status, _) = admin
+            .send("GET", "/debug/pprof/heap?gc=1", Bytes::new())
+            .await
+            .expect("heap profile request");
+        assert!(status.is_success(), "/debug/pprof/heap?gc=1: {status}");
         fetch = Some(tokio::spawn(async move {
             admin
                 .send(
