@@ -157,8 +157,9 @@ fn spread(values: &[f64]) -> (f64, f64, f64) {
     (mean, min, max)
 }
 
-/// Long windows, each profiled: every configuration for `seconds`, forward then backward, at
-/// 1 and 10 clients; prints CPU per pod from /proc over each window and where the profiles are.
+/// Long windows, each profiled ([`window`]: a full kube-apiserver GC first, since 2026-11-30
+/// 16:26): every configuration for `seconds`, forward then backward, at 1 and 10 clients;
+/// prints CPU per pod from /proc over each window and where the profiles are.
 async fn profiles(
     api: &Target,
     pids: [u32; 2],
