@@ -1,15 +1,17 @@
 //! The rules alone, no sockets: hardening plus patch building on parsed objects
 //! (`harden_object`), and the whole admission handler on AdmissionReview bytes (`review`: parse,
-//! harden, build and serialise the response), with the binary's allocator (mimalloc). `make
-//! bench` runs it; figures in docs/performance.md.
+//! harden, build and serialise the response) and the log line it writes (`log_line`), with the
+//! binary's allocator (mimalloc). `make bench` runs it; figures in docs/performance.md.
 
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use kube_harden::admission::{Mode, review};
+use kube_harden::config::LogFormat;
 use kube_harden::dom::Json;
 use kube_harden::harden::{ImageLookup, Policy, WorkloadKind, harden_json, harden_object};
+use kube_harden::logging;
 use kube_harden_bench::fixture;
 
 /// The kube-harden binary's allocator (src/main.rs), so the figures are the binary's.
@@ -65,7 +67,24 @@ fn engine(c: &mut Criterion) {
         });
     }
     group.finish();
+
+    // The log line of one review (`kube-harden serve` writes one per review), formatted as the
+    // binary does and written to a sink: what the line costs beside the review above.
+    let mut group = c.benchmark_group("log_line");
+    let reviewed = review(&fixture("review-pod-create.json"), Mode::Enforce, &policy);
+    for (name, format) in [("text", LogFormat::Text), ("json", LogFormat::Json)] {
+        let subscriber = logging::subscriber(format, "info", std::io::sink, false).expect("filter");
+        tracing::subscriber::with_default(subscriber, || {
+            group.bench_function(name, |b| {
+                b.iter(|| logging::review(Mode::Enforce, black_box(&reviewed.report), ELAPSED))
+            });
+        });
+    }
+    group.finish();
 }
+
+/// The duration the benchmarked log line reports.
+const ELAPSED: Duration = Duration::from_micros(31);
 
 criterion_group! {
     name = benches;

@@ -61,7 +61,7 @@ pub(super) async fn route_webhook(
     let reviewed = review_within_budget(body, mode, state).await;
     let elapsed = started.elapsed();
     state.metrics.record_review(mode, &reviewed.report, elapsed);
-    log_review(mode, &reviewed.report, elapsed);
+    crate::logging::review(mode, &reviewed.report, elapsed);
     let status = StatusCode::from_u16(reviewed.status).unwrap_or(StatusCode::OK);
     let mut response = Response::new(Full::new(Bytes::from(reviewed.body)));
     *response.status_mut() = status;
@@ -195,33 +195,6 @@ async fn read_body(
         )),
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
     }
-}
-
-fn log_review(mode: Mode, report: &admission::Report, elapsed: Duration) {
-    let applied: Vec<&str> = report
-        .changes
-        .iter()
-        .filter(|c| c.outcome == crate::harden::Outcome::Applied)
-        .map(|c| c.name)
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .map(|n| n.as_str())
-        .collect();
-    let error = report.error.as_ref().map(|(_, message)| message.as_str());
-    tracing::info!(
-        uid = %report.uid,
-        mode = mode.as_str(),
-        operation = report.operation,
-        kind = report.kind,
-        namespace = %report.namespace,
-        name = %report.name,
-        dry_run = report.dry_run,
-        outcome = report.outcome.as_str(),
-        changes = %applied.join(","),
-        duration_us = elapsed.as_micros() as u64,
-        error,
-        "admission review"
-    );
 }
 
 pub(super) fn route_metrics(req: &Request<Incoming>, state: &State) -> Response<Full<Bytes>> {
