@@ -22,7 +22,7 @@ use tracing_subscriber::fmt::format::{FieldFn, Writer};
 use crate::admission::{Mode, Report};
 use crate::config::LogFormat;
 use crate::error::{Error, Result};
-use crate::harden::{Change, ChangeName, Outcome};
+use crate::harden::{Change, applied_names};
 
 /// Installs the process-wide subscriber (a second call, only possible in tests, keeps the first).
 pub fn init(format: LogFormat, filter: &str) -> Result<()> {
@@ -73,20 +73,13 @@ pub fn review(mode: Mode, report: &Report, elapsed: Duration) {
     );
 }
 
-/// The names of the applied changes, each once, in [`ChangeName`]'s order, comma-separated.
+/// The names of the applied changes, each once, in [`crate::harden::ChangeName`]'s order,
+/// comma-separated.
 struct Applied<'a>(&'a [Change]);
 
 impl std::fmt::Display for Applied<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut names: Vec<ChangeName> = self
-            .0
-            .iter()
-            .filter(|c| c.outcome == Outcome::Applied)
-            .map(|c| c.name)
-            .collect();
-        names.sort_unstable();
-        names.dedup();
-        for (i, name) in names.iter().enumerate() {
+        for (i, name) in applied_names(self.0).iter().enumerate() {
             if i > 0 {
                 f.write_char(',')?;
             }
@@ -259,6 +252,7 @@ mod tests {
     #[test]
     fn a_review_is_one_line_of_escaped_fields() {
         use crate::admission::RequestOutcome;
+        use crate::harden::{ChangeName, Outcome, SkipReason};
         let change = |name, outcome| Change {
             name,
             container: Some("app".into()),
@@ -279,7 +273,7 @@ mod tests {
                 change(ChangeName::RunAsUser, Outcome::Applied),
                 change(
                     ChangeName::RunAsGroup,
-                    Outcome::Skipped(crate::harden::SkipReason::ExplicitValue),
+                    Outcome::Skipped(SkipReason::ExplicitValue),
                 ),
             ],
             error: None,

@@ -150,6 +150,18 @@ impl Outcome {
     }
 }
 
+/// The distinct names of the applied changes among `changes`, in [`ChangeName`]'s order.
+pub fn applied_names(changes: &[Change]) -> Vec<ChangeName> {
+    let mut names: Vec<ChangeName> = changes
+        .iter()
+        .filter(|c| c.outcome == Outcome::Applied)
+        .map(|c| c.name)
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+}
+
 /// One decision of the rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {

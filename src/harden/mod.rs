@@ -58,7 +58,7 @@ use serde_json::Value;
 use crate::dom::{Json, Object};
 
 use annotations::{annotation_of, merge_hardened_names, parse_skip, template_annotations};
-pub use change::{Change, ChangeName, Outcome, SkipReason};
+pub use change::{Change, ChangeName, Outcome, SkipReason, applied_names};
 pub use findings::{Finding, FindingName};
 pub use image::{ImageFacts, ImageLookup};
 pub use patch::{Add, Patch};
@@ -94,15 +94,7 @@ pub struct Hardened {
 impl Hardened {
     /// The distinct change names that were applied, in canonical order.
     pub fn applied_names(&self) -> Vec<ChangeName> {
-        let mut names: Vec<ChangeName> = self
-            .changes
-            .iter()
-            .filter(|c| c.outcome == Outcome::Applied)
-            .map(|c| c.name)
-            .collect();
-        names.sort();
-        names.dedup();
-        names
+        change::applied_names(&self.changes)
     }
 
     /// Whether the patch changes anything.
