@@ -5,8 +5,8 @@
 //! to the bench pod (bench/peers/policies/). Each configuration has its own namespace; the
 //! namespaces alternate (forward, then backward) at 1, 10 and 50 clients. Every created pod is
 //! checked field by field ([`fields`]), and pods are read back at the end. Then, with
-//! `--long-seconds`, long windows of no webhook, kube-harden and Gatekeeper at 10 and 50 clients,
-//! each with a kube-apiserver CPU profile.
+//! `--long-seconds`, long windows of no webhook, kube-harden and Gatekeeper at 1, 10 and 50
+//! clients, each with a kube-apiserver CPU profile.
 //!
 //! Kyverno and Gatekeeper are built from their Go modules and started by bench/peers/peers.sh.
 
@@ -207,8 +207,8 @@ async fn pass(api: &crate::client::Target, pids: &Pids, configs: &[&Config], pod
 
 /// Long windows: no webhook, kube-harden and Gatekeeper (the two webhooks that are close on the
 /// API server's CPU), each for `seconds` while a kube-apiserver CPU profile is taken, forward
-/// then backward, at 10 and 50 clients: the pass tables' cells last about a second at 50
-/// clients, too short for a GC cycle or two to average out. Prints CPU per pod from /proc; the
+/// then backward, at 1, 10 and 50 clients: the pass tables' cells last about a second (200 pods
+/// at 1 client, 800 at 10 and 50), too short for a GC cycle or two to average out. Prints CPU per pod from /proc; the
 /// profiles are in `dir`.
 async fn long_windows(api: &crate::client::Target, pids: &Pids, dir: &Path, seconds: u64) {
     let configs = [&PLAIN, &CONFIGS[1], &CONFIGS[4]];
@@ -217,7 +217,7 @@ async fn long_windows(api: &crate::client::Target, pids: &Pids, dir: &Path, seco
         "| clients | config | pods | pods/s | kube-apiserver ms/pod: forward | backward | both windows | etcd ms/pod | webhook ms/pod | sum ms/pod |"
     );
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
-    for clients_n in [10usize, 50] {
+    for clients_n in [1usize, 10, 50] {
         let clients = connect_clients(api, clients_n).await;
         // (pods, wall time, kube-apiserver ms/pod per direction, CPU seconds of the three
         // processes); "both windows" is CPU over pods of the two together.
