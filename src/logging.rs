@@ -90,7 +90,7 @@ impl std::fmt::Display for Applied<'_> {
 }
 
 /// The field formatter of text logs: `name=value` pairs separated by spaces, the message first
-/// and bare, every value escaped by [`render_value`] (the message by [`escape_controls`]).
+/// and bare, every value written by `write_value` (the message escaped by `EscapeControls`).
 pub fn escaped_fields()
 -> tracing_subscriber::field::delimited::Delimited<&'static str, FieldFn<FieldWriter>> {
     use tracing_subscriber::field::MakeExt as _;
@@ -161,20 +161,6 @@ impl<W: std::fmt::Write> std::fmt::Write for EscapeControls<'_, W> {
     }
 }
 
-/// Control characters as Rust escapes; everything else unchanged.
-pub fn escape_controls(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    let _ = EscapeControls(&mut escaped).write_str(text);
-    escaped
-}
-
-/// A field value as it is written (see [`write_value`]).
-pub fn render_value(rendered: &str) -> String {
-    let mut written = String::with_capacity(rendered.len() + 2);
-    let _ = write_value(&mut written, rendered);
-    written
-}
-
 fn is_plain(text: &str) -> bool {
     !text.is_empty()
         && text
@@ -207,6 +193,20 @@ fn is_quoted(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A field value as [`write_field`] writes it.
+    fn render_value(rendered: &str) -> String {
+        let mut written = String::new();
+        write_value(&mut written, rendered).unwrap();
+        written
+    }
+
+    /// A message as [`write_field`] writes it.
+    fn escape_controls(text: &str) -> String {
+        let mut escaped = String::new();
+        EscapeControls(&mut escaped).write_str(text).unwrap();
+        escaped
+    }
 
     #[test]
     fn values_cannot_break_out_of_their_field() {

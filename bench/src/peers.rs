@@ -208,8 +208,8 @@ async fn pass(api: &crate::client::Target, pids: &Pids, configs: &[&Config], pod
 /// Long windows: no webhook, kube-harden and Gatekeeper (the two webhooks that are close on the
 /// API server's CPU), each for `seconds` while a kube-apiserver CPU profile is taken, forward
 /// then backward, at 1, 10 and 50 clients: the pass tables' cells last about a second (200 pods
-/// at 1 client, 800 at 10 and 50), too short for a GC cycle or two to average out. Prints CPU per pod from /proc; the
-/// profiles are in `dir`.
+/// at 1 client, 800 at 10 and 50), too short for a GC cycle or two to average out. Prints CPU
+/// per pod from /proc; the profiles are in `dir`.
 async fn long_windows(api: &crate::client::Target, pids: &Pids, dir: &Path, seconds: u64) {
     let configs = [&PLAIN, &CONFIGS[1], &CONFIGS[4]];
     std::fs::create_dir_all(dir).expect("profiles directory");
